@@ -1,0 +1,3 @@
+from plasticity_bench.cli import main
+
+main()

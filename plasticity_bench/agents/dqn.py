@@ -1,0 +1,72 @@
+"""Deep Q-Network, following CleanRL's dqn.py (MSE TD loss, hard target updates, linear ε)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plasticity_bench.agents.base import Agent, Batch, Role
+from plasticity_bench.agents.sac import soft_update
+from plasticity_bench.networks import MLP, MLPConfig
+
+
+def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
+    slope = (end - start) / max(duration, 1.0)
+    return max(slope * t + start, end)
+
+
+class DQN(Agent):
+    def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: MLPConfig,
+                 total_steps: int, rng: np.random.Generator, device: torch.device):
+        self.hp, self.device, self.rng = hp, device, rng
+        self.num_actions = num_actions
+        self.total_steps = total_steps
+        self.q_network = MLP(obs_dim, num_actions, network).to(device)
+        self.target_network = MLP(obs_dim, num_actions, network).to(device)
+        self.target_network.load_state_dict(self.q_network.state_dict())
+        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=hp["learning_rate"])
+        # CleanRL counts the target period in env steps; updates happen every 1/replay_ratio steps.
+        self.target_period = max(1, round(hp["target_network_frequency"] * hp["replay_ratio"]))
+        self.updates = 0
+        self.roles = {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,))}
+
+    def q_loss(self, q_network: nn.Module, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            target_max = self.target_network(batch.next_obs).max(dim=1).values
+            td_target = batch.rewards + self.hp["gamma"] * target_max * (1 - batch.terminations)
+        old_value = q_network(batch.obs).gather(1, batch.actions.view(-1, 1)).squeeze(1)
+        return F.mse_loss(td_target, old_value)
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.updates += 1
+        loss = self.q_loss(self.q_network, batch)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.optimizer.step()
+        if self.updates % self.target_period == 0:
+            soft_update(self.target_network, self.q_network, self.hp["tau"])
+        return {"q_loss": loss.detach()}
+
+    def epsilon(self, env_step: int) -> float:
+        duration = self.hp["exploration_fraction"] * self.total_steps
+        return linear_schedule(self.hp["start_e"], self.hp["end_e"], duration, env_step)
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> int:
+        if explore and self.rng.random() < self.epsilon(env_step):
+            return int(self.rng.integers(self.num_actions))
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        return int(self.q_network(obs_t).argmax(dim=1).item())
+
+    def modules_to_save(self) -> dict[str, Any]:
+        return {"q_network": self.q_network, "target_network": self.target_network, "optimizer": self.optimizer}
+
+    def counters(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.updates = counters["updates"]

@@ -1,0 +1,155 @@
+"""Soft Actor-Critic, following CleanRL's sac_continuous_action.py update by update.
+
+Actions live in [-1, 1] (environments rescale), so the tanh squashing needs no affine map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plasticity_bench.agents.base import Agent, Batch, Role
+from plasticity_bench.networks import MLP, MLPConfig
+
+LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+
+class GaussianActor(nn.Module):
+    """Tanh-squashed Gaussian policy; one trunk whose output layer holds mean and log-std."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: MLPConfig):
+        super().__init__()
+        self.trunk = MLP(obs_dim, 2 * action_dim, config)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_std = self.trunk(obs).chunk(2, dim=-1)
+        log_std = torch.tanh(log_std)
+        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
+        return mean, log_std
+
+    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reparameterised action and its log-probability (with the tanh correction)."""
+        mean, log_std = self(obs)
+        normal = torch.distributions.Normal(mean, log_std.exp())
+        pre_tanh = normal.rsample()
+        action = torch.tanh(pre_tanh)
+        log_prob = normal.log_prob(pre_tanh) - torch.log(1 - action.pow(2) + 1e-6)
+        return action, log_prob.sum(-1, keepdim=True)
+
+    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self(obs)[0])
+
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a) networks trained on the same target (clipped double Q)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: MLPConfig):
+        super().__init__()
+        self.q1 = MLP(obs_dim + action_dim, 1, config)
+        self.q2 = MLP(obs_dim + action_dim, 1, config)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x), self.q2(x)
+
+
+class SAC(Agent):
+    def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: MLPConfig,
+                 total_steps: int, rng: np.random.Generator, device: torch.device):
+        self.hp, self.device = hp, device
+        self.actor = GaussianActor(obs_dim, action_dim, network).to(device)
+        self.critic = TwinQ(obs_dim, action_dim, network).to(device)
+        self.critic_target = TwinQ(obs_dim, action_dim, network).to(device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=hp["policy_lr"])
+        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=hp["q_lr"])
+        self.target_entropy = -float(action_dim)
+        self.log_alpha = torch.tensor(float(np.log(hp["alpha"])), device=device, requires_grad=hp["autotune"])
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=hp["q_lr"])
+        self.updates = 0
+        self.roles = {
+            "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,)),
+            "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions)),
+        }
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.log_alpha.detach().exp()
+
+    def critic_loss(self, critic: nn.Module, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            next_action, next_log_pi = self.actor.sample(batch.next_obs)
+            next_q1, next_q2 = self.critic_target(batch.next_obs, next_action)
+            next_value = torch.min(next_q1, next_q2).squeeze(-1) - self.alpha * next_log_pi.squeeze(-1)
+            # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
+            target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * next_value
+        q1, q2 = critic(batch.obs, batch.actions)
+        return F.mse_loss(q1.squeeze(-1), target) + F.mse_loss(q2.squeeze(-1), target)
+
+    def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
+        action, log_pi = actor.sample(batch.obs)
+        q1, q2 = self.critic(batch.obs, action)
+        return (self.alpha * log_pi - torch.min(q1, q2)).mean()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.updates += 1
+        critic_loss = self.critic_loss(self.critic, batch)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        stats = {"critic_loss": critic_loss.detach()}
+
+        # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
+        if self.updates % self.hp["policy_frequency"] == 0:
+            for _ in range(self.hp["policy_frequency"]):
+                actor_loss = self.actor_loss(self.actor, batch)
+                self.actor_optimizer.zero_grad()
+                actor_loss.backward()
+                self.actor_optimizer.step()
+                stats["actor_loss"] = actor_loss.detach()
+                if self.hp["autotune"]:
+                    with torch.no_grad():
+                        _, log_pi = self.actor.sample(batch.obs)
+                    alpha_loss = (-self.log_alpha.exp() * (log_pi + self.target_entropy)).mean()
+                    self.alpha_optimizer.zero_grad()
+                    alpha_loss.backward()
+                    self.alpha_optimizer.step()
+                    stats["alpha"] = self.alpha
+
+        if self.updates % self.hp["target_network_frequency"] == 0:
+            soft_update(self.critic_target, self.critic, self.hp["tau"])
+        return stats
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        action = self.actor.sample(obs_t)[0] if explore else self.actor.deterministic(obs_t)
+        return action.squeeze(0).cpu().numpy()
+
+    def modules_to_save(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor, "critic": self.critic, "critic_target": self.critic_target,
+            "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+            "alpha_optimizer": self.alpha_optimizer,
+        }
+
+    def counters(self) -> dict[str, Any]:
+        return {"updates": self.updates, "log_alpha": self.log_alpha.detach().clone()}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.updates = counters["updates"]
+        with torch.no_grad():
+            self.log_alpha.copy_(counters["log_alpha"])
+
+
+@torch.no_grad()
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging target ← tau·source + (1 − tau)·target (tau = 1 copies)."""
+    for t, s in zip(target.parameters(), source.parameters()):
+        t.lerp_(s, tau)
+    for t, s in zip(target.buffers(), source.buffers()):
+        t.copy_(s)

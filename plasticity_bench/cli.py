@@ -1,0 +1,98 @@
+"""Command line: ``plasticity-bench list | train | aggregate | report``.
+
+User errors (bad names, invalid combinations, bad overrides) print one line naming the bad
+value and the valid choices, and exit with status 2 before anything is built or written.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from plasticity_bench import registry
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Benchmark suite for plasticity loss in deep RL.")
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@app.command("list")
+def list_components() -> None:
+    """Print the available algorithms, architectures, methods, metrics and task families."""
+    from plasticity_bench.environments import TASK_FAMILIES
+    from plasticity_bench.metrics import METRICS
+
+    sections = {
+        "algorithms": {name: desc for name, (_, desc) in registry.ALGOS.items()},
+        "architectures": {name: desc for name, (_, desc) in registry.ARCHS.items()},
+        "methods": {name: desc for name, (_, desc) in registry.METHODS.items()},
+        "metrics": METRICS,
+        "task families": TASK_FAMILIES,
+    }
+    for title, entries in sections.items():
+        typer.echo(f"{title}:")
+        width = max(len(name) for name in entries)
+        for name, description in entries.items():
+            typer.echo(f"  {name:<{width}}  {description}")
+
+
+@app.command()
+def train(
+    algo: str = typer.Option(..., help="algorithm: " + ", ".join(registry.ALGOS)),
+    arch: str = typer.Option("mlp", help="architecture: " + ", ".join(registry.ARCHS)),
+    method: str = typer.Option("none", help="method(s), joined by '+': " + ", ".join(registry.METHODS)),
+    task: str = typer.Option(..., help="family:name, e.g. dmc:cheetah-run, mujoco:HalfCheetah-v5, gym:CartPole-v1"),
+    seed: int = typer.Option(0, help="random seed"),
+    steps: int = typer.Option(..., help="environment steps to train for"),
+    out: Optional[Path] = typer.Option(None, help="run folder [default: results/runs/<run_id>]"),
+    set_: list[str] = typer.Option([], "--set", help="override a hyperparameter or method option: key=value, method.option=value"),
+    threads: int = typer.Option(1, help="torch threads (1 lets parallel jobs share the CPU)"),
+    device: str = typer.Option("cpu", help="torch device"),
+    progress: bool = typer.Option(True, help="show a progress bar"),
+    print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit"),
+) -> None:
+    """Train one run and write its record (manifest, eval, metrics, checkpoint); resumes after a kill."""
+    import json
+
+    from plasticity_bench.spec import SpecError, build_spec
+
+    if threads <= 0:
+        fail(f"threads must be positive, got {threads}")
+    try:
+        spec = build_spec(algo, arch, method, task, seed, steps, set_)
+    except SpecError as error:
+        fail(str(error))
+    if print_spec:
+        typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict()}, indent=2))
+        return
+
+    from plasticity_bench.train import NonFiniteLossError, RunConflictError
+    from plasticity_bench.train import train as run_training
+
+    run_dir = out or Path("results") / "runs" / spec.run_id
+    try:
+        manifest = run_training(spec, run_dir, threads=threads, device=device, progress=progress)
+    except RunConflictError as error:
+        fail(str(error))
+    except NonFiniteLossError as error:
+        fail(f"run failed: {error}", code=1)
+    last = manifest.get("step")
+    typer.echo(f"{spec.run_id}: {manifest['status']} at step {last}; record in {run_dir}")
+
+
+def main() -> None:
+    try:
+        from plasticity_bench import cli_pipeline
+    except ImportError:
+        cli_pipeline = None
+    if cli_pipeline is not None:
+        app.command("aggregate")(cli_pipeline.aggregate_command)
+        app.command("report")(cli_pipeline.report_command)
+    sys.exit(app())

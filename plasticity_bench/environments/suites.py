@@ -1,0 +1,109 @@
+"""Benchmark suites: tasks, step budgets and score normalisation, read from ``envs/*.yaml``.
+
+A task's normalised score is ``(return - random) / (reference - random)``: 0 for a uniform
+random policy, 1 for the reference agent (or the maximum return, where a suite says so).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+SUITES_DIR_ENV_VAR = "PLASTICITY_BENCH_SUITES_DIR"
+
+
+@dataclass(frozen=True)
+class TaskScore:
+    random: float
+    reference: float
+    source: str
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    algos: tuple[str, ...]
+    steps: int
+    tasks: dict[str, TaskScore]
+
+    def normalise(self, task: str, returns):
+        """``(returns - random) / (reference - random)``; ``returns`` a scalar or array."""
+        if task not in self.tasks:
+            raise ValueError(
+                f"task {task!r} is not in suite {self.name!r}; its tasks: {', '.join(self.tasks)}"
+            )
+        score = self.tasks[task]
+        normalised = (np.asarray(returns, dtype=np.float64) - score.random) / (score.reference - score.random)
+        return float(normalised) if np.ndim(normalised) == 0 else normalised
+
+
+def suites_dir() -> Path:
+    override = os.environ.get(SUITES_DIR_ENV_VAR)
+    return Path(override) if override else Path(__file__).resolve().parents[2] / "envs"
+
+
+def _parse_suite(path: Path) -> Suite:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    required = ("name", "description", "algos", "steps", "tasks")
+    missing = [key for key in required if not isinstance(data, dict) or key not in data]
+    if missing:
+        raise ValueError(f"suite file {path} lacks {', '.join(missing)}")
+    tasks = {}
+    for task, score in data["tasks"].items():
+        try:
+            tasks[task] = TaskScore(float(score["random"]), float(score["reference"]), str(score["source"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"suite file {path}: task {task!r} needs numeric random, reference and a source ({error})") from None
+        if tasks[task].reference == tasks[task].random:
+            raise ValueError(f"suite file {path}: task {task!r} has reference == random")
+    return Suite(
+        name=str(data["name"]),
+        description=str(data["description"]).strip(),
+        algos=tuple(str(algo) for algo in data["algos"]),
+        steps=int(data["steps"]),
+        tasks=tasks,
+    )
+
+
+def load_suites() -> dict[str, Suite]:
+    """Every suite in the suites directory, by name."""
+    suites: dict[str, Suite] = {}
+    for path in sorted(suites_dir().glob("*.yaml")):
+        suite = _parse_suite(path)
+        if suite.name in suites:
+            raise ValueError(f"suite name {suite.name!r} is defined twice (second time in {path})")
+        suites[suite.name] = suite
+    return suites
+
+
+def load_suite(name: str) -> Suite:
+    suites = load_suites()
+    if name not in suites:
+        raise ValueError(f"unknown suite {name!r}; suites: {', '.join(suites)}")
+    return suites[name]
+
+
+def suite_of_task(task: str) -> Suite | None:
+    """The first suite (by name) that lists ``task``, or None.
+
+    A task listed by several suites (dmc and dmc_easy share tasks) has the same scores in
+    each; tests/test_environments.py checks that.
+    """
+    for suite in load_suites().values():
+        if task in suite.tasks:
+            return suite
+    return None
+
+
+def normalise(task: str, returns):
+    """Normalise ``returns`` of ``task`` with the suite that lists it."""
+    suite = suite_of_task(task)
+    if suite is None:
+        raise ValueError(f"no suite lists task {task!r}; suites: {', '.join(load_suites())}")
+    return suite.normalise(task, returns)

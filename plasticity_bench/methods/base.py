@@ -1,0 +1,53 @@
+"""The Method interface: an intervention acts on networks and optimizer state, never on an
+agent's internals (the dopamine ``weight_recyclers`` separation)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.networks import MLPConfig
+
+
+class Method:
+    """Base class of every intervention; the default does nothing.
+
+    Subclasses set ``name`` and ``description``; their constructor takes the method's
+    options as keyword arguments (each with the paper's default), and ``options()`` lists
+    them so that ``--set name.option=value`` can be validated.
+    """
+
+    name: ClassVar[str] = "none"
+    description: ClassVar[str] = "no intervention (baseline)"
+    # Methods that periodically reset parameters own the reset schedule; two of them in
+    # one run would fight over the same neurons, so composition rejects that.
+    owns_reset_schedule: ClassVar[bool] = False
+
+    def __init__(self, **options: Any):
+        if options:
+            raise TypeError(f"method {self.name!r} takes no options, got {sorted(options)}")
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        """Option name → default value."""
+        return {}
+
+    def network_config(self, config: MLPConfig) -> MLPConfig:
+        """Change the architecture before networks are built (e.g. add LayerNorm)."""
+        return config
+
+    def after_update(
+        self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
+    ) -> dict[str, float]:
+        """Called after every gradient update (``update_step`` counts from 1).
+
+        Returns statistics to log (e.g. neurons reset per role), or an empty dict.
+        """
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass

@@ -1,0 +1,75 @@
+"""What methods and metrics know about a network: its activation modules and neuron layers."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+# Element-wise activations that keep the neuron axis; the names users pass on the CLI.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "ReLU": nn.ReLU,
+    "LeakyReLU": nn.LeakyReLU,
+    "ELU": nn.ELU,
+    "GELU": nn.GELU,
+    "SiLU": nn.SiLU,
+    "Mish": nn.Mish,
+    "Tanh": nn.Tanh,
+    "Sigmoid": nn.Sigmoid,
+    "Softplus": nn.Softplus,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; valid: {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[name]()
+
+
+def is_activation(module: nn.Module) -> bool:
+    """A module whose output is a layer of neurons: torch's activations, or any module that
+    declares itself one with a class attribute ``is_activation = True`` (e.g. CReLU)."""
+    if getattr(type(module), "is_activation", False):
+        return True
+    return type(module).__module__ == "torch.nn.modules.activation" and not isinstance(
+        module, (nn.MultiheadAttention, nn.Softmax, nn.LogSoftmax, nn.Softmin, nn.Softmax2d)
+    )
+
+
+def default_weight_init(weight: torch.Tensor) -> None:
+    """nn.Linear's own initialiser (Kaiming-uniform with a = sqrt(5), i.e. U(±1/sqrt(fan_in)))."""
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+
+
+@dataclass
+class NeuronLayer:
+    """One hidden layer of neurons, named by its activation module's qualified name.
+
+    ``incoming`` produces the neurons' pre-activations (row i of its weight feeds neuron i);
+    ``norm`` is the LayerNorm between them, if any; ``outgoing`` are the Linear layers that
+    read the neurons (column i of their weights).
+    """
+
+    name: str
+    incoming: nn.Linear
+    outgoing: list[nn.Linear]
+    norm: nn.LayerNorm | None = None
+    init_weight: object = field(default=default_weight_init)
+
+    @property
+    def width(self) -> int:
+        return self.incoming.out_features
+
+
+def neuron_layers(net: nn.Module, prefix: str = "") -> list[NeuronLayer]:
+    """Neuron layers of every building block inside ``net``, in definition order.
+
+    A building block (MLP, residual block, ...) lists its own layers via a
+    ``neuron_layers(prefix)`` method; names are qualified from ``net`` so they match the
+    keys of the metric functions.
+    """
+    if hasattr(net, "neuron_layers"):
+        return net.neuron_layers(prefix)
+    return [layer for name, child in net.named_children() for layer in neuron_layers(child, f"{prefix}{name}.")]

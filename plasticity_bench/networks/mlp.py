@@ -1,0 +1,55 @@
+"""Multilayer perceptron: Linear → [LayerNorm] → activation, repeated; a Linear output layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from plasticity_bench.networks.layers import NeuronLayer, make_activation
+
+
+@dataclass(frozen=True)
+class MLPConfig:
+    hidden_sizes: tuple[int, ...] = (256, 256)
+    activation: str = "ReLU"
+    layer_norm: bool = False
+
+
+class MLP(nn.Module):
+    """Every activation is an nn.Module so that metric probes can hook it."""
+
+    def __init__(self, in_features: int, out_features: int, config: MLPConfig = MLPConfig()):
+        super().__init__()
+        self.config = config
+        layers: list[nn.Module] = []
+        width = in_features
+        for hidden in config.hidden_sizes:
+            layers.append(nn.Linear(width, hidden))
+            if config.layer_norm:
+                layers.append(nn.LayerNorm(hidden))
+            layers.append(make_activation(config.activation))
+            width = hidden
+        layers.append(nn.Linear(width, out_features))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def neuron_layers(self, prefix: str = "") -> list[NeuronLayer]:
+        """Each hidden layer's activation with the parameters that feed and read it."""
+        found: list[NeuronLayer] = []
+        modules = list(self.layers.named_children())
+        linears = [(i, m) for i, (_, m) in enumerate(modules) if isinstance(m, nn.Linear)]
+        for position, (index, incoming) in enumerate(linears[:-1]):
+            outgoing = linears[position + 1][1]
+            between = [m for _, m in modules[index + 1 : linears[position + 1][0]]]
+            norm = next((m for m in between if isinstance(m, nn.LayerNorm)), None)
+            act_index = next(
+                j for j in range(index + 1, linears[position + 1][0]) if not isinstance(modules[j][1], nn.LayerNorm)
+            )
+            name = f"{prefix}layers.{modules[act_index][0]}"
+            found.append(NeuronLayer(name=name, incoming=incoming, norm=norm, outgoing=[outgoing]))
+        return found
+

@@ -1,0 +1,232 @@
+"""RunSpec: the frozen, validated description of one training run.
+
+Every choice a run depends on lives here, resolved to concrete values, so that the
+manifest records it in full and the run id is a stable hash of it. Whether a combination
+of algorithm, architecture, method and task is valid is decided here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from plasticity_bench import registry
+from plasticity_bench.environments import is_discrete, validate_task
+from plasticity_bench.networks.layers import ACTIVATIONS
+
+
+class SpecError(ValueError):
+    """A user error in a run specification (reported as one line, no traceback)."""
+
+
+# Cadences shared by every algorithm. Steps are environment steps; updates are gradient steps.
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "eval_every": 5000,  # env steps between evaluations (and always at the last step)
+    "eval_episodes": 10,  # deterministic-policy episodes per evaluation
+    "checkpoint_every": 10000,  # env steps; taken at the next episode boundary (see train.py)
+    "monitor_every": 1000,  # gradient updates between plasticity-metric measurements
+    "monitor_batch_size": 256,  # replay samples in the held monitoring batch
+    "hidden_sizes": (256, 256),
+    "activation": "ReLU",
+}
+
+# Hyperparameters as named in the CleanRL references (PAPERS.md), with their defaults.
+ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
+    "sac": {
+        "gamma": 0.99,
+        "tau": 0.005,
+        "batch_size": 256,
+        "buffer_size": 1_000_000,
+        "learning_starts": 5000,
+        "policy_lr": 3e-4,
+        "q_lr": 1e-3,
+        "policy_frequency": 2,
+        "target_network_frequency": 1,
+        "alpha": 0.2,
+        "autotune": True,
+        "replay_ratio": 1.0,  # gradient updates per env step
+    },
+    "dqn": {
+        "learning_rate": 2.5e-4,
+        "buffer_size": 10_000,
+        "gamma": 0.99,
+        "tau": 1.0,
+        "target_network_frequency": 500,
+        "batch_size": 128,
+        "start_e": 1.0,
+        "end_e": 0.05,
+        "exploration_fraction": 0.5,
+        "learning_starts": 10_000,
+        "replay_ratio": 0.1,  # CleanRL's train_frequency = 10
+        "hidden_sizes": (120, 84),
+    },
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    algo: str
+    arch: str
+    methods: tuple[str, ...]
+    task: str
+    seed: int
+    steps: int
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def method(self) -> str:
+        return "+".join(self.methods)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["methods"] = list(self.methods)
+        data["method"] = self.method
+        data["hyperparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparams.items()}
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        hyperparams = {k: tuple(v) if isinstance(v, list) else v for k, v in data["hyperparams"].items()}
+        return cls(
+            algo=data["algo"],
+            arch=data["arch"],
+            methods=tuple(data["methods"]),
+            task=data["task"],
+            seed=int(data["seed"]),
+            steps=int(data["steps"]),
+            hyperparams=hyperparams,
+            method_options=data["method_options"],
+        )
+
+    @property
+    def run_id(self) -> str:
+        """Readable prefix + hash of the full resolved spec: a changed hyperparameter is a new run."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True)
+        digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+        task = re.sub(r"[^A-Za-z0-9]+", "_", self.task)
+        return f"{self.algo}-{self.arch}-{self.method}-{task}-s{self.seed}-{digest}"
+
+
+def parse_methods(method: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in method.split("+"))
+    for name in names:
+        if name not in registry.METHODS:
+            raise SpecError(f"unknown method {name!r}; valid: {', '.join(registry.METHODS)}")
+    if len(set(names)) != len(names):
+        raise SpecError(f"method {method!r} names a method twice")
+    return names
+
+
+def default_hyperparams(algo: str) -> dict[str, Any]:
+    return {**TRAINER_DEFAULTS, **ALGO_DEFAULTS[algo]}
+
+
+def _coerce(key: str, raw: str, default: Any) -> Any:
+    """Parse an override value with YAML and check it has the default's type."""
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as error:
+        raise SpecError(f"cannot parse value {raw!r} for {key}: {error}".splitlines()[0]) from None
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    elif isinstance(default, tuple):
+        ok = isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)
+        value = tuple(value) if ok else value
+    elif default is None or isinstance(default, (str, list)):
+        ok = True
+    else:
+        ok = isinstance(value, type(default))
+    if not ok:
+        raise SpecError(f"{key}={raw!r} has the wrong type; expected {type(default).__name__} like {default!r}")
+    return value
+
+
+def build_spec(
+    algo: str,
+    arch: str,
+    method: str,
+    task: str,
+    seed: int,
+    steps: int,
+    overrides: list[str] | dict[str, Any] = (),
+) -> RunSpec:
+    """Validate every choice and resolve defaults; raises SpecError naming the bad value."""
+    if algo not in registry.ALGOS:
+        raise SpecError(f"unknown algorithm {algo!r}; valid: {', '.join(registry.ALGOS)}")
+    if arch not in registry.ARCHS:
+        raise SpecError(f"unknown architecture {arch!r}; valid: {', '.join(registry.ARCHS)}")
+    methods = parse_methods(method)
+    try:
+        validate_task(task)
+    except ValueError as error:
+        raise SpecError(str(error)) from None
+    discrete = is_discrete(task)
+    if algo == "dqn" and not discrete:
+        raise SpecError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
+    if algo != "dqn" and discrete:
+        raise SpecError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
+    if steps <= 0:
+        raise SpecError(f"steps must be positive, got {steps}")
+    if seed < 0:
+        raise SpecError(f"seed must be non-negative, got {seed}")
+
+    method_classes = [registry.lookup("method", registry.METHODS, name) for name in methods]
+    owners = [cls.name for cls in method_classes if cls.owns_reset_schedule]
+    if len(owners) > 1:
+        raise SpecError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
+
+    hyperparams = default_hyperparams(algo)
+    method_options = {cls.name: dict(cls.options()) for cls in method_classes}
+    items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
+    for key, raw in items:
+        raw = raw if isinstance(raw, str) else json.dumps(raw)
+        if "." in key:
+            name, _, option = key.partition(".")
+            if name not in method_options:
+                raise SpecError(f"override {key!r} names method {name!r}, which this run does not use ({'+'.join(methods)})")
+            if option not in method_options[name]:
+                valid = ", ".join(f"{name}.{o}" for o in method_options[name]) or "none"
+                raise SpecError(f"unknown option {key!r}; valid options of {name}: {valid}")
+            method_options[name][option] = _coerce(key, raw, method_options[name][option])
+        elif key in hyperparams:
+            hyperparams[key] = _coerce(key, raw, hyperparams[key])
+        else:
+            raise SpecError(f"unknown hyperparameter {key!r} for {algo}; valid: {', '.join(sorted(hyperparams))}")
+    _check_values(hyperparams)
+    for cls in method_classes:
+        try:
+            cls(**method_options[cls.name])  # options are validated by the method itself
+        except (TypeError, ValueError) as error:
+            raise SpecError(f"method {cls.name}: {error}") from None
+    return RunSpec(algo, arch, methods, task, seed, steps, hyperparams, method_options)
+
+
+def _split_override(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise SpecError(f"override {text!r} is not of the form key=value")
+    return key.strip(), value.strip()
+
+
+def _check_values(hyperparams: dict[str, Any]) -> None:
+    if hyperparams["activation"] not in ACTIVATIONS:
+        raise SpecError(f"unknown activation {hyperparams['activation']!r}; valid: {', '.join(ACTIVATIONS)}")
+    for key in ("eval_every", "eval_episodes", "checkpoint_every", "monitor_every", "monitor_batch_size", "batch_size", "buffer_size"):
+        if hyperparams[key] <= 0:
+            raise SpecError(f"{key} must be positive, got {hyperparams[key]}")
+    if hyperparams["replay_ratio"] <= 0:
+        raise SpecError(f"replay_ratio must be positive, got {hyperparams['replay_ratio']}")
+    if not hyperparams["hidden_sizes"]:
+        raise SpecError("hidden_sizes must list at least one layer width")

@@ -1,0 +1,305 @@
+"""The Trainer: env steps → replay → agent.update() → method hooks → monitor → eval → checkpoint.
+
+Reproducibility and resumption rest on two choices:
+- every episode starts with ``env.reset(seed=...)`` from a seed derived from (run seed,
+  episode index), and every other random draw comes from RNGs the checkpoint holds
+  (python, numpy generator, torch), so no environment-internal RNG state needs saving;
+- checkpoints are taken at the first episode boundary after each ``checkpoint_every``
+  steps, where the whole state of the run is in those RNGs, the networks, optimizers,
+  replay buffer and counters. A run resumed from a checkpoint therefore continues exactly
+  as the uninterrupted run would (on CPU, with the same thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import subprocess
+import time
+from dataclasses import replace
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+import plasticity_bench
+from plasticity_bench import registry, results
+from plasticity_bench.environments import make_env
+from plasticity_bench.methods import make_method
+from plasticity_bench.metrics.monitor import monitor_roles
+from plasticity_bench.networks import MLPConfig
+from plasticity_bench.replay import ReplayBuffer
+from plasticity_bench.spec import RunSpec
+
+
+class NonFiniteLossError(RuntimeError):
+    pass
+
+
+class RunConflictError(RuntimeError):
+    pass
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
+
+
+def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str = "cpu", progress: bool = True) -> dict:
+    """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest."""
+    run_dir = Path(run_dir)
+    manifest_path = run_dir / results.MANIFEST
+    if manifest_path.exists():
+        previous = results.read_json(manifest_path)
+        if previous.get("run_id") != spec.run_id:
+            raise RunConflictError(
+                f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out"
+            )
+        if previous.get("status") == "completed":
+            return previous
+    return Trainer(spec, run_dir, threads, torch.device(device), progress).run()
+
+
+class Trainer:
+    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool):
+        self.spec, self.run_dir, self.device, self.progress = spec, run_dir, device, progress
+        self.hp = spec.hyperparams
+        self.threads = threads
+        torch.set_num_threads(threads)
+        random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+
+        self.env = make_env(spec.task)
+        self.eval_env = make_env(spec.task)
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        self.discrete = hasattr(self.env.action_space, "n")
+        action_dim = int(self.env.action_space.n) if self.discrete else int(np.prod(self.env.action_space.shape))
+        action_shape = () if self.discrete else (action_dim,)
+
+        self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
+        network = MLPConfig(hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
+        for method in self.methods:
+            network = method.network_config(network)
+        self.network_config = network
+        agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
+        self.agent = agent_class(obs_dim, action_dim, self.hp, network, spec.steps, self.rng, device)
+        self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete, device)
+
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self.eval_rows: list[dict] = []
+        self.metric_rows: list[dict] = []
+        self.wall_time = 0.0
+        self.resumes = 0
+        self.next_checkpoint = self.hp["checkpoint_every"]
+        self.started = datetime.now(timezone.utc).isoformat()
+        self.provenance = {"git": git_state(), "versions": package_versions()}
+
+    # ---- the loop -------------------------------------------------------------------
+    def run(self) -> dict:
+        checkpoint = self.run_dir / results.CHECKPOINT
+        if checkpoint.exists():
+            self.restore(results.load_checkpoint(checkpoint))
+        self.write_manifest("running")
+        start = time.perf_counter()
+        bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
+                   desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
+        try:
+            obs = self.start_episode()
+            while self.env_steps < self.spec.steps:
+                obs, episode_over = self.env_step(obs)
+                self.train_on_replay()
+                if self.env_steps % self.hp["eval_every"] == 0 or self.env_steps == self.spec.steps:
+                    self.evaluate()
+                    bar.set_postfix(ret=f"{self.eval_rows[-1]['return']:.1f}")
+                if self.env_steps % 100 == 0:
+                    bar.update(self.env_steps - bar.n)
+                if episode_over:
+                    if self.env_steps >= self.next_checkpoint and self.env_steps < self.spec.steps:
+                        self.wall_time += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self.save_checkpoint()
+                    obs = self.start_episode()
+        except BaseException as error:
+            self.wall_time += time.perf_counter() - start
+            if not isinstance(error, KeyboardInterrupt):
+                self.write_records()
+                self.write_manifest("failed", error=f"{type(error).__name__}: {error}")
+            raise
+        finally:
+            bar.close()
+        self.wall_time += time.perf_counter() - start
+        self.save_checkpoint()
+        return self.write_manifest("completed")
+
+    def start_episode(self) -> np.ndarray:
+        obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
+        return obs
+
+    def env_step(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
+        if self.env_steps < self.hp["learning_starts"]:
+            action = self.random_action()
+        else:
+            action = self.agent.act(obs, self.env_steps, explore=True)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.env_steps += 1
+        if terminated or truncated:
+            self.episodes += 1
+        return next_obs, terminated or truncated
+
+    def random_action(self):
+        if self.discrete:
+            return int(self.rng.integers(self.env.action_space.n))
+        return self.rng.uniform(-1.0, 1.0, size=self.env.action_space.shape).astype(np.float32)
+
+    def updates_due(self) -> int:
+        """Updates owed so far at ``replay_ratio`` per env step after ``learning_starts``
+        (integer arithmetic on the step count, so the schedule never drifts)."""
+        learning_steps = self.env_steps - self.hp["learning_starts"]
+        return math.floor(learning_steps * self.hp["replay_ratio"] + 1e-9) if learning_steps > 0 else 0
+
+    def train_on_replay(self) -> None:
+        while self.updates < self.updates_due():
+            batch = self.replay.sample(self.hp["batch_size"])
+            losses = self.agent.update(batch)
+            self.updates += 1
+            if self.updates % 100 == 0:
+                self.check_finite(losses)
+            # Measure before the methods act, so metrics show the trained network, not the
+            # state just after a reset that happens on the same update.
+            if self.updates % self.hp["monitor_every"] == 0:
+                self.monitor()
+            for method in self.methods:
+                self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+
+    def sample_batch(self, batch_size: int | None = None):
+        return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
+
+    def check_finite(self, losses: dict[str, torch.Tensor]) -> None:
+        for name, value in losses.items():
+            if not torch.isfinite(value).all():
+                raise NonFiniteLossError(f"{name} is {value.item()} at env step {self.env_steps} (update {self.updates})")
+
+    def monitor(self) -> None:
+        batch = self.replay.sample(self.hp["monitor_batch_size"])
+        for row in monitor_roles(self.agent.roles, batch):
+            self.metric_rows.append({"step": self.env_steps, **row})
+
+    def record_method_stats(self, stats: dict[str, float]) -> None:
+        for key, value in stats.items():
+            metric, _, network = key.partition("/")
+            self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": "all",
+                                     "metric": metric, "value": float(value)})
+
+    @torch.no_grad()
+    def evaluate(self) -> None:
+        evaluation = len(self.eval_rows)
+        returns = []
+        for episode in range(self.hp["eval_episodes"]):
+            obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = self.eval_env.step(self.agent.act(obs, self.env_steps, explore=False))
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
+        self.write_records()
+
+    # ---- persistence ----------------------------------------------------------------
+    def write_records(self) -> None:
+        results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=results.EVAL_COLUMNS))
+        results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
+
+    def save_checkpoint(self) -> None:
+        self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every"] + 1) * self.hp["checkpoint_every"]
+        state = {
+            "run_id": self.spec.run_id,
+            "agent": self.agent.state_dict(),
+            "methods": [m.state_dict() for m in self.methods],
+            "replay": self.replay.state_dict(),
+            "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
+            "counters": {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
+                         "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
+                         "resumes": self.resumes, "started": self.started},
+            "eval_rows": self.eval_rows,
+            "metric_rows": self.metric_rows,
+        }
+        self.write_records()
+        results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)
+        self.write_manifest("running")
+
+    def restore(self, state: dict) -> None:
+        if state["run_id"] != self.spec.run_id:
+            raise RunConflictError(f"checkpoint in {self.run_dir} belongs to run {state['run_id']!r}")
+        self.agent.load_state_dict(state["agent"])
+        for method, method_state in zip(self.methods, state["methods"]):
+            method.load_state_dict(method_state)
+        self.replay.load_state_dict(state["replay"])
+        random.setstate(state["rng"]["python"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        counters = state["counters"]
+        self.env_steps, self.episodes, self.updates = counters["env_steps"], counters["episodes"], counters["updates"]
+        self.next_checkpoint, self.wall_time = counters["next_checkpoint"], counters["wall_time"]
+        self.started = counters["started"]
+        self.resumes = counters["resumes"] + 1
+        # Records written after the checkpoint belong to the lost future: rewrite them.
+        self.eval_rows, self.metric_rows = state["eval_rows"], state["metric_rows"]
+        self.write_records()
+
+    def write_manifest(self, status: str, error: str | None = None) -> dict:
+        manifest = {
+            "run_id": self.spec.run_id,
+            "spec": self.spec.to_dict(),
+            "seed": self.spec.seed,
+            "status": status,
+            "error": error,
+            "step": self.env_steps,
+            "updates": self.updates,
+            "network": {"hidden_sizes": list(self.network_config.hidden_sizes),
+                        "activation": self.network_config.activation,
+                        "layer_norm": self.network_config.layer_norm},
+            **self.provenance,
+            "device": str(self.device),
+            "threads": self.threads,
+            "wall_time_s": round(self.wall_time, 3),
+            "resumes": self.resumes,
+            "started": self.started,
+            "updated": datetime.now(timezone.utc).isoformat(),
+        }
+        results.write_json(self.run_dir / results.MANIFEST, manifest)
+        return manifest
+
+
+def git_state() -> dict[str, Any]:
+    """Commit of the source tree the package runs from, and whether it had local changes."""
+    source = Path(plasticity_bench.__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
+                                    capture_output=True, text=True, check=True).stdout.strip())
+        return {"sha": sha, "dirty": dirty}
+    except (OSError, subprocess.CalledProcessError):
+        return {"sha": None, "dirty": None}
+
+
+def package_versions() -> dict[str, str]:
+    names = ["torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas"]
+    versions = {"plasticity_bench": plasticity_bench.__version__}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions

@@ -1,0 +1,27 @@
+"""Each agent, with its default hyperparameters, learns an easy task to a fixed threshold."""
+
+import pytest
+
+from plasticity_bench.results import RunRecord
+from plasticity_bench.spec import build_spec
+from plasticity_bench.train import train
+
+pytestmark = pytest.mark.slow
+
+
+def final_return(spec, tmp_path) -> float:
+    manifest = train(spec, tmp_path / spec.run_id, progress=False)
+    assert manifest["status"] == "completed"
+    return float(RunRecord(tmp_path / spec.run_id).eval()["return"].iloc[-1])
+
+
+def test_dqn_solves_cartpole(tmp_path):
+    # CleanRL DQN defaults; the ε schedule scales with the budget (exploration_fraction).
+    spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000, overrides=["eval_every=10000"])
+    assert final_return(spec, tmp_path) >= 195
+
+
+def test_sac_solves_pendulum(tmp_path):
+    # CleanRL SAC defaults (learning_starts 5000, policy lr 3e-4, q lr 1e-3, batch 256).
+    spec = build_spec("sac", "mlp", "none", "gym:Pendulum-v1", seed=0, steps=10_000, overrides=["eval_every=2500"])
+    assert final_return(spec, tmp_path) >= -250
