@@ -1,0 +1,16 @@
+"""LayerNorm after each hidden Linear, before the nonlinearity (Lyle et al. 2023)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from plasticity_bench.methods.base import Method
+from plasticity_bench.networks import MLPConfig
+
+
+class LayerNormMethod(Method):
+    name = "layer_norm"
+    description = "LayerNorm after each hidden Linear, before the activation (Lyle et al. 2023)"
+
+    def network_config(self, config: MLPConfig) -> MLPConfig:
+        return dataclasses.replace(config, layer_norm=True)

@@ -1,0 +1,195 @@
+"""Neuron recycling shared by ReDo and ReGraMa: re-initialise chosen hidden neurons of a
+network and forget their optimizer state, through the narrow Role interface (as dopamine's
+``labs/redo/weight_recyclers.py`` keeps the recycler apart from the agent).
+
+For each chosen neuron i of a hidden layer (never the output layer):
+incoming weight row i ← a fresh draw of the layer's initialiser; incoming bias i ← 0;
+LayerNorm gamma_i, beta_i ← 1, 0; outgoing weight column i ← 0 (the next layer's bias is
+kept), so a neuron that was silent leaves the network's function unchanged; and the
+optimizer's moment estimates of exactly those entries ← 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.methods.base import Method
+from plasticity_bench.networks.layers import NeuronLayer, neuron_layers
+
+# Selects entries of a parameter-shaped tensor: rows (dim 0) or columns (dim 1).
+_ROWS, _COLUMNS = 0, 1
+
+
+def _forget_optimizer_state(optimizer: torch.optim.Optimizer, param: nn.Parameter, dim: int, index: torch.Tensor) -> None:
+    """Zero the per-entry statistics (Adam's exp_avg, exp_avg_sq, max_exp_avg_sq, momentum
+    buffers, ...) of the selected entries: every state tensor shaped like the parameter.
+    ``step`` (a scalar) is shared by the whole tensor in PyTorch and stays. No state yet
+    (before the first step) means nothing to forget."""
+    if param not in optimizer.state:  # `in`, not `[]`: the state is a defaultdict
+        return
+    for value in optimizer.state[param].values():
+        if isinstance(value, torch.Tensor) and value.shape == param.shape:
+            value.index_fill_(dim, index.to(value.device), 0.0)
+
+
+def recycle_neurons(role: Role, masks: Mapping[str, torch.Tensor]) -> dict[str, int]:
+    """Reset the neurons selected by ``masks`` (layer name → bool tensor of its width) in
+    ``role.network`` and their entries of ``role.optimizer``'s state.
+
+    Layer names are those of ``neuron_layers(role.network)`` (= the metric keys); layers
+    absent from ``masks`` are left alone. Returns layer name → neurons reset.
+    """
+    layers = {layer.name: layer for layer in neuron_layers(role.network)}
+    unknown = [name for name in masks if name not in layers]
+    if unknown:
+        raise ValueError(f"no hidden neuron layer named {unknown}; valid: {', '.join(layers) or '(none)'}")
+    chosen: list[tuple[NeuronLayer, torch.Tensor]] = []
+    reset: dict[str, int] = {}
+    for name, mask in masks.items():
+        layer = layers[name]
+        if mask.dtype != torch.bool or mask.shape != (layer.width,):
+            raise ValueError(
+                f"mask of layer {name!r} must be a bool tensor of shape ({layer.width},), "
+                f"got {mask.dtype} {tuple(mask.shape)}"
+            )
+        index = mask.nonzero().flatten().to(layer.incoming.weight.device)
+        reset[name] = int(index.numel())
+        if index.numel() > 0:
+            chosen.append((layer, index))
+    touched: list[tuple[nn.Parameter, int, torch.Tensor]] = []
+    with torch.no_grad():
+        # Re-draw every incoming row before zeroing any outgoing column: where a recycled
+        # neuron's outgoing weight is also the incoming weight of a recycled neuron of the
+        # next layer, zero wins, so every recycled neuron starts without influence.
+        for layer, index in chosen:
+            touched += _reinitialise_incoming(layer, index)
+        for layer, index in chosen:
+            for outgoing in layer.outgoing:
+                outgoing.weight[:, index] = 0.0
+                touched.append((outgoing.weight, _COLUMNS, index))
+        for param, dim, index in touched:
+            _forget_optimizer_state(role.optimizer, param, dim, index)
+    return reset
+
+
+def _reinitialise_incoming(layer: NeuronLayer, index: torch.Tensor) -> list[tuple[nn.Parameter, int, torch.Tensor]]:
+    incoming = layer.incoming
+    fresh = torch.empty_like(incoming.weight)
+    layer.init_weight(fresh)
+    incoming.weight[index] = fresh[index]
+    touched = [(incoming.weight, _ROWS, index)]
+    if incoming.bias is not None:
+        incoming.bias[index] = 0.0
+        touched.append((incoming.bias, _ROWS, index))
+    if layer.norm is not None:
+        if layer.norm.weight is not None:
+            layer.norm.weight[index] = 1.0
+            touched.append((layer.norm.weight, _ROWS, index))
+        if layer.norm.bias is not None:
+            layer.norm.bias[index] = 0.0
+            touched.append((layer.norm.bias, _ROWS, index))
+    return touched
+
+
+# --- the schedule shared by score-driven recyclers ---------------------------------------
+
+
+def _positive_int(option: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"{option} must be a positive integer, got {value!r}")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{option} must be a positive integer, got {value!r}") from None
+    if number != int(number) or number < 1:
+        raise ValueError(f"{option} must be a positive integer, got {value!r}")
+    return int(number)
+
+
+def _threshold(option: str, value: Any) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{option} must be a number >= 0, got {value!r}") from None
+    if not number >= 0:  # also rejects nan
+        raise ValueError(f"{option} must be a number >= 0, got {value!r}")
+    return number
+
+
+def _role_names(value: Any) -> tuple[str, ...] | None:
+    """None (every role), a list of names, or one string of comma-separated names."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
+        raise ValueError(f"roles must be None or a non-empty list of role names, got {value!r}")
+    return tuple(value)
+
+
+def concatenate_batches(sample_batch: Callable[[], Batch], size: int) -> Batch:
+    """Exactly ``size`` samples, drawn with as many ``sample_batch()`` calls as needed."""
+    parts: list[Batch] = []
+    drawn = 0
+    while drawn < size:
+        part = sample_batch()
+        if part.obs.shape[0] == 0:
+            raise ValueError("sample_batch() returned an empty batch")
+        parts.append(part)
+        drawn += part.obs.shape[0]
+    joined = parts[0] if len(parts) == 1 else Batch(*(torch.cat(fields) for fields in zip(*parts)))
+    return Batch(*(field[:size] for field in joined))
+
+
+class NeuronRecycler(Method):
+    """Every ``period`` gradient updates, score each chosen role's hidden neurons on a fresh
+    replay batch of ``batch_size`` samples and recycle those that ``select`` picks."""
+
+    owns_reset_schedule = True
+
+    def __init__(self, tau: float, period: int, batch_size: int, roles: Any):
+        self.tau = _threshold("tau", tau)
+        self.period = _positive_int("period", period)
+        self.batch_size = _positive_int("batch_size", batch_size)
+        self.roles = _role_names(roles)
+
+    def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def select(self, score: torch.Tensor) -> torch.Tensor:
+        """Boolean mask of the neurons of one layer to recycle."""
+        return score <= self.tau
+
+    def after_update(
+        self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
+    ) -> dict[str, float]:
+        if update_step % self.period != 0:
+            return {}
+        chosen = list(roles) if self.roles is None else list(self.roles)
+        missing = [name for name in chosen if name not in roles]
+        if missing:
+            raise ValueError(f"method {self.name!r}: no role {missing}; valid: {', '.join(roles)}")
+        batch = concatenate_batches(sample_batch, self.batch_size)  # one batch for every role
+        stats: dict[str, float] = {}
+        for role_name in chosen:
+            role = roles[role_name]
+            widths = {layer.name: layer.width for layer in neuron_layers(role.network)}
+            masks = {}
+            for layer_name, score in self.scores(role, batch).items():
+                if layer_name not in widths:
+                    continue  # an activation no NeuronLayer describes: cannot be recycled
+                if score.shape != (widths[layer_name],):
+                    raise ValueError(
+                        f"layer {layer_name!r} of role {role_name!r} has {widths[layer_name]} neurons "
+                        f"but {score.numel()} scores; it cannot be recycled neuron by neuron"
+                    )
+                masks[layer_name] = self.select(score)
+            reset = recycle_neurons(role, masks)
+            total = sum(widths.values())
+            stats[f"reset_fraction/{role_name}"] = sum(reset.values()) / total if total else 0.0
+        return stats
