@@ -12,10 +12,13 @@ from typing import Optional
 
 import typer
 
-from plasticity_bench import registry
+from plasticity_bench import cli_pipeline, registry
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Benchmark suite for plasticity loss in deep RL.")
+
+
+RUN_FAILED_EXIT = 3
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -57,6 +60,7 @@ def train(
     device: str = typer.Option("cpu", help="torch device"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit"),
+    expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow check)"),
 ) -> None:
     """Train one run and write its record (manifest, eval, metrics, checkpoint); resumes after a kill."""
     import json
@@ -69,6 +73,8 @@ def train(
         spec = build_spec(algo, arch, method, task, seed, steps, set_)
     except SpecError as error:
         fail(str(error))
+    if expect_run_id is not None and spec.run_id != expect_run_id:
+        fail(f"the arguments resolve to run {spec.run_id!r}, not the expected {expect_run_id!r}")
     if print_spec:
         typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict()}, indent=2))
         return
@@ -82,17 +88,16 @@ def train(
     except RunConflictError as error:
         fail(str(error))
     except NonFiniteLossError as error:
-        fail(f"run failed: {error}", code=1)
+        # Recorded as failed in the manifest; a distinct code lets the workflow go on and
+        # let aggregation report the run as failed instead of stopping every other job.
+        fail(f"run failed: {error}", code=RUN_FAILED_EXIT)
     last = manifest.get("step")
     typer.echo(f"{spec.run_id}: {manifest['status']} at step {last}; record in {run_dir}")
 
 
+app.command("aggregate")(cli_pipeline.aggregate_command)
+app.command("report")(cli_pipeline.report_command)
+
+
 def main() -> None:
-    try:
-        from plasticity_bench import cli_pipeline
-    except ImportError:
-        cli_pipeline = None
-    if cli_pipeline is not None:
-        app.command("aggregate")(cli_pipeline.aggregate_command)
-        app.command("report")(cli_pipeline.report_command)
     sys.exit(app())

@@ -106,10 +106,14 @@ class SAC(Agent):
         # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
         if self.updates % self.hp["policy_frequency"] == 0:
             for _ in range(self.hp["policy_frequency"]):
+                # The critic only scores the actor's actions here: skipping its weight
+                # gradients saves a third of the backward pass and changes no update.
+                self.critic.requires_grad_(False)
                 actor_loss = self.actor_loss(self.actor, batch)
                 self.actor_optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor_optimizer.step()
+                self.critic.requires_grad_(True)
                 stats["actor_loss"] = actor_loss.detach()
                 if self.hp["autotune"]:
                     with torch.no_grad():

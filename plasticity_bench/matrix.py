@@ -1,0 +1,89 @@
+"""Expand a pipeline config into the runs it asks for: suite × algo × arch × method × task × seed.
+
+Invalid combinations (DQN on a continuous task, an algorithm a suite is not for, ...) are
+dropped with the reason ``build_spec`` gives, never silently. The Snakefile and
+``plasticity-bench aggregate`` both read the result, so they agree on what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from plasticity_bench.environments.suites import load_suite
+from plasticity_bench.results import write_json
+from plasticity_bench.spec import RunSpec, SpecError, build_spec
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    spec: RunSpec
+    suite: str
+    overrides: dict[str, Any]
+
+    def cli_args(self) -> list[str]:
+        """``plasticity-bench train`` arguments that rebuild exactly this spec."""
+        s = self.spec
+        args = ["--algo", s.algo, "--arch", s.arch, "--method", s.method, "--task", s.task,
+                "--seed", str(s.seed), "--steps", str(s.steps)]
+        for key, value in self.overrides.items():
+            args += ["--set", f"{key}={json.dumps(value)}"]
+        return args
+
+    def row(self) -> dict[str, Any]:
+        s = self.spec
+        return {"run_id": s.run_id, "algo": s.algo, "arch": s.arch, "method": s.method, "task": s.task,
+                "seed": s.seed, "suite": self.suite, "steps": s.steps}
+
+
+def config_hash(config: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def overrides_for(config: dict[str, Any], algo: str, suite: str, methods: tuple[str, ...]) -> dict[str, Any]:
+    """Hyperparameter overrides: config-wide, then per algorithm, then per suite × algorithm;
+    method options for the methods in this run."""
+    overrides = dict(config.get("overrides", {}).get("all", {}))
+    overrides.update(config.get("overrides", {}).get(algo, {}))
+    overrides.update(config.get("suite_overrides", {}).get(suite, {}).get(algo, {}))
+    for method in methods:
+        for option, value in config.get("method_options", {}).get(method, {}).items():
+            overrides[f"{method}.{option}"] = value
+    return overrides
+
+
+def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
+    runs: list[PlannedRun] = []
+    dropped: list[dict[str, Any]] = []
+    for suite_name in config["suites"]:
+        suite = load_suite(suite_name)
+        tasks = config.get("tasks", {}).get(suite_name) or list(suite.tasks)
+        unknown = sorted(set(tasks) - set(suite.tasks))
+        if unknown:
+            raise SpecError(f"tasks {unknown} are not in suite {suite_name!r}; its tasks: {', '.join(suite.tasks)}")
+        steps = config.get("steps", {}).get(suite_name, suite.steps)
+        for algo in config["algos"]:
+            if algo not in suite.algos:
+                dropped.append({"suite": suite_name, "algo": algo, "arch": "*", "method": "*", "task": "*",
+                                "reason": f"suite {suite_name} is for {', '.join(suite.algos)}"})
+                continue
+            for arch in config["archs"]:
+                for method in config["methods"]:
+                    for task in tasks:
+                        overrides = overrides_for(config, algo, suite_name, tuple(method.split("+")))
+                        try:
+                            specs = [build_spec(algo, arch, method, task, seed, steps, overrides) for seed in config["seeds"]]
+                        except SpecError as error:
+                            dropped.append({"suite": suite_name, "algo": algo, "arch": arch, "method": method,
+                                            "task": task, "reason": str(error)})
+                            continue
+                        runs.extend(PlannedRun(spec, suite_name, overrides) for spec in specs)
+    return runs, dropped
+
+
+def write_matrix(path: Path, config: dict[str, Any], runs: list[PlannedRun], dropped: list[dict[str, Any]]) -> None:
+    write_json(path, {"runs": [run.row() for run in runs], "dropped": dropped, "config": config,
+                      "config_hash": config_hash(config)})

@@ -1,0 +1,579 @@
+"""Aggregate run records into rliable statistics (the only module that imports rliable).
+
+A small functional API in rliable's style. Shapes follow rliable's convention: a score
+matrix is ``(num_runs, num_tasks)`` where ``num_runs`` are the seeds of one method on
+every task, and a curve array is ``(num_runs, num_tasks, num_steps)``.
+
+Definitions used throughout:
+
+- **Final return** of a run: the mean ``return`` of its last ``last_n`` evaluations
+  (default 3; fewer when the run has fewer evaluations). Averaging a few evaluations
+  removes most of the evaluation noise of a single point without reaching back into
+  the learning phase (with the default 10-20 evaluations per run, 3 evaluations are the
+  last 15-30% of training).
+- **Normalised score**: ``(return - random) / (reference - random)`` with the suite's
+  random and reference returns (``plasticity_bench.environments.suites``).
+- **Scope**: the columns ``suite, algo, arch``; statistics are computed per scope and
+  method, across the tasks of the scope.
+- **Missing run**: a run the matrix expects whose folder is absent, whose status is not
+  ``completed``, whose manifest disagrees with the matrix, or whose eval table is empty.
+  Missing runs are an error unless ``allow_missing=True`` (never a silent average over
+  fewer seeds). With ``allow_missing`` a method's score matrix is kept rectangular by
+  using, for every task, the first ``k`` seeds where ``k`` is the smallest number of
+  completed seeds over the method's tasks; the runs left out this way are reported in
+  ``missing.csv`` with the reason ``unbalanced``. A task with no completed run of a
+  method is left out of that method's matrix (the ``tasks`` column shows it).
+
+Bootstrap reproducibility: rliable 1.2.0 draws its bootstrap indices from numpy's
+*global* RNG and ignores ``random_state``; every rliable call here is preceded by
+``np.random.seed(seed)``, once per (scope, method, kind of estimate), so a method's numbers do
+not depend on which other methods are aggregated alongside it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+from rliable import library as rly
+from rliable import metrics as rly_metrics
+
+from plasticity_bench.results import RunRecord, atomic_write_bytes, write_json
+
+SCOPE = ["suite", "algo", "arch"]
+RUN_COLUMNS = ["run_id", "suite", "algo", "arch", "method", "task", "seed"]
+BASELINE = "none"
+DEFAULT_LAST_N = 3
+DEFAULT_REPS = 2000
+DEFAULT_CONFIDENCE = 0.95
+MISSING_LISTED = 10
+
+#: name -> function of a ``(num_runs, num_tasks)`` matrix returning a scalar.
+STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
+    "iqm": rly_metrics.aggregate_iqm,
+    "mean": rly_metrics.aggregate_mean,
+    "median": rly_metrics.aggregate_median,
+    "optimality_gap": rly_metrics.aggregate_optimality_gap,
+}
+
+SCORE_COLUMNS = RUN_COLUMNS + ["final_return", "score", "num_evals", "last_step"]
+MISSING_COLUMNS = RUN_COLUMNS + ["status", "reason"]
+INTERVAL_COLUMNS = SCOPE + ["method", "statistic", "estimate", "low", "high", "runs", "tasks"]
+POI_COLUMNS = SCOPE + ["method", "baseline", "probability", "low", "high", "tasks"]
+CURVE_COLUMNS = SCOPE + ["method", "step", "iqm", "low", "high", "runs", "tasks"]
+METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "std", "runs"]
+PROFILE_COLUMNS = SCOPE + ["method", "tau", "fraction", "low", "high"]
+
+FILES = {
+    "scores": "scores.csv",
+    "missing": "missing.csv",
+    "interval_estimates": "interval_estimates.csv",
+    "probability_of_improvement": "probability_of_improvement.csv",
+    "sample_efficiency": "sample_efficiency.csv",
+    "metric_curves": "metric_curves.csv",
+    "performance_profiles": "performance_profiles.csv",
+}
+SUMMARY = "aggregate.json"
+
+#: ``normaliser(suite, task, returns) -> normalised returns`` (same shape as ``returns``).
+Normaliser = Callable[[str, str, np.ndarray], np.ndarray]
+
+
+class StatsError(Exception):
+    """A user-facing problem with the inputs of aggregation (bad matrix, unknown task...)."""
+
+
+class MissingRunsError(StatsError):
+    """Expected runs are missing and ``allow_missing`` was not given.
+
+    ``missing`` holds the full table (columns ``MISSING_COLUMNS``).
+    """
+
+    def __init__(self, missing: pd.DataFrame, listed: int = MISSING_LISTED):
+        self.missing = missing
+        lines = [
+            f"{row.run_id} ({row.algo}/{row.arch}/{row.method}/{row.task}/seed {row.seed}: {row.reason})"
+            for row in missing.head(listed).itertuples()
+        ]
+        more = f", ... and {len(missing) - listed} more" if len(missing) > listed else ""
+        super().__init__(
+            f"{len(missing)} of the expected runs are missing: " + "; ".join(lines) + more
+            + " (pass allow_missing / --allow-missing to aggregate without them)"
+        )
+
+
+# ----------------------------------------------------------------------------- inputs
+
+
+def load_matrix(path: Path) -> dict:
+    """Read and check ``matrix.json`` (``{"runs": [...], "dropped": [...], "config", "config_hash"}``)."""
+    path = Path(path)
+    try:
+        matrix = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise StatsError(f"matrix file not found: {path}") from None
+    except json.JSONDecodeError as error:
+        raise StatsError(f"matrix file {path} is not valid JSON: {error}") from None
+    check_matrix(matrix, source=str(path))
+    return matrix
+
+
+def check_matrix(matrix: Mapping, source: str = "matrix") -> None:
+    if not isinstance(matrix, Mapping) or not isinstance(matrix.get("runs"), list):
+        raise StatsError(f"{source}: expected an object with a 'runs' list")
+    for index, run in enumerate(matrix["runs"]):
+        absent = [key for key in RUN_COLUMNS if key not in run]
+        if absent:
+            raise StatsError(f"{source}: run #{index} lacks {', '.join(absent)}")
+    ids = [run["run_id"] for run in matrix["runs"]]
+    if len(set(ids)) != len(ids):
+        raise StatsError(f"{source}: run ids are not unique")
+
+
+def suite_normaliser() -> Normaliser:
+    """The default normaliser: each run's suite file (``environments/suites``), cached per suite."""
+    from plasticity_bench.environments import suites  # imported late: it is data, not stats
+
+    cache: dict[str, object] = {}
+
+    def normalise(suite: str, task: str, returns: np.ndarray) -> np.ndarray:
+        if suite not in cache:
+            try:
+                cache[suite] = suites.load_suite(suite)
+            except Exception as error:  # unknown suite / unreadable file: a user error
+                raise StatsError(f"cannot load suite {suite!r}: {error}") from None
+        try:
+            return np.asarray(cache[suite].normalise(task, returns), dtype=float)
+        except Exception as error:
+            raise StatsError(f"cannot normalise task {task!r} of suite {suite!r}: {error}") from None
+
+    return normalise
+
+
+def final_return(eval_frame: pd.DataFrame, last_n: int = DEFAULT_LAST_N) -> float:
+    """Mean ``return`` of the last ``last_n`` evaluations (by step) of one run."""
+    ordered = eval_frame.sort_values("step")
+    return float(ordered["return"].tail(last_n).mean())
+
+
+def _check_run(record: RunRecord, expected: Mapping) -> tuple[str | None, str]:
+    """(status, reason) -- reason is '' for a run that can be scored."""
+    if not record.dir.is_dir():
+        return None, "no run folder"
+    if not record.exists:
+        return None, "no manifest.json"
+    manifest = record.manifest()
+    status = manifest.get("status")
+    if status != "completed":
+        error = manifest.get("error")
+        return status, f"status {status}" + (f": {error}" if error else "")
+    spec = manifest.get("spec") or {}
+    for key in ("algo", "arch", "method", "task", "seed"):
+        if key in spec and spec[key] != expected[key]:
+            return status, f"manifest {key}={spec[key]!r} but matrix expects {expected[key]!r}"
+    return status, ""
+
+
+def collect(
+    matrix: Mapping,
+    runs_dir: Path,
+    *,
+    last_n: int = DEFAULT_LAST_N,
+    normaliser: Normaliser | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Final scores of the matrix's runs, and the expected runs that cannot be scored.
+
+    Returns:
+      scores: one row per scorable run, columns ``SCORE_COLUMNS`` (``final_return`` raw,
+        ``score`` normalised by the suite).
+      missing: one row per expected run without a folder, not ``completed``, whose
+        manifest disagrees with the matrix, or with an empty eval; columns
+        ``MISSING_COLUMNS``.
+    """
+    check_matrix(matrix)
+    normaliser = normaliser or suite_normaliser()
+    runs_dir = Path(runs_dir)
+    scored, missing = [], []
+    for run in matrix["runs"]:
+        keys = {key: run[key] for key in RUN_COLUMNS}
+        record = RunRecord(runs_dir / run["run_id"])
+        status, reason = _check_run(record, run)
+        if not reason:
+            evals = record.eval()
+            if evals.empty:
+                reason = "empty eval"
+        if reason:
+            missing.append({**keys, "status": status, "reason": reason})
+            continue
+        raw = final_return(evals, last_n)
+        score = float(np.asarray(normaliser(run["suite"], run["task"], np.array([raw])))[0])
+        scored.append({**keys, "final_return": raw, "score": score,
+                       "num_evals": len(evals), "last_step": int(evals["step"].max())})
+    scores = pd.DataFrame(scored, columns=SCORE_COLUMNS)
+    return _sorted(scores), _sorted(pd.DataFrame(missing, columns=MISSING_COLUMNS))
+
+
+def _sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame.sort_values(RUN_COLUMNS[1:] + ["run_id"], kind="stable").reset_index(drop=True)
+
+
+def balance(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Trim each (scope, method) to the same number of seeds on every task.
+
+    Returns (kept scores, left-out rows with ``MISSING_COLUMNS``). For every task the
+    lowest ``k`` seeds are kept, ``k`` = the smallest completed-seed count over the tasks.
+    """
+    kept, left_out = [], []
+    for _, group in scores.groupby(SCOPE + ["method"], sort=True):
+        per_task = {task: rows.sort_values("seed") for task, rows in group.groupby("task")}
+        k = min(len(rows) for rows in per_task.values())
+        for task, rows in per_task.items():
+            kept.append(rows.head(k))
+            for row in rows.iloc[k:].itertuples():
+                left_out.append({**{c: getattr(row, c) for c in RUN_COLUMNS}, "status": "completed",
+                                 "reason": f"unbalanced: method has only {k} seed(s) on another task"})
+    kept_frame = pd.concat(kept) if kept else scores.iloc[:0]
+    return _sorted(kept_frame), pd.DataFrame(left_out, columns=MISSING_COLUMNS)
+
+
+def score_matrix(scores: pd.DataFrame, value: str = "score") -> tuple[np.ndarray, list[str]]:
+    """Score matrix of one (scope, method): ``(num_runs, num_tasks)`` and the task order.
+
+    ``scores`` must be balanced (same number of runs per task); runs are ordered by seed.
+    """
+    tasks = sorted(scores["task"].unique())
+    columns = [scores[scores["task"] == task].sort_values("seed")[value].to_numpy(float) for task in tasks]
+    if len({len(column) for column in columns}) > 1:
+        raise StatsError("score matrix is not rectangular; call balance() first")
+    return np.stack(columns, axis=1), tasks
+
+
+def _scopes(scores: pd.DataFrame) -> Iterable[tuple[tuple, pd.DataFrame]]:
+    for scope, group in scores.groupby(SCOPE, sort=True):
+        yield scope, group
+
+
+def _method_order(methods: Iterable[str]) -> list[str]:
+    methods = sorted(set(methods))
+    return ([BASELINE] if BASELINE in methods else []) + [m for m in methods if m != BASELINE]
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def interval_estimates(
+    scores: pd.DataFrame,
+    *,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """IQM, mean, median and optimality gap with stratified-bootstrap percentile CIs.
+
+    Args:
+      scores: balanced final scores (``collect`` then ``balance``).
+    Returns:
+      One row per (scope, method, statistic), columns ``INTERVAL_COLUMNS``; ``runs`` is the
+      number of runs, ``tasks`` the number of tasks of the ``(num_runs, num_tasks)`` matrix.
+    """
+    names = list(STATISTICS)
+
+    def all_statistics(x: np.ndarray) -> np.ndarray:
+        return np.array([STATISTICS[name](x) for name in names])
+
+    rows = []
+    for scope, group in _scopes(scores):
+        for method in _method_order(group["method"]):
+            matrix, tasks = score_matrix(group[group["method"] == method])
+            # One bootstrap for the four statistics (rliable's usual pattern): same resamples.
+            np.random.seed(seed)
+            point, interval = rly.get_interval_estimates(
+                {method: matrix}, all_statistics, reps=reps, confidence_interval_size=confidence)
+            for i, name in enumerate(names):
+                rows.append({**dict(zip(SCOPE, scope)), "method": method, "statistic": name,
+                             "estimate": float(point[method][i]),
+                             "low": float(interval[method][0, i]), "high": float(interval[method][1, i]),
+                             "runs": int(matrix.size), "tasks": len(tasks)})
+    return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
+
+
+def probability_of_improvement(
+    scores: pd.DataFrame,
+    *,
+    baseline: str = BASELINE,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """P(method > baseline), averaged over the tasks both share, with bootstrap CIs.
+
+    Each method's ``(num_runs_x, num_tasks)`` and the baseline's ``(num_runs_y, num_tasks)``
+    matrices are resampled independently (rliable's ``StratifiedIndependentBootstrap``).
+    Scopes without the baseline produce no rows.
+    """
+    rows = []
+    for scope, group in _scopes(scores):
+        if baseline not in set(group["method"]):
+            continue
+        reference = group[group["method"] == baseline]
+        for method in _method_order(group["method"]):
+            if method == baseline:
+                continue
+            candidate = group[group["method"] == method]
+            common = sorted(set(candidate["task"]) & set(reference["task"]))
+            if not common:
+                continue
+            x, _ = score_matrix(candidate[candidate["task"].isin(common)])
+            y, _ = score_matrix(reference[reference["task"].isin(common)])
+            np.random.seed(seed)
+            point, interval = rly.get_interval_estimates(
+                {method: (x, y)}, lambda a, b: np.array([rly_metrics.probability_of_improvement(a, b)]),
+                reps=reps, confidence_interval_size=confidence)
+            rows.append({**dict(zip(SCOPE, scope)), "method": method, "baseline": baseline,
+                         "probability": float(point[method][0]),
+                         "low": float(interval[method][0, 0]), "high": float(interval[method][1, 0]),
+                         "tasks": len(common)})
+    return pd.DataFrame(rows, columns=POI_COLUMNS)
+
+
+def performance_profiles(
+    scores: pd.DataFrame,
+    *,
+    num_taus: int = 51,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """Run-score distributions: fraction of runs with normalised score > tau, with CIs.
+
+    The tau grid is shared by the methods of a scope: ``num_taus`` points from
+    ``min(0, lowest score)`` to ``max(1, highest score)``.
+    """
+    rows = []
+    for scope, group in _scopes(scores):
+        low = min(0.0, float(group["score"].min()))
+        high = max(1.0, float(group["score"].max()))
+        taus = np.linspace(low, high, num_taus)
+        for method in _method_order(group["method"]):
+            matrix, _ = score_matrix(group[group["method"] == method])
+            np.random.seed(seed)
+            profiles, cis = rly.create_performance_profile(
+                {method: matrix}, taus, reps=reps, confidence_interval_size=confidence)
+            for i, tau in enumerate(taus):
+                rows.append({**dict(zip(SCOPE, scope)), "method": method, "tau": float(tau),
+                             "fraction": float(profiles[method][i]),
+                             "low": float(cis[method][0, i]), "high": float(cis[method][1, i])})
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def eval_curves(scores: pd.DataFrame, runs_dir: Path, normaliser: Normaliser | None = None) -> pd.DataFrame:
+    """Normalised eval returns of the scored runs: columns ``RUN_COLUMNS + [step, return, score]``."""
+    normaliser = normaliser or suite_normaliser()
+    frames = []
+    for row in scores.itertuples():
+        evals = RunRecord(Path(runs_dir) / row.run_id).eval()[["step", "return"]]
+        evals = evals.groupby("step", as_index=False)["return"].mean()
+        evals["score"] = normaliser(row.suite, row.task, evals["return"].to_numpy(float))
+        for column in RUN_COLUMNS:
+            evals[column] = getattr(row, column)
+        frames.append(evals)
+    columns = RUN_COLUMNS + ["step", "return", "score"]
+    return pd.concat(frames)[columns] if frames else pd.DataFrame(columns=columns)
+
+
+def sample_efficiency(
+    curves: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """IQM of normalised return at each eval step, with stratified-bootstrap CIs.
+
+    Uses the balanced runs of ``scores`` and, per scope, the eval steps that every one of
+    those runs has (so all methods of a scope are compared at the same steps). The array
+    passed to rliable is ``(num_runs, num_tasks, num_steps)``.
+    """
+    rows = []
+    curves = curves[curves["run_id"].isin(scores["run_id"])]
+    for scope, group in _scopes(scores):
+        runs = curves[curves["run_id"].isin(group["run_id"])]
+        step_sets = [set(frame["step"]) for _, frame in runs.groupby("run_id")]
+        steps = sorted(set.intersection(*step_sets)) if step_sets else []
+        if not steps:
+            warnings.warn(f"scope {'/'.join(map(str, scope))}: its runs share no eval step; "
+                          "no sample-efficiency curve", stacklevel=2)
+            continue
+        wide = runs.pivot_table(index="run_id", columns="step", values="score")[steps]
+
+        def iqm_per_step(x: np.ndarray) -> np.ndarray:
+            # rliable's aggregate_iqm (scipy trim_mean over all runs and tasks) of every step,
+            # in one vectorised call instead of one call per step.
+            return scipy.stats.trim_mean(x.reshape(-1, x.shape[-1]), proportiontocut=0.25, axis=0)
+
+        for method in _method_order(group["method"]):
+            selected = group[group["method"] == method]
+            tasks = sorted(selected["task"].unique())
+            per_task = [wide.loc[selected[selected["task"] == task].sort_values("seed")["run_id"]].to_numpy(float)
+                        for task in tasks]
+            array = np.stack(per_task, axis=1)  # (num_runs, num_tasks, num_steps)
+            np.random.seed(seed)
+            point, interval = rly.get_interval_estimates(
+                {method: array}, iqm_per_step, reps=reps, confidence_interval_size=confidence)
+            for t, step in enumerate(steps):
+                rows.append({**dict(zip(SCOPE, scope)), "method": method, "step": int(step),
+                             "iqm": float(point[method][t]), "low": float(interval[method][0, t]),
+                             "high": float(interval[method][1, t]),
+                             "runs": int(array.shape[0] * array.shape[1]), "tasks": len(tasks)})
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def metric_curves(scores: pd.DataFrame, runs_dir: Path, layer: str = "all") -> pd.DataFrame:
+    """Mean (and std) over runs of every monitored metric at ``layer`` per network and step.
+
+    Each run first contributes its own mean per (network, metric, step); the mean and
+    standard deviation are then taken over the scope's runs (seeds and tasks) of a method.
+    """
+    frames = []
+    for row in scores.itertuples():
+        frame = RunRecord(Path(runs_dir) / row.run_id).metrics()
+        frame = frame[frame["layer"] == layer]
+        if frame.empty:
+            continue
+        frame = frame.groupby(["network", "metric", "step"], as_index=False)["value"].mean()
+        for column in RUN_COLUMNS:
+            frame[column] = getattr(row, column)
+        frames.append(frame)
+    if not frames:
+        return pd.DataFrame(columns=METRIC_CURVE_COLUMNS)
+    long = pd.concat(frames)
+    grouped = long.groupby(SCOPE + ["method", "network", "metric", "step"], sort=True)["value"]
+    out = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
+                      runs="count").reset_index()
+    out["step"] = out["step"].astype(int)
+    return out[METRIC_CURVE_COLUMNS]
+
+
+# ----------------------------------------------------------------------------- pipeline
+
+
+@dataclass
+class Aggregate:
+    """Everything ``aggregate`` computes; each table is one CSV of the aggregate dir."""
+
+    scores: pd.DataFrame
+    missing: pd.DataFrame
+    interval_estimates: pd.DataFrame
+    probability_of_improvement: pd.DataFrame
+    sample_efficiency: pd.DataFrame
+    metric_curves: pd.DataFrame
+    performance_profiles: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in FILES}
+
+
+def aggregate(
+    matrix: Mapping,
+    runs_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+    allow_missing: bool = False,
+    last_n: int = DEFAULT_LAST_N,
+    normaliser: Normaliser | None = None,
+) -> Aggregate:
+    """Collect, check for missing runs, compute every statistic, write ``out_dir`` if given.
+
+    Raises:
+      MissingRunsError: expected runs are missing and ``allow_missing`` is False (nothing
+        is written then).
+      StatsError: no run at all can be scored, or the inputs are malformed.
+    """
+    normaliser = normaliser or suite_normaliser()
+    scores, missing = collect(matrix, runs_dir, last_n=last_n, normaliser=normaliser)
+    if len(missing) and not allow_missing:
+        raise MissingRunsError(missing)
+    if scores.empty:
+        raise StatsError(f"none of the {len(matrix['runs'])} expected runs can be scored")
+    scores, unbalanced = balance(scores)
+    if len(unbalanced):
+        missing = _sorted(pd.concat([missing, unbalanced]) if len(missing) else unbalanced)
+    options = dict(reps=reps, seed=seed, confidence=confidence)
+    result = Aggregate(
+        scores=scores,
+        missing=missing,
+        interval_estimates=interval_estimates(scores, **options),
+        probability_of_improvement=probability_of_improvement(scores, **options),
+        sample_efficiency=sample_efficiency(eval_curves(scores, runs_dir, normaliser), scores, **options),
+        metric_curves=metric_curves(scores, runs_dir),
+        performance_profiles=performance_profiles(scores, **options),
+        summary={
+            "config_hash": matrix.get("config_hash"),
+            "config": matrix.get("config"),
+            "reps": reps, "seed": seed, "confidence": confidence, "last_n": last_n,
+            "allow_missing": allow_missing, "baseline": BASELINE,
+            "expected_runs": len(matrix["runs"]), "scored_runs": len(scores),
+            "missing_runs": len(missing),
+            "run_ids": scores["run_id"].tolist(),
+            "dropped": matrix.get("dropped", []),
+            "rliable": _version("rliable"),
+        },
+    )
+    if out_dir is not None:
+        write_aggregate(result, out_dir)
+    return result
+
+
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def write_aggregate(result: Aggregate, out_dir: Path) -> dict[str, Path]:
+    """Write every table as CSV (each atomically) and ``aggregate.json`` last.
+
+    ``aggregate.json`` is the completion marker: a reader that finds it finds the tables of
+    the same aggregation next to it.
+    """
+    out_dir = Path(out_dir)
+    paths = {}
+    (out_dir / SUMMARY).unlink(missing_ok=True)
+    for name, table in result.tables().items():
+        buffer = io.StringIO()
+        table.to_csv(buffer, index=False)
+        paths[name] = out_dir / FILES[name]
+        atomic_write_bytes(paths[name], buffer.getvalue().encode())
+    paths["summary"] = out_dir / SUMMARY
+    write_json(paths["summary"], result.summary)
+    return paths
+
+
+def read_aggregate(out_dir: Path) -> Aggregate:
+    """Read an aggregate dir written by ``write_aggregate``."""
+    out_dir = Path(out_dir)
+    if not (out_dir / SUMMARY).exists():
+        raise StatsError(f"{out_dir} is not a finished aggregate (no {SUMMARY})")
+    tables = {}
+    for name, file in FILES.items():
+        path = out_dir / file
+        if not path.exists():
+            raise StatsError(f"aggregate {out_dir} lacks {file}")
+        tables[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return Aggregate(**tables, summary=json.loads((out_dir / SUMMARY).read_text()))
+

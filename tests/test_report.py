@@ -1,0 +1,156 @@
+"""Versioned reports built from a real aggregate of real run folders."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import plasticity_bench
+from plasticity_bench import report, stats
+from plasticity_bench.results import write_json
+from test_stats import METHODS, cli_app, make_runs, run_id, write_suite
+
+REPS = 200
+
+
+@pytest.fixture(scope="module")
+def aggregated(tmp_path_factory):
+    """(aggregate dir, matrix, runs dir) for 2 methods x 2 tasks x 3 seeds, one seed missing."""
+    root = tmp_path_factory.mktemp("report_inputs")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(root / "suites")))
+        matrix, runs = make_runs(root)
+        shutil.rmtree(runs / run_id("none", "gym:TaskB-v0", 2))
+        stats.aggregate(matrix, runs, root / "aggregate", reps=REPS, seed=0, allow_missing=True)
+    return root / "aggregate", matrix, runs
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_report_contents(aggregated, tmp_path):
+    aggregate_dir, matrix, _ = aggregated
+    target = report.build_report(aggregate_dir, tmp_path / "reports", matrix)
+    assert target == tmp_path / "reports" / f"v{plasticity_bench.__version__}-{matrix['config_hash'][:8]}"
+
+    board = pd.read_csv(target / "leaderboard.csv")
+    assert list(board.columns) == report.LEADERBOARD_COLUMNS
+    assert len(board) == len(METHODS)  # one scope (toy/sac/mlp) x 2 methods
+    assert list(board["iqm"]) == sorted(board["iqm"], reverse=True)  # ranked by IQM
+    assert list(board["method"]) == ["regrama", "none"]
+    for statistic in ("iqm", "mean", "median", "optimality_gap"):
+        assert (board[f"{statistic}_low"] <= board[statistic] + 1e-12).all()
+        assert (board[statistic] <= board[f"{statistic}_high"] + 1e-12).all()
+    rows = board.set_index("method")
+    assert np.isnan(rows.loc["none", "prob_improvement_over_none"])
+    assert 0 <= rows.loc["regrama", "prob_improvement_over_none_low"] <= rows.loc["regrama", "prob_improvement_over_none"]
+    # none lost TaskB seed 2, so TaskA seed 2 was left out too: 2 seeds x 2 tasks.
+    assert rows.loc["none", "runs"] == 4 and rows.loc["regrama", "runs"] == 6
+    assert (board["tasks"] == 2).all()
+    intervals = pd.read_csv(aggregate_dir / "interval_estimates.csv")
+    iqm = intervals[(intervals["statistic"] == "iqm") & (intervals["method"] == "regrama")]["estimate"].iloc[0]
+    assert rows.loc["regrama", "iqm"] == pytest.approx(iqm)
+
+    markdown = (target / "leaderboard.md").read_text()
+    assert "## toy / sac / mlp" in markdown and "| regrama |" in markdown
+    tex = (target / "leaderboard.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and "regrama" in tex
+    missing = (target / "missing.md").read_text()
+    assert run_id("none", "gym:TaskB-v0", 2) in missing and "no run folder" in missing
+
+    figures = sorted((target / "figures").iterdir())
+    stems = {p.stem.split("_toy")[0] for p in figures}
+    assert stems == {"interval_estimates", "sample_efficiency", "inactive_vs_dormant",
+                     "probability_of_improvement", "performance_profile"}
+    for stem in {p.stem for p in figures}:
+        for suffix in (".pdf", ".png"):
+            path = target / "figures" / f"{stem}{suffix}"
+            assert path.exists() and path.stat().st_size > 1000
+    assert (target / "figures" / figures[0].name).read_bytes()[:4] in (b"%PDF", b"\x89PNG")
+
+    page = (target / "index.html").read_text()
+    for png in (p for p in figures if p.suffix == ".png"):
+        assert f'src="figures/{png.name}"' in page
+    assert "<table>" in page and "regrama" in page
+
+    manifest = json.loads((target / "manifest.json").read_text())
+    for key in ("version", "date", "git_sha", "git_dirty", "config", "config_hash", "versions", "run_ids",
+                "missing_run_ids", "package_version"):
+        assert key in manifest, key
+    assert manifest["config"] == matrix["config"] and manifest["config_hash"] == matrix["config_hash"]
+    assert manifest["versions"]["rliable"] == "1.2.0"
+    assert len(manifest["run_ids"]) == 10 and run_id("none", "gym:TaskB-v0", 2) in manifest["missing_run_ids"]
+    index = (tmp_path / "reports" / "index.md").read_text()
+    assert manifest["version"] in index
+
+
+def test_versions_are_never_overwritten(aggregated, tmp_path):
+    aggregate_dir, matrix, runs = aggregated
+    reports = tmp_path / "reports"
+    first = report.build_report(aggregate_dir, reports, matrix)
+    before = snapshot(first)
+
+    # The same code and config rewrite the same version, byte for byte.
+    assert report.build_report(aggregate_dir, reports, matrix) == first
+    assert snapshot(first) == before
+
+    # Another config: a new version; the first is untouched.
+    other_matrix = {**matrix, "config": {**matrix["config"], "name": "other"}, "config_hash": "99999999ffff"}
+    other_aggregate = tmp_path / "other_aggregate"
+    shutil.copytree(aggregate_dir, other_aggregate)
+    summary = json.loads((other_aggregate / stats.SUMMARY).read_text())
+    write_json(other_aggregate / stats.SUMMARY, {**summary, "config_hash": other_matrix["config_hash"]})
+    second = report.build_report(other_aggregate, reports, other_matrix)
+    assert second != first and second.name.endswith("-99999999")
+    assert snapshot(first) == before
+
+    # An explicit version that is taken by another config fails and leaves it alone.
+    with pytest.raises(report.ReportError, match="already exists"):
+        report.build_report(other_aggregate, reports, other_matrix, version=first.name)
+    assert snapshot(first) == before
+
+    # A report of the same config made by other code (another git sha) is not overwritten either:
+    # the default version moves on to a suffix.
+    manifest = json.loads((first / "manifest.json").read_text())
+    write_json(first / "manifest.json", {**manifest, "git_sha": "f" * 40})
+    moved = snapshot(first)
+    third = report.build_report(aggregate_dir, reports, matrix)
+    assert third == reports / f"{first.name}-2"
+    assert snapshot(first) == moved
+
+    index = (reports / "index.md").read_text()
+    for version in (first.name, second.name, third.name):
+        assert f"[{version}]" in index
+    assert not [p for p in reports.iterdir() if p.name.startswith(".")]  # no staging leftovers
+
+
+def test_aggregate_of_another_config_is_refused(aggregated, tmp_path):
+    aggregate_dir, matrix, _ = aggregated
+    with pytest.raises(report.ReportError, match="rerun aggregate"):
+        report.build_report(aggregate_dir, tmp_path / "reports", {**matrix, "config_hash": "0000aaaa"})
+    assert not (tmp_path / "reports").exists()
+
+
+def test_cli_report(aggregated, tmp_path):
+    aggregate_dir, matrix, _ = aggregated
+    matrix_path = tmp_path / "matrix.json"
+    write_json(matrix_path, matrix)
+    runner = CliRunner()
+    args = ["report", "--aggregate", str(aggregate_dir), "--matrix", str(matrix_path),
+            "--reports", str(tmp_path / "reports"), "--version", "paper"]
+    result = runner.invoke(cli_app(), args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "reports" / "paper" / "leaderboard.csv").exists()
+    write_json(matrix_path, {**matrix, "config_hash": "1234"})
+    result = runner.invoke(cli_app(), args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    result = runner.invoke(cli_app(), ["report", "--aggregate", str(tmp_path / "nothing"), "--matrix",
+                                       str(matrix_path), "--reports", str(tmp_path / "reports")])
+    assert result.exit_code == 2 and "not a finished aggregate" in result.stderr

@@ -1,0 +1,38 @@
+# rliable aggregation of all runs of this config, then the versioned report.
+
+
+rule aggregate:
+    input:
+        matrix=MATRIX,
+        runs=expand(f"{RESULTS}/runs/{{run_id}}/manifest.json", run_id=sorted(RUNS)),
+    output:
+        f"{AGGREGATE_DIR}/aggregate.json",
+    params:
+        out=AGGREGATE_DIR,
+        reps=config["aggregate"]["reps"],
+        seed=config["aggregate"]["seed"],
+        allow_missing="--allow-missing" if config["aggregate"]["allow_missing"] else "",
+    log:
+        f"{RESULTS}/logs/aggregate-{CONFIG_HASH[:8]}.log",
+    shell:
+        "plasticity-bench aggregate --matrix {input.matrix} --runs {RESULTS}/runs --out {params.out} "
+        "--reps {params.reps} --seed {params.seed} {params.allow_missing} 2>&1 | tee {log}"
+
+
+rule report:
+    input:
+        aggregate=f"{AGGREGATE_DIR}/aggregate.json",
+        matrix=MATRIX,
+    output:
+        report(
+            directory(REPORT_DIR),
+            patterns=["figures/{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
+    params:
+        version=lambda wildcards: REPORT_DIR.split("/")[-1],
+        reports=config["reports_dir"],
+    shell:
+        "plasticity-bench report --aggregate {AGGREGATE_DIR} --matrix {input.matrix} "
+        "--reports {params.reports} --version {params.version}"

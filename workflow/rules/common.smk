@@ -1,0 +1,34 @@
+# Validate the config, expand it into runs and name this configuration's outputs.
+import sys
+
+from snakemake.utils import validate
+
+from plasticity_bench import report as pb_report
+from plasticity_bench.matrix import config_hash, expand as expand_config
+
+validate(config, "../schemas/config.schema.yaml")
+
+PLANNED, DROPPED = expand_config(config)
+RUNS = {run.spec.run_id: run for run in PLANNED}
+for dropped in DROPPED:
+    print(f"plasticity-bench: dropped {dropped['algo']} × {dropped['arch']} × {dropped['method']} × "
+          f"{dropped['task']} ({dropped['suite']}): {dropped['reason']}", file=sys.stderr)
+print(f"plasticity-bench: {len(RUNS)} runs planned, {len(DROPPED)} combinations dropped", file=sys.stderr)
+
+CONFIG_HASH = config_hash(config)
+RESULTS = "results"
+MATRIX = f"{RESULTS}/matrix-{CONFIG_HASH[:8]}.json"
+AGGREGATE_DIR = f"{RESULTS}/aggregate/{CONFIG_HASH[:8]}"
+
+
+def report_version():
+    """Package version + config hash + code commit: other code or another config is always
+    a new report directory, so a published report is never overwritten."""
+    code = pb_report.code_version(exclude=config["reports_dir"])
+    version = pb_report.default_version(CONFIG_HASH)
+    if code["git_sha"]:
+        version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
+    return version
+
+
+REPORT_DIR = f"{config['reports_dir']}/{report_version()}"

@@ -1,0 +1,29 @@
+# One job per run. The CLI resumes from the run's checkpoint after a kill, and exits 3 when
+# the run itself failed (non-finite loss, recorded in its manifest): that is a result for
+# aggregation to report, not a reason to stop the other jobs.
+
+
+rule matrix:
+    output:
+        MATRIX,
+    run:
+        from plasticity_bench.matrix import write_matrix
+
+        write_matrix(output[0], config, PLANNED, DROPPED)
+
+
+rule train:
+    output:
+        f"{RESULTS}/runs/{{run_id}}/manifest.json",
+    params:
+        args=lambda wildcards: " ".join(f"'{arg}'" for arg in RUNS[wildcards.run_id].cli_args()),
+        run_dir=lambda wildcards: f"{RESULTS}/runs/{wildcards.run_id}",
+    log:
+        f"{RESULTS}/logs/train/{{run_id}}.log",
+    threads: config["threads"]
+    resources:
+        mem_mb=config["mem_mb"],
+        runtime=config["runtime"],
+    shell:
+        "plasticity-bench train {params.args} --out {params.run_dir} --threads {threads} "
+        "--expect-run-id {wildcards.run_id} --no-progress > {log} 2>&1 || [ $? -eq 3 ]"
