@@ -15,7 +15,7 @@ from typing import Any
 
 from plasticity_bench.environments.suites import load_suite
 from plasticity_bench.results import write_json
-from plasticity_bench.spec import RunSpec, SpecError, build_spec
+from plasticity_bench.spec import InvalidCombinationError, RunSpec, SpecError, build_spec
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
                         overrides = overrides_for(config, algo, suite_name, tuple(method.split("+")))
                         try:
                             specs = [build_spec(algo, arch, method, task, seed, steps, overrides) for seed in config["seeds"]]
-                        except SpecError as error:
+                        except InvalidCombinationError as error:
                             dropped.append({"suite": suite_name, "algo": algo, "arch": arch, "method": method,
                                             "task": task, "reason": str(error)})
                             continue

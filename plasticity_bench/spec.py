@@ -25,6 +25,11 @@ class SpecError(ValueError):
     """A user error in a run specification (reported as one line, no traceback)."""
 
 
+class InvalidCombinationError(SpecError):
+    """Valid names that do not go together (e.g. DQN on a continuous task); a pipeline
+    drops such cells of its matrix with this reason instead of failing."""
+
+
 # Cadences shared by every algorithm. Steps are environment steps; updates are gradient steps.
 TRAINER_DEFAULTS: dict[str, Any] = {
     "eval_every": 5000,  # env steps between evaluations (and always at the last step)
@@ -174,9 +179,9 @@ def build_spec(
         raise SpecError(str(error)) from None
     discrete = is_discrete(task)
     if algo == "dqn" and not discrete:
-        raise SpecError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
+        raise InvalidCombinationError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
     if algo != "dqn" and discrete:
-        raise SpecError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
+        raise InvalidCombinationError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
     if steps <= 0:
         raise SpecError(f"steps must be positive, got {steps}")
     if seed < 0:
@@ -185,7 +190,7 @@ def build_spec(
     method_classes = [registry.lookup("method", registry.METHODS, name) for name in methods]
     owners = [cls.name for cls in method_classes if cls.owns_reset_schedule]
     if len(owners) > 1:
-        raise SpecError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
+        raise InvalidCombinationError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
 
     hyperparams = default_hyperparams(algo)
     method_options = {cls.name: dict(cls.options()) for cls in method_classes}

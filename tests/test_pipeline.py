@@ -1,0 +1,108 @@
+"""The Snakemake pipeline: real snakemake runs of the smoke config, config validation, matrices."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from plasticity_bench.matrix import expand
+
+ROOT = Path(__file__).resolve().parents[1]
+SMOKE = ROOT / "workflow" / "config" / "smoke.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    bin_dir = str(Path(sys.executable).parent)  # the rules call the venv's plasticity-bench
+    env = {**__import__("os").environ, "PATH": f"{bin_dir}:{__import__('os').environ['PATH']}"}
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+@pytest.mark.slow
+def test_smoke_workflow_end_to_end(tmp_path):
+    done = snakemake(tmp_path, "--cores", "2", "--configfile", str(SMOKE))
+    assert done.returncode == 0, done.stderr[-4000:]
+    reports = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
+    assert len(reports) == 1
+    report = reports[0]
+    board = pd.read_csv(report / "leaderboard.csv")
+    config = yaml.safe_load(SMOKE.read_text())
+    assert set(board["method"]) == set(config["methods"])
+    assert set(board["algo"]) == {"sac", "dqn"}
+    assert (board["runs"] == 2).all()  # 2 seeds × 1 task per scope
+    for kind in ["interval_estimates", "sample_efficiency", "inactive_vs_dormant", "probability_of_improvement"]:
+        for suffix in (".pdf", ".png"):
+            assert list((report / "figures").glob(f"{kind}_*{suffix}")), (kind, suffix)
+    for name in ["leaderboard.md", "leaderboard.tex", "index.html", "manifest.json"]:
+        assert (report / name).stat().st_size > 0
+    assert (tmp_path / "reports" / "index.md").exists()
+
+    again = snakemake(tmp_path, "--cores", "2", "--configfile", str(SMOKE))
+    assert again.returncode == 0
+    assert "Nothing to be done" in again.stdout + again.stderr
+
+    html = tmp_path / "report.html"
+    made = snakemake(tmp_path, "--configfile", str(SMOKE), "--report", str(html))
+    assert made.returncode == 0, made.stderr[-3000:]
+    assert html.stat().st_size > 10_000
+
+
+def write_config(tmp_path: Path, change) -> Path:
+    config = yaml.safe_load(SMOKE.read_text())
+    change(config)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize(
+    "change, must_mention",
+    [
+        (lambda c: c.update(methods=["none", "magic"]), ["magic"]),
+        (lambda c: c.update(seeds="three"), ["seeds", "three"]),
+        (lambda c: c.pop("algos"), ["algos"]),
+        (lambda c: c.update(learning_rate=0.1), ["learning_rate"]),
+        (lambda c: c["overrides"]["sac"].update(learning_starts="soon"), ["learning_starts", "soon"]),
+        (lambda c: c.update(suites=["atari57"]), ["atari57", "classic_control"]),
+    ],
+)
+def test_invalid_config_fails_at_parse_time_naming_the_key(tmp_path, change, must_mention):
+    config = write_config(tmp_path, change)
+    result = snakemake(tmp_path, "-n", "--configfile", str(config))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    for text in must_mention:
+        assert text in output, (text, output[-2000:])
+    assert not (tmp_path / "results").exists()
+
+
+def test_paper_config_dry_run_lists_the_full_matrix(tmp_path):
+    result = snakemake(tmp_path, "-n", "--configfile", str(ROOT / "workflow" / "config" / "paper.yaml"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "runs planned" in result.stderr
+
+
+def test_expansion_drops_invalid_combinations_with_reasons():
+    config = yaml.safe_load(SMOKE.read_text())
+    config["suites"] = ["classic_control", "classic_control_continuous"]
+    config["methods"] = ["none", "redo+regrama"]
+    runs, dropped = expand(config)
+    assert {(r.spec.algo, r.spec.task) for r in runs} == {("sac", "gym:Pendulum-v1"), ("dqn", "gym:CartPole-v1")}
+    assert len(runs) == 2 * 2  # one method × one task × two seeds, per algorithm
+    reasons = " | ".join(d["reason"] for d in dropped)
+    assert "suite classic_control is for dqn" in reasons
+    assert "reset schedule" in reasons
+    # The CLI arguments of a planned run rebuild exactly its spec (same run id).
+    run = runs[0]
+    from plasticity_bench.spec import build_spec
+
+    args = dict(zip(run.cli_args()[0::2], run.cli_args()[1::2]))
+    overrides = [v for k, v in zip(run.cli_args()[0::2], run.cli_args()[1::2]) if k == "--set"]
+    rebuilt = build_spec(args["--algo"], args["--arch"], args["--method"], args["--task"], int(args["--seed"]),
+                         int(args["--steps"]), overrides)
+    assert rebuilt.run_id == run.spec.run_id
