@@ -32,7 +32,7 @@ from plasticity_bench import registry, results
 from plasticity_bench.environments import make_env
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
-from plasticity_bench.networks import MLPConfig
+from plasticity_bench.networks import NetworkConfig
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 
@@ -85,7 +85,7 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        network = MLPConfig(hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
+        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
         for method in self.methods:
             network = method.network_config(network)
         self.network_config = network

@@ -14,7 +14,7 @@ from plasticity_bench.methods.layer_norm import LayerNormMethod
 from plasticity_bench.methods.recycling import concatenate_batches, recycle_neurons
 from plasticity_bench.methods.redo import ReDo
 from plasticity_bench.methods.regrama import ReGraMa
-from plasticity_bench.networks import MLP, MLPConfig
+from plasticity_bench.networks import MLP, NetworkConfig
 
 
 def make_batch(n: int = 64, obs_dim: int = 3, seed: int = 0) -> Batch:
@@ -79,7 +79,7 @@ OUTGOING = {"layers.1": "layers.2", "layers.3": "layers.4"}
 
 def net_with_dead_neurons() -> MLP:
     torch.manual_seed(0)
-    net = MLP(3, 2, MLPConfig(hidden_sizes=(6, 5), activation="ReLU"))
+    net = MLP(3, 2, NetworkConfig(hidden_sizes=(6, 5), activation="ReLU"))
     with torch.no_grad():
         for layer, neurons in DEAD.items():
             linear = net.layers[int(INCOMING[layer].split(".")[1])]
@@ -151,7 +151,7 @@ def test_redo_tau_0_recycles_exactly_the_dead_neurons():
 
 def test_recycling_before_the_first_step_and_layer_norm_entries():
     torch.manual_seed(1)
-    net = MLP(3, 2, MLPConfig(hidden_sizes=(4, 4), activation="SiLU", layer_norm=True))
+    net = MLP(3, 2, NetworkConfig(hidden_sizes=(4, 4), activation="SiLU", layer_norm=True))
     with torch.no_grad():
         for module in net.modules():
             if isinstance(module, nn.LayerNorm):
@@ -186,7 +186,7 @@ def test_recycling_before_the_first_step_and_layer_norm_entries():
 def net_with_unused_neurons() -> tuple[MLP, dict[str, list[int]]]:
     """Neurons whose outgoing weights are zero have dL/dh = 0 for every sample: GraMa 0."""
     torch.manual_seed(2)
-    net = MLP(3, 2, MLPConfig(hidden_sizes=(6, 5), activation="Tanh"))
+    net = MLP(3, 2, NetworkConfig(hidden_sizes=(6, 5), activation="Tanh"))
     unused = {"layers.1": [0, 3], "layers.3": [4]}
     with torch.no_grad():
         net.layers[2].weight[:, unused["layers.1"]] = 0.0
@@ -224,7 +224,7 @@ def test_regrama_modes_select_the_right_neurons():
 
 def test_regrama_lowest_k_percent_through_the_schedule():
     torch.manual_seed(3)
-    net = MLP(3, 2, MLPConfig(hidden_sizes=(10, 20), activation="ReLU"))
+    net = MLP(3, 2, NetworkConfig(hidden_sizes=(10, 20), activation="ReLU"))
     role = make_role(net)
     batch = make_batch()
     method = make_method("regrama", mode="lowest_k_percent", percent=10.0, period=2)
@@ -287,9 +287,9 @@ def test_option_validation():
 def test_layer_norm_method_adds_layer_norm():
     method = make_method("layer_norm")
     assert isinstance(method, LayerNormMethod)
-    config = MLPConfig(hidden_sizes=(8, 4), activation="Tanh")
+    config = NetworkConfig(hidden_sizes=(8, 4), activation="Tanh")
     changed = method.network_config(config)
-    assert changed == MLPConfig(hidden_sizes=(8, 4), activation="Tanh", layer_norm=True)
+    assert changed == NetworkConfig(hidden_sizes=(8, 4), activation="Tanh", layer_norm=True)
     assert config.layer_norm is False
     net = MLP(3, 1, changed)
     assert sum(isinstance(m, nn.LayerNorm) for m in net.modules()) == 2

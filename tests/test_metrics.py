@@ -17,7 +17,7 @@ from plasticity_bench.metrics import (
     inactive_ratio_per_layer,
     monitor_roles,
 )
-from plasticity_bench.networks import MLP, MLPConfig
+from plasticity_bench.networks import MLP, NetworkConfig
 
 # Inputs and targets of the hand-computed ReLU example.
 X = torch.tensor([[1.0, 2.0], [3.0, -1.0], [-2.0, 1.0], [2.0, 2.0]])
@@ -27,7 +27,7 @@ T = torch.tensor([[1.0], [6.0], [0.0], [0.5]])
 def hand_relu_net() -> MLP:
     """2 → 3 → 2 → 1 ReLU MLP. Layer-1 neuron 3 is dead (bias -1, no weights); layer-2
     neuron 2 is dead (bias -10, its inputs never exceed 3)."""
-    net = MLP(2, 1, MLPConfig(hidden_sizes=(3, 2), activation="ReLU"))
+    net = MLP(2, 1, NetworkConfig(hidden_sizes=(3, 2), activation="ReLU"))
     with torch.no_grad():
         net.layers[0].weight.copy_(torch.tensor([[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]]))
         net.layers[0].bias.copy_(torch.tensor([0.0, 0.0, -1.0]))
@@ -117,7 +117,7 @@ def chain_rule_layernorm_silu(net: MLP, x: torch.Tensor, t: torch.Tensor):
 
 def test_layernorm_silu_scores_match_chain_rule():
     torch.manual_seed(0)
-    net = MLP(3, 2, MLPConfig(hidden_sizes=(4, 5), activation="SiLU", layer_norm=True))
+    net = MLP(3, 2, NetworkConfig(hidden_sizes=(4, 5), activation="SiLU", layer_norm=True))
     with torch.no_grad():  # non-trivial affine LayerNorm parameters
         for module in net.modules():
             if isinstance(module, nn.LayerNorm):

@@ -11,7 +11,7 @@ from torch import nn
 
 from plasticity_bench.agents.base import Agent, Batch, Role
 from plasticity_bench.agents.sac import soft_update
-from plasticity_bench.networks import MLP, MLPConfig
+from plasticity_bench.networks import NetworkConfig, build_body
 
 
 def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
@@ -20,13 +20,13 @@ def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
 
 
 class DQN(Agent):
-    def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: MLPConfig,
+    def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device):
         self.hp, self.device, self.rng = hp, device, rng
         self.num_actions = num_actions
         self.total_steps = total_steps
-        self.q_network = MLP(obs_dim, num_actions, network).to(device)
-        self.target_network = MLP(obs_dim, num_actions, network).to(device)
+        self.q_network = build_body(network, obs_dim, num_actions).to(device)
+        self.target_network = build_body(network, obs_dim, num_actions).to(device)
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=hp["learning_rate"])
         # CleanRL counts the target period in env steps; updates happen every 1/replay_ratio steps.

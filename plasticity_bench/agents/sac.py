@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from plasticity_bench.agents.base import Agent, Batch, Role
-from plasticity_bench.networks import MLP, MLPConfig
+from plasticity_bench.networks import NetworkConfig, build_body
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -21,9 +21,9 @@ LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 class GaussianActor(nn.Module):
     """Tanh-squashed Gaussian policy; one trunk whose output layer holds mean and log-std."""
 
-    def __init__(self, obs_dim: int, action_dim: int, config: MLPConfig):
+    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
         super().__init__()
-        self.trunk = MLP(obs_dim, 2 * action_dim, config)
+        self.trunk = build_body(config, obs_dim, 2 * action_dim)
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_std = self.trunk(obs).chunk(2, dim=-1)
@@ -47,10 +47,10 @@ class GaussianActor(nn.Module):
 class TwinQ(nn.Module):
     """Two independent Q(s, a) networks trained on the same target (clipped double Q)."""
 
-    def __init__(self, obs_dim: int, action_dim: int, config: MLPConfig):
+    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
         super().__init__()
-        self.q1 = MLP(obs_dim + action_dim, 1, config)
-        self.q2 = MLP(obs_dim + action_dim, 1, config)
+        self.q1 = build_body(config, obs_dim + action_dim, 1)
+        self.q2 = build_body(config, obs_dim + action_dim, 1)
 
     def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.cat([obs, action], dim=-1)
@@ -58,7 +58,7 @@ class TwinQ(nn.Module):
 
 
 class SAC(Agent):
-    def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: MLPConfig,
+    def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device):
         self.hp, self.device = hp, device
         self.actor = GaussianActor(obs_dim, action_dim, network).to(device)

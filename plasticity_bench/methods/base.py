@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.networks import MLPConfig
+from plasticity_bench.networks import NetworkConfig
 
 
 class Method:
@@ -33,7 +33,7 @@ class Method:
         """Option name → default value."""
         return {}
 
-    def network_config(self, config: MLPConfig) -> MLPConfig:
+    def network_config(self, config: NetworkConfig) -> NetworkConfig:
         """Change the architecture before networks are built (e.g. add LayerNorm)."""
         return config
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 from plasticity_bench.methods.base import Method
-from plasticity_bench.networks import MLPConfig
+from plasticity_bench.networks import NetworkConfig
 
 
 class LayerNormMethod(Method):
     name = "layer_norm"
     description = "LayerNorm after each hidden Linear, before the activation (Lyle et al. 2023)"
 
-    def network_config(self, config: MLPConfig) -> MLPConfig:
+    def network_config(self, config: NetworkConfig) -> NetworkConfig:
         return dataclasses.replace(config, layer_norm=True)

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
+from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.layers import NeuronLayer, make_activation
-
-
-@dataclass(frozen=True)
-class MLPConfig:
-    hidden_sizes: tuple[int, ...] = (256, 256)
-    activation: str = "ReLU"
-    layer_norm: bool = False
 
 
 class MLP(nn.Module):
     """Every activation is an nn.Module so that metric probes can hook it."""
 
-    def __init__(self, in_features: int, out_features: int, config: MLPConfig = MLPConfig()):
+    def __init__(self, in_features: int, out_features: int, config: NetworkConfig = NetworkConfig()):
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
