@@ -28,16 +28,12 @@ the diff hash covers tracked changes and the *names* of untracked files.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import html
 import io
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Mapping
 
@@ -46,6 +42,7 @@ import pandas as pd
 
 import plasticity_bench
 from plasticity_bench import plots, stats
+from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.results import atomic_write_bytes, write_json
 
 LEADERBOARD_COLUMNS = [
@@ -58,7 +55,7 @@ LEADERBOARD_COLUMNS = [
     "runs", "tasks",
 ]
 PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash")
-VERSIONED_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
+REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
                       "arch", "matplotlib", "seaborn")
 MANIFEST = "manifest.json"
 
@@ -215,52 +212,6 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
 # ----------------------------------------------------------------------------- provenance
 
 
-def _git(repo: Path, *args: str) -> str | None:
-    try:
-        result = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout
-
-
-def code_version(exclude: Path | None = None) -> dict:
-    """``{"git_sha", "git_dirty", "git_diff_sha256"}`` of the repository holding this package.
-
-    ``exclude`` (e.g. the reports root) is left out of the dirty check. Outside a git
-    repository (an installed wheel) every field is None.
-    """
-    repo = Path(plasticity_bench.__file__).resolve().parent
-    top = _git(repo, "rev-parse", "--show-toplevel")
-    if top is None:
-        return {"git_sha": None, "git_dirty": None, "git_diff_sha256": None}
-    top_path = Path(top.strip())
-    sha = _git(top_path, "rev-parse", "--verify", "-q", "HEAD")
-    pathspec = ["--", "."]
-    if exclude is not None:
-        try:
-            relative = Path(exclude).resolve().relative_to(top_path)
-            pathspec.append(f":(exclude){relative.as_posix()}")
-        except ValueError:
-            pass
-    status = _git(top_path, "status", "--porcelain", *pathspec) or ""
-    diff = (_git(top_path, "diff", "HEAD", "--binary", *pathspec) or "") if sha else ""
-    return {
-        "git_sha": sha.strip() if sha else None,
-        "git_dirty": bool(status.strip()),
-        "git_diff_sha256": hashlib.sha256((diff + status).encode()).hexdigest() if status.strip() else None,
-    }
-
-
-def package_versions() -> dict[str, str | None]:
-    versions = {}
-    for package in VERSIONED_PACKAGES:
-        try:
-            versions[package] = installed_version(package)
-        except PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
 def default_version(config_hash: str) -> str:
     return f"v{plasticity_bench.__version__}-{str(config_hash)[:8]}"
 
@@ -406,7 +357,7 @@ def build_report(
             "version": name,
             "date": date,
             **provenance,
-            "versions": package_versions(),
+            "versions": package_versions(REPORT_PACKAGES),
             "config": matrix.get("config"),
             "aggregate": {key: aggregate.summary.get(key)
                           for key in ("reps", "seed", "confidence", "last_n", "allow_missing", "baseline")},

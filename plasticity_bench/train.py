@@ -14,25 +14,21 @@ from __future__ import annotations
 
 import math
 import random
-import subprocess
 import time
-from dataclasses import replace
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm import tqdm
 
-import plasticity_bench
 from plasticity_bench import registry, results
 from plasticity_bench.environments import make_env
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.networks import NetworkConfig
+from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 
@@ -49,6 +45,7 @@ def derived_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
 
 
+RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas")
 EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
 
 
@@ -85,7 +82,8 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
+        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"],
+                                blocks=self.hp["residual_blocks"], pre_norm=self.hp["residual_pre_norm"])
         for method in self.methods:
             network = method.network_config(network)
         self.network_config = network
@@ -102,7 +100,9 @@ class Trainer:
         self.resumes = 0
         self.next_checkpoint = self.hp["checkpoint_every"]
         self.started = datetime.now(timezone.utc).isoformat()
-        self.provenance = {"git": git_state(), "versions": package_versions()}
+        code = code_version()
+        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
+                           "versions": package_versions(RUN_PACKAGES)}
 
     # ---- the loop -------------------------------------------------------------------
     def run(self) -> dict:
@@ -280,26 +280,3 @@ class Trainer:
         }
         results.write_json(self.run_dir / results.MANIFEST, manifest)
         return manifest
-
-
-def git_state() -> dict[str, Any]:
-    """Commit of the source tree the package runs from, and whether it had local changes."""
-    source = Path(plasticity_bench.__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=source,
-                                    capture_output=True, text=True, check=True).stdout.strip())
-        return {"sha": sha, "dirty": dirty}
-    except (OSError, subprocess.CalledProcessError):
-        return {"sha": None, "dirty": None}
-
-
-def package_versions() -> dict[str, str]:
-    names = ["torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas"]
-    versions = {"plasticity_bench": plasticity_bench.__version__}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions

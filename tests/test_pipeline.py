@@ -1,6 +1,5 @@
 """The Snakemake pipeline: real snakemake runs of the smoke config, config validation, matrices."""
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path

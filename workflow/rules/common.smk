@@ -3,7 +3,8 @@ import sys
 
 from snakemake.utils import validate
 
-from plasticity_bench import report as pb_report
+from plasticity_bench.provenance import code_version
+from plasticity_bench.report import default_version
 from plasticity_bench.matrix import config_hash, expand as expand_config
 
 validate(config, "../schemas/config.schema.yaml")
@@ -24,8 +25,8 @@ AGGREGATE_DIR = f"{RESULTS}/aggregate/{CONFIG_HASH[:8]}"
 def report_version():
     """Package version + config hash + code commit: other code or another config is always
     a new report directory, so a published report is never overwritten."""
-    code = pb_report.code_version(exclude=config["reports_dir"])
-    version = pb_report.default_version(CONFIG_HASH)
+    code = code_version(exclude=config["reports_dir"])
+    version = default_version(CONFIG_HASH)
     if code["git_sha"]:
         version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
     return version
