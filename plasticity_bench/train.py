@@ -82,8 +82,7 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"],
-                                blocks=self.hp["residual_blocks"], pre_norm=self.hp["residual_pre_norm"])
+        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
         for method in self.methods:
             network = method.network_config(network)
         self.network_config = network
