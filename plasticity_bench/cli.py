@@ -1,4 +1,4 @@
-"""Command line: ``plasticity-bench list | train | aggregate | report``.
+"""Command line: ``plasticity-bench list | train | aggregate | report | plot``.
 
 User errors (bad names, invalid combinations, bad overrides) print one line naming the bad
 value and the valid choices, and exit with status 2 before anything is built or written.
@@ -57,7 +57,9 @@ def train(
     out: Optional[Path] = typer.Option(None, help="run folder [default: results/runs/<run_id>]"),
     set_: list[str] = typer.Option([], "--set", help="override a hyperparameter or method option: key=value, method.option=value"),
     threads: int = typer.Option(1, help="torch threads (1 lets parallel jobs share the CPU)"),
-    device: str = typer.Option("cpu", help="torch device"),
+    device: str = typer.Option("auto", help="torch device: auto (CUDA when visible, else CPU), cpu, cuda, cuda:N"),
+    gpu_slots: Optional[Path] = typer.Option(None, help="with --device auto and several GPUs: folder of slot locks "
+                                             "that spreads parallel jobs over the GPUs (see plasticity_bench/devices.py)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
     print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit"),
     expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow check)"),
@@ -79,24 +81,33 @@ def train(
         typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict()}, indent=2))
         return
 
+    from plasticity_bench.devices import DeviceError, select_training_device
     from plasticity_bench.train import NonFiniteLossError, RunConflictError
     from plasticity_bench.train import train as run_training
 
+    try:
+        torch_device, slot = select_training_device(device, gpu_slots)
+    except DeviceError as error:
+        fail(str(error))
     run_dir = out or Path("results") / "runs" / spec.run_id
     try:
-        manifest = run_training(spec, run_dir, threads=threads, device=device, progress=progress)
+        manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress)
     except RunConflictError as error:
         fail(str(error))
     except NonFiniteLossError as error:
         # Recorded as failed in the manifest; a distinct code lets the workflow go on and
         # let aggregation report the run as failed instead of stopping every other job.
         fail(f"run failed: {error}", code=RUN_FAILED_EXIT)
+    finally:
+        if slot is not None:
+            slot.release()
     last = manifest.get("step")
     typer.echo(f"{spec.run_id}: {manifest['status']} at step {last}; record in {run_dir}")
 
 
 app.command("aggregate")(cli_pipeline.aggregate_command)
 app.command("report")(cli_pipeline.report_command)
+app.command("plot")(cli_pipeline.plot_command)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
-"""CLI commands of the analysis half of the pipeline: ``aggregate`` and ``report``.
+"""CLI commands of the analysis half of the pipeline: ``aggregate``, ``report`` and ``plot``.
 
 Plain functions with typer annotations; ``cli.py`` mounts them with
-``app.command("aggregate")(aggregate_command)`` and ``app.command("report")(report_command)``.
+``app.command("aggregate")(aggregate_command)``, ``app.command("report")(report_command)``
+and ``app.command("plot")(plot_command)``.
 User errors (missing runs, unreadable inputs, a taken report version) print one line to
 stderr and exit with status 2, without a traceback.
 """
@@ -60,3 +61,101 @@ def report_command(
     except (stats.StatsError, report.ReportError) as error:
         _fail(str(error))
     typer.echo(f"report written to {target}")
+
+
+FIGURE_NAMES = ("interval_estimates", "performance_profile", "probability_of_improvement", "sample_efficiency",
+                "inactive_vs_dormant", "metric_curves")  # plots.FIGURES, without importing matplotlib here
+
+
+def _split(values: list[str] | None) -> list[str] | None:
+    """Options given as ``a,b`` and/or repeated: one flat list (None when not given)."""
+    if not values:
+        return None
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _check_choices(option: str, given: list[str], valid: list[str] | tuple[str, ...]) -> None:
+    for value in given:
+        if value not in valid:
+            _fail(f"{option}: unknown value {value!r}; valid: {', '.join(valid)}")
+
+
+def plot_command(
+    out: Annotated[Path, typer.Option(help="Directory to write the figures into.")],
+    aggregate: Annotated[Optional[Path], typer.Option(
+        help="Aggregate directory written by `aggregate` (no recomputation).")] = None,
+    matrix: Annotated[Optional[Path], typer.Option(help="matrix.json of the runs (with --runs).")] = None,
+    runs: Annotated[Optional[Path], typer.Option(help="Directory holding one folder per run (with --matrix).")] = None,
+    figure: Annotated[Optional[list[str]], typer.Option(
+        help="Figures to draw, comma-separated or repeated: " + ", ".join(FIGURE_NAMES) + " [default: all]")] = None,
+    methods: Annotated[Optional[str], typer.Option(
+        help="Comma-separated subset of the matrix's methods; recomputes the statistics from the run records.")] = None,
+    tasks: Annotated[Optional[str], typer.Option(
+        help="Comma-separated subset of the matrix's tasks; recomputes the statistics from the run records.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(
+        help="Metrics for metric_curves, comma-separated or repeated; 'dormant_ratio' matches "
+             "'dormant_ratio@0.1' [default: every stored metric].")] = None,
+    format: Annotated[str, typer.Option(help="Comma-separated figure formats: pdf, png, svg.")] = "pdf,png",
+    reps: Annotated[int, typer.Option(min=1, help="Bootstrap replications when recomputing.")] = 2000,
+    seed: Annotated[int, typer.Option(help="Seed of numpy's global RNG before every rliable call.")] = 0,
+    allow_missing: Annotated[bool, typer.Option(
+        "--allow-missing", help="When recomputing, go on without the expected runs that are missing.")] = False,
+) -> None:
+    """Redraw figures from stored run records or an aggregate, without retraining.
+
+    With --aggregate the stored statistics are drawn as they are. With --matrix and --runs
+    the statistics are computed (in memory, seeded) from the run records, restricted to
+    --methods / --tasks when given; subsets always need --matrix and --runs.
+    """
+    figures = _split(figure) or list(FIGURE_NAMES)
+    _check_choices("--figure", figures, FIGURE_NAMES)
+    formats = _split([format]) or []
+    if not formats:
+        _fail("--format: give at least one of pdf, png, svg")
+    _check_choices("--format", formats, ("pdf", "png", "svg"))
+    subset = methods is not None or tasks is not None
+    if aggregate is not None and (matrix is not None or runs is not None):
+        _fail("give either --aggregate or --matrix with --runs, not both")
+    if aggregate is None and (matrix is None or runs is None):
+        _fail("give --aggregate, or --matrix with --runs"
+              + (" (--methods / --tasks recompute from the run records)" if subset else ""))
+    if aggregate is not None and subset:
+        _fail("--methods / --tasks recompute the statistics from the run records: give --matrix and --runs "
+              "instead of --aggregate")
+
+    from plasticity_bench import plots, stats  # heavy imports only when the command runs
+
+    try:
+        if aggregate is not None:
+            result = stats.read_aggregate(aggregate)
+        else:
+            matrix_data = stats.load_matrix(matrix)
+            if not runs.is_dir():
+                _fail(f"runs directory not found: {runs}")
+            planned = matrix_data["runs"]
+            for option, column, given in (("--methods", "method", methods), ("--tasks", "task", tasks)):
+                if given is None:
+                    continue
+                wanted = _split([given]) or []
+                if not wanted:
+                    _fail(f"{option}: empty list")
+                valid = sorted({run[column] for run in planned})
+                _check_choices(option, wanted, valid)
+                planned = [run for run in planned if run[column] in wanted]
+            result = stats.aggregate({**matrix_data, "runs": planned}, runs, reps=reps, seed=seed,
+                                     allow_missing=allow_missing)
+        metrics = _split(metric)
+        if metrics is not None and "metric_curves" in figures:
+            plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below
+        paths = plots.plot_all(result, out, figures=figures, formats=formats, metrics=metrics)
+    except (stats.StatsError, plots.PlotError) as error:
+        _fail(str(error))
+    drawn = {name for name in figures for p in paths if p.name.startswith(_figure_prefix(name))}
+    for name in figures:
+        if name not in drawn:
+            typer.echo(f"note: {name}: nothing to draw (the records hold no data for it)", err=True)
+    typer.echo(f"wrote {len(paths)} files to {out}")
+
+
+def _figure_prefix(name: str) -> str:
+    return f"{name}_"

@@ -55,7 +55,25 @@ def overrides_for(config: dict[str, Any], algo: str, suite: str, methods: tuple[
     return overrides
 
 
+# Keys an entry of ``experiments`` may set; the rest (overrides, method options, ...) are shared.
+EXPERIMENT_KEYS = ("algos", "archs", "methods", "suites", "tasks", "seeds", "steps")
+
+
 def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
+    """Runs of the config's main product and of each entry of ``experiments`` (a product of
+    its own that overrides the main one's EXPERIMENT_KEYS), without duplicates."""
+    runs: dict[str, PlannedRun] = {}
+    dropped: list[dict[str, Any]] = []
+    blocks = [config] + [{**config, **experiment} for experiment in config.get("experiments", [])]
+    for block in blocks:
+        block_runs, block_dropped = _expand_product(block)
+        for run in block_runs:
+            runs.setdefault(run.spec.run_id, run)
+        dropped.extend(d for d in block_dropped if d not in dropped)
+    return list(runs.values()), dropped
+
+
+def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
     runs: list[PlannedRun] = []
     dropped: list[dict[str, Any]] = []
     for suite_name in config["suites"]:

@@ -8,6 +8,10 @@
 
 and regenerates ``<reports_root>/index.md`` from the manifests of every version there.
 
+The leaderboard has one row per (scope, method), the overall scope (``all/all/all``, every
+cell pooled; see ``stats``) first; besides P(> none) it carries P(> best baseline) and the
+name of that baseline (the highest-IQM built-in method of the scope other than the method).
+
 Versions and overwriting. The default version is ``v<package version>-<config_hash[:8]>``.
 A report's *provenance* is (package version, git sha, git dirty flag, hash of the
 uncommitted diff, config hash). A version directory is only ever rewritten by a build with
@@ -52,6 +56,9 @@ LEADERBOARD_COLUMNS = [
     "median", "median_low", "median_high",
     "optimality_gap", "optimality_gap_low", "optimality_gap_high",
     "prob_improvement_over_none", "prob_improvement_over_none_low", "prob_improvement_over_none_high",
+    "best_baseline",
+    "prob_improvement_over_best_baseline", "prob_improvement_over_best_baseline_low",
+    "prob_improvement_over_best_baseline_high",
     "runs", "tasks",
 ]
 PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash")
@@ -68,7 +75,12 @@ class ReportError(Exception):
 
 
 def leaderboard(aggregate: stats.Aggregate) -> pd.DataFrame:
-    """One row per (scope, method), ``LEADERBOARD_COLUMNS``, ranked by IQM within a scope."""
+    """One row per (scope, method), ``LEADERBOARD_COLUMNS``, ranked by IQM within a scope.
+
+    The overall scope (``suite = algo = arch = "all"``, see ``stats``) comes first, then the
+    scopes in order. ``best_baseline`` names the method's best baseline in its scope (see
+    ``stats``) and ``prob_improvement_over_best_baseline`` is P(method > it).
+    """
     intervals = aggregate.interval_estimates
     if intervals.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
@@ -82,16 +94,31 @@ def leaderboard(aggregate: stats.Aggregate) -> pd.DataFrame:
     counts = intervals.drop_duplicates(keys).set_index(keys)[["runs", "tasks"]]
     table = table.join(counts).reset_index()
     poi = aggregate.probability_of_improvement
-    poi = poi[poi["baseline"] == stats.BASELINE][keys + ["probability", "low", "high"]].rename(columns={
-        "probability": "prob_improvement_over_none",
-        "low": "prob_improvement_over_none_low",
-        "high": "prob_improvement_over_none_high",
-    })
-    table = table.merge(poi, on=keys, how="left")
-    table = table.sort_values(stats.SCOPE + ["iqm", "method"], ascending=[True, True, True, False, True],
-                              kind="stable")
+    for name, rows in (("none", poi[poi["baseline"] == stats.BASELINE]),
+                       ("best_baseline", poi[_is_true(poi.get("best_baseline"), len(poi))])):
+        rows = rows[keys + ["probability", "low", "high"] + (["baseline"] if name == "best_baseline" else [])]
+        prefix = f"prob_improvement_over_{name}"
+        table = table.merge(rows.rename(columns={"probability": prefix, "low": f"{prefix}_low",
+                                                 "high": f"{prefix}_high"}), on=keys, how="left")
+    table = table.rename(columns={"baseline": "best_baseline"})
+    table["overall"] = (table[stats.SCOPE] == stats.OVERALL).all(axis=1)
+    table = table.sort_values(["overall"] + stats.SCOPE + ["iqm", "method"],
+                              ascending=[False, True, True, True, False, True], kind="stable")
     table[["runs", "tasks"]] = table[["runs", "tasks"]].astype(int)
     return table[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def _is_true(column, length: int) -> pd.Series:
+    """A boolean mask from a CSV column read back as bools or strings (absent: all False)."""
+    if column is None:
+        return np.zeros(length, dtype=bool)
+    return column.astype(str).str.lower().isin(["true", "1"]).to_numpy()
+
+
+def scope_title(scope: tuple) -> str:
+    if all(part == stats.OVERALL for part in scope):
+        return "Overall (every suite / algo / arch)"
+    return " / ".join(scope)
 
 
 def _interval(value, low, high) -> str:
@@ -101,20 +128,38 @@ def _interval(value, low, high) -> str:
 
 
 DISPLAY = [("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"), ("optimality_gap", "Optimality gap"),
-           ("prob_improvement_over_none", "P(> none)")]
+           ("prob_improvement_over_none", "P(> none)"),
+           ("prob_improvement_over_best_baseline", "P(> best baseline)")]
+
+
+def _best_baseline_name(row) -> str:
+    name = row.get("best_baseline")
+    return "" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name)
 
 
 def _display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
-    """Per scope, rows of strings: method, each statistic with its CI, runs, tasks."""
+    """Per scope (in the board's order), rows of strings: method, each statistic with its CI,
+    runs, tasks; P(> best baseline) names the baseline."""
     out: dict[tuple, list[list[str]]] = {}
-    for scope, group in board.groupby(stats.SCOPE, sort=True):
-        out[scope] = [
-            [row["method"]] + [_interval(row[c], row[f"{c}_low"], row[f"{c}_high"]) for c, _ in DISPLAY]
-            + [str(row["runs"]), str(row["tasks"])]
-            for _, row in group.iterrows()
-        ]
+    for scope, group in board.groupby(stats.SCOPE, sort=False):
+        rows = []
+        for _, row in group.iterrows():
+            cells = [row["method"]]
+            for column, _ in DISPLAY:
+                cell = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
+                if column == "prob_improvement_over_best_baseline" and cell != "-":
+                    cell += f" vs {_best_baseline_name(row)}"
+                cells.append(cell)
+            rows.append(cells + [str(row["runs"]), str(row["tasks"])])
+        out[scope] = rows
     return out
 
+
+BASELINE_NOTE = (
+    "P(> best baseline) compares a method with the highest-IQM built-in method of its scope other than "
+    "itself (built-in: a method registered with plasticity-bench, none included; combinations and user methods "
+    "are never baselines). The overall scope pools every suite/algo/arch/task cell as one task of a single "
+    "score matrix (seeds as runs); a method lacking a cell is left out of it.")
 
 HEADER = ["method"] + [label for _, label in DISPLAY] + ["runs", "tasks"]
 
@@ -122,9 +167,10 @@ HEADER = ["method"] + [label for _, label in DISPLAY] + ["runs", "tasks"]
 def leaderboard_markdown(board: pd.DataFrame, title: str, notes: list[str]) -> str:
     lines = [f"# {title}", ""] + notes + [""]
     lines.append("Scores are normalised per task ((return - random) / (reference - random)); each cell is the "
-                 "point estimate and its 95% stratified-bootstrap CI. Methods are ranked by IQM within a scope.")
+                 "point estimate and its 95% stratified-bootstrap CI. Methods are ranked by IQM within a scope. "
+                 + BASELINE_NOTE)
     for scope, rows in _display_rows(board).items():
-        lines += ["", f"## {' / '.join(scope)}", "", "| " + " | ".join(HEADER) + " |",
+        lines += ["", f"## {scope_title(scope)}", "", "| " + " | ".join(HEADER) + " |",
                   "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
@@ -137,17 +183,21 @@ def _tex_escape(text: str) -> str:
 
 
 def leaderboard_tex(board: pd.DataFrame) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``); the best IQM of each scope in bold."""
-    columns = ["Method", "IQM", "Mean", "Median", "Opt.\\ gap", "P($>$none)", "Runs"]
+    """A booktabs table (``\\usepackage{booktabs}``); the best IQM of each scope in bold.
+
+    Sized for the full width of a two-column paper (``table*``, footnotesize, narrow column
+    separation); the last statistic column names the best baseline it compares with.
+    """
+    columns = ["Method", "IQM", "Mean", "Median", "Opt.\\ gap", "P($>$none)", "P($>$best baseline)", "Runs"]
     lines = [
         "% Generated by plasticity_bench.report; needs \\usepackage{booktabs}.",
-        "\\begin{table*}[t]", "\\centering", "\\small",
+        "\\begin{table*}[t]", "\\centering", "\\footnotesize", "\\setlength{\\tabcolsep}{4pt}",
         "\\begin{tabular}{l" + "c" * (len(columns) - 1) + "}", "\\toprule",
         " & ".join(columns) + " \\\\",
     ]
-    for scope, group in board.groupby(stats.SCOPE, sort=True):
+    for scope, group in board.groupby(stats.SCOPE, sort=False):
         lines += ["\\midrule",
-                  f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{_tex_escape(' / '.join(scope))}}}}} \\\\"]
+                  f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{_tex_escape(scope_title(scope))}}}}} \\\\"]
         for i, (_, row) in enumerate(group.iterrows()):
             cells = [_tex_escape(row["method"])]
             for column, _ in DISPLAY:
@@ -156,12 +206,17 @@ def leaderboard_tex(board: pd.DataFrame) -> str:
                     cells.append("--")
                     continue
                 point = f"\\textbf{{{value:.2f}}}" if column == "iqm" and i == 0 else f"{value:.2f}"
-                cells.append(f"{point} {{\\scriptsize [{row[column + '_low']:.2f}, {row[column + '_high']:.2f}]}}")
+                cell = f"{point} {{\\scriptsize [{row[column + '_low']:.2f}, {row[column + '_high']:.2f}]}}"
+                if column == "prob_improvement_over_best_baseline":
+                    cell += f" {{\\scriptsize vs {_tex_escape(_best_baseline_name(row))}}}"
+                cells.append(cell)
             cells.append(f"{row['runs']}")
             lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}",
               "\\caption{Normalised scores with 95\\% stratified-bootstrap confidence intervals "
-              "(IQM: interquartile mean; P($>$none): probability of improvement over no intervention).}",
+              "(IQM: interquartile mean; P($>$none): probability of improvement over no intervention; "
+              "P($>$best baseline): over the highest-IQM built-in method of the scope other than the method "
+              "itself; Overall: every suite/algorithm/architecture/task cell pooled).}",
               "\\end{table*}"]
     return "\n".join(lines) + "\n"
 
@@ -192,8 +247,9 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
     parts.append("<p>Downloads: <a href=\"leaderboard.csv\">leaderboard.csv</a>, "
                  "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"manifest.json\">manifest.json</a>"
                  + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "") + "</p>")
+    parts.append(f"<p>{esc(BASELINE_NOTE)}</p>")
     for scope, rows in _display_rows(board).items():
-        parts.append(f"<h2>{esc(' / '.join(scope))}</h2><table><thead><tr>"
+        parts.append(f"<h2>{esc(scope_title(scope))}</h2><table><thead><tr>"
                      + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
         parts.append("</tbody></table>")
@@ -338,6 +394,11 @@ def build_report(
     ]
     if len(missing):
         notes.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
+    overall = aggregate.summary.get("overall") or {}
+    if overall.get("excluded"):
+        notes.append("Left out of the overall scope for lacking cells: " + "; ".join(
+            f"{method} ({len(cells)} of {overall.get('cells')} cells missing)"
+            for method, cells in overall["excluded"].items()) + ".")
 
     reports_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=reports_root, prefix=f".{name}.", suffix=".tmp"))

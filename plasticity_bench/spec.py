@@ -18,6 +18,8 @@ import yaml
 
 from plasticity_bench import registry
 from plasticity_bench.environments import is_discrete, validate_task
+from plasticity_bench.networks.diffusion import BETA_SCHEDULES
+from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.layers import ACTIVATIONS
 
 
@@ -37,9 +39,26 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "checkpoint_every": 10000,  # env steps; taken at the next episode boundary (see train.py)
     "monitor_every": 1000,  # gradient updates between plasticity-metric measurements
     "monitor_batch_size": 256,  # replay samples in the held monitoring batch
+    # Top Hessian eigenvalue at each monitor call (power iteration; costly, see metrics/curvature.py).
+    "monitor_hessian": False,
+    "hessian_iterations": 20,  # Hessian-vector products per monitor call, at most
     "hidden_sizes": (256, 256),
     "activation": "ReLU",
 }
+
+# Hyperparameters of one architecture only: runs of other architectures neither carry nor
+# accept them. Each maps onto a NetworkConfig field (ARCH_CONFIG_FIELDS).
+ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mlp": {},
+    # Residual blocks and the SimBa pre-LayerNorm variant (width = hidden_sizes[0]; see
+    # networks/residual.py).
+    "residual": {"residual_blocks": 1, "residual_pre_norm": False},
+    # The actor's reverse-diffusion steps K, its denoiser MLP's widths and the diffusers
+    # beta schedule (see networks/diffusion.py).
+    "diffusion": {"diffusion_steps": 5, "denoiser_hidden_sizes": (256, 256), "beta_schedule": "squaredcos_cap_v2"},
+}
+ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_pre_norm": "pre_norm", "diffusion_steps": "diffusion_steps",
+                      "denoiser_hidden_sizes": "denoiser_hidden_sizes", "beta_schedule": "beta_schedule"}
 
 # Hyperparameters as named in the CleanRL references (PAPERS.md), with their defaults.
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -55,6 +74,19 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "target_network_frequency": 1,
         "alpha": 0.2,
         "autotune": True,
+        "replay_ratio": 1.0,  # gradient updates per env step
+    },
+    "td3": {
+        "gamma": 0.99,
+        "tau": 0.005,
+        "batch_size": 256,
+        "buffer_size": 1_000_000,
+        "learning_starts": 25_000,
+        "learning_rate": 3e-4,  # actor and critics
+        "policy_noise": 0.2,  # std of the target policy smoothing noise
+        "exploration_noise": 0.1,  # std of the Gaussian noise added to actions while training
+        "noise_clip": 0.5,
+        "policy_frequency": 2,  # actor and target updates every this many critic updates
         "replay_ratio": 1.0,  # gradient updates per env step
     },
     "dqn": {
@@ -110,27 +142,37 @@ class RunSpec:
             method_options=data["method_options"],
         )
 
+    def network_config(self) -> NetworkConfig:
+        """The architecture this spec trains (before methods rewrite it)."""
+        hp = self.hyperparams
+        arch_fields = {field: hp[key] for key, field in ARCH_CONFIG_FIELDS.items() if key in hp}
+        return NetworkConfig(arch=self.arch, hidden_sizes=tuple(hp["hidden_sizes"]), activation=hp["activation"],
+                             **arch_fields)
+
     @property
     def run_id(self) -> str:
         """Readable prefix + hash of the full resolved spec: a changed hyperparameter is a new run."""
         canonical = json.dumps(self.to_dict(), sort_keys=True)
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
         task = re.sub(r"[^A-Za-z0-9]+", "_", self.task)
-        return f"{self.algo}-{self.arch}-{self.method}-{task}-s{self.seed}-{digest}"
+        method = re.sub(r"[^A-Za-z0-9_+]+", "_", self.method)  # user methods: "pkg.module:Class"
+        return f"{self.algo}-{self.arch}-{method}-{task}-s{self.seed}-{digest}"
 
 
 def parse_methods(method: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in method.split("+"))
     for name in names:
-        if name not in registry.METHODS:
-            raise SpecError(f"unknown method {name!r}; valid: {', '.join(registry.METHODS)}")
+        try:
+            registry.method_class(name)
+        except ValueError as error:
+            raise SpecError(str(error)) from None
     if len(set(names)) != len(names):
         raise SpecError(f"method {method!r} names a method twice")
     return names
 
 
-def default_hyperparams(algo: str) -> dict[str, Any]:
-    return {**TRAINER_DEFAULTS, **ALGO_DEFAULTS[algo]}
+def default_hyperparams(algo: str, arch: str = "mlp") -> dict[str, Any]:
+    return {**TRAINER_DEFAULTS, **ARCH_DEFAULTS[arch], **ALGO_DEFAULTS[algo]}
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
@@ -182,6 +224,11 @@ def build_spec(
         validate_task(task)
     except ValueError as error:
         raise SpecError(str(error)) from None
+    if algo == "dqn" and arch == "diffusion":
+        raise InvalidCombinationError(
+            "algorithm 'dqn' has no actor; architecture 'diffusion' is a diffusion policy for "
+            "actor-critic algorithms (sac, td3)"
+        )
     discrete = is_discrete(task)
     if algo == "dqn" and not discrete:
         raise InvalidCombinationError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
@@ -192,18 +239,16 @@ def build_spec(
     if seed < 0:
         raise SpecError(f"seed must be non-negative, got {seed}")
 
-    method_classes = [registry.lookup("method", registry.METHODS, name) for name in methods]
-    owners = [cls.name for cls in method_classes if cls.owns_reset_schedule]
-    if len(owners) > 1:
-        raise InvalidCombinationError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
+    method_classes = {name: registry.method_class(name) for name in methods}
+    validate_method_combination(method_classes, arch)
 
-    hyperparams = default_hyperparams(algo)
-    method_options = {cls.name: dict(cls.options()) for cls in method_classes}
+    hyperparams = default_hyperparams(algo, arch)
+    method_options = {name: dict(cls.options()) for name, cls in method_classes.items()}
     items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
     for key, raw in items:
         raw = raw if isinstance(raw, str) else json.dumps(raw)
-        if "." in key:
-            name, _, option = key.partition(".")
+        if "." in key:  # method option; a user method's name may itself contain dots
+            name, _, option = key.rpartition(".")
             if name not in method_options:
                 raise SpecError(f"override {key!r} names method {name!r}, which this run does not use ({'+'.join(methods)})")
             if option not in method_options[name]:
@@ -213,14 +258,34 @@ def build_spec(
         elif key in hyperparams:
             hyperparams[key] = _coerce(key, raw, hyperparams[key])
         else:
-            raise SpecError(f"unknown hyperparameter {key!r} for {algo}; valid: {', '.join(sorted(hyperparams))}")
+            raise SpecError(f"unknown hyperparameter {key!r} for {algo} with arch {arch}; valid: {', '.join(sorted(hyperparams))}")
     _check_values(hyperparams)
-    for cls in method_classes:
+    if arch == "residual" and hyperparams["activation"] == "CReLU":
+        raise InvalidCombinationError("activation 'CReLU' doubles each layer's width, which the residual stream of "
+                                      "architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
+    if arch == "residual" and len(set(hyperparams["hidden_sizes"])) != 1:
+        raise SpecError(f"arch 'residual' has one width; hidden_sizes {list(hyperparams['hidden_sizes'])} lists several")
+    for name, cls in method_classes.items():
         try:
-            cls(**method_options[cls.name])  # options are validated by the method itself
+            cls(**method_options[name])  # options are validated by the method itself
         except (TypeError, ValueError) as error:
-            raise SpecError(f"method {cls.name}: {error}") from None
+            raise SpecError(f"method {name}: {error}") from None
     return RunSpec(algo, arch, methods, task, seed, steps, hyperparams, method_options)
+
+
+def validate_method_combination(method_classes: dict[str, type], arch: str) -> None:
+    """Methods compose (``layer_norm+regrama``) unless they compete for one thing: at most
+    one may own the reset schedule, at most one may build the optimizers; and CReLU changes
+    widths that a residual stream keeps fixed."""
+    owners = [name for name, cls in method_classes.items() if cls.owns_reset_schedule]
+    if len(owners) > 1:
+        raise InvalidCombinationError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
+    optimizers = [name for name, cls in method_classes.items() if getattr(cls, "provides_optimizer", False)]
+    if len(optimizers) > 1:
+        raise InvalidCombinationError(f"methods {' and '.join(optimizers)} both provide the optimizer; combine at most one of them")
+    if "crelu" in method_classes and arch == "residual":
+        raise InvalidCombinationError("method 'crelu' doubles each activation's width, which the residual stream of "
+                                      "architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
 
 
 def _split_override(text: str) -> tuple[str, str]:
@@ -240,3 +305,11 @@ def _check_values(hyperparams: dict[str, Any]) -> None:
         raise SpecError(f"replay_ratio must be positive, got {hyperparams['replay_ratio']}")
     if not hyperparams["hidden_sizes"]:
         raise SpecError("hidden_sizes must list at least one layer width")
+    if hyperparams.get("residual_blocks", 0) < 0:
+        raise SpecError(f"residual_blocks must be >= 0, got {hyperparams['residual_blocks']}")
+    if hyperparams.get("diffusion_steps", 1) < 1:
+        raise SpecError(f"diffusion_steps must be >= 1, got {hyperparams['diffusion_steps']}")
+    if hyperparams.get("denoiser_hidden_sizes") == ():
+        raise SpecError("denoiser_hidden_sizes must list at least one layer width")
+    if hyperparams.get("beta_schedule", BETA_SCHEDULES[0]) not in BETA_SCHEDULES:
+        raise SpecError(f"unknown beta_schedule {hyperparams['beta_schedule']!r}; valid: {', '.join(BETA_SCHEDULES)}")

@@ -24,6 +24,24 @@ Definitions used throughout:
   ``missing.csv`` with the reason ``unbalanced``. A task with no completed run of a
   method is left out of that method's matrix (the ``tasks`` column shows it).
 
+- **Overall scope** (``suite = algo = arch = "all"``): every method's runs pooled across
+  scopes into one ``(num_runs, num_tasks)`` matrix whose "tasks" are the *cells*
+  ``suite/algo/arch/task`` and whose runs are the seeds. Cells differ in normalisation
+  only by construction (every score is normalised per task), so pooling them is what
+  rliable does across the games of Atari. A method enters the overall scope only if it
+  has every cell that any method has (otherwise its IQM would stand on other tasks than
+  its rivals'); the methods left out and the cells they lack are listed in
+  ``aggregate.json`` under ``overall``. Seeds are trimmed to the smallest per-cell count of
+  the method, as ``balance`` does per scope. Sample-efficiency and metric curves have no
+  overall scope: step budgets differ between suites.
+- **Best baseline** of a method in a scope: the built-in method (a name in
+  ``plasticity_bench.registry.METHODS``, ``none`` included) with the highest IQM in that
+  scope, other than the method itself; ties go to ``none`` first, then alphabetical
+  order. Combinations (``redo+layer_norm``) and user methods (``module:Class`` or entry
+  points) are never baselines; they are compared against the best built-in.
+  ``probability_of_improvement`` holds one row per compared pair; the column
+  ``best_baseline`` is true where ``baseline`` is the method's best baseline.
+
 Bootstrap reproducibility: rliable 1.2.0 draws its bootstrap indices from numpy's
 *global* RNG and ignores ``random_state``; every rliable call here is preceded by
 ``np.random.seed(seed)``, once per (scope, method, kind of estimate), so a method's numbers do
@@ -50,6 +68,7 @@ from plasticity_bench.results import RunRecord, atomic_write_bytes, write_json
 SCOPE = ["suite", "algo", "arch"]
 RUN_COLUMNS = ["run_id", "suite", "algo", "arch", "method", "task", "seed"]
 BASELINE = "none"
+OVERALL = "all"  # suite, algo and arch of the overall scope
 DEFAULT_LAST_N = 3
 DEFAULT_REPS = 2000
 DEFAULT_CONFIDENCE = 0.95
@@ -66,7 +85,7 @@ STATISTICS: dict[str, Callable[[np.ndarray], float]] = {
 SCORE_COLUMNS = RUN_COLUMNS + ["final_return", "score", "num_evals", "last_step"]
 MISSING_COLUMNS = RUN_COLUMNS + ["status", "reason"]
 INTERVAL_COLUMNS = SCOPE + ["method", "statistic", "estimate", "low", "high", "runs", "tasks"]
-POI_COLUMNS = SCOPE + ["method", "baseline", "probability", "low", "high", "tasks"]
+POI_COLUMNS = SCOPE + ["method", "baseline", "best_baseline", "probability", "low", "high", "tasks"]
 CURVE_COLUMNS = SCOPE + ["method", "step", "iqm", "low", "high", "runs", "tasks"]
 METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "std", "runs"]
 PROFILE_COLUMNS = SCOPE + ["method", "tau", "fraction", "low", "high"]
@@ -304,10 +323,65 @@ def interval_estimates(
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
+def builtin_methods() -> set[str]:
+    """Names that can be a best baseline: the methods registered in ``registry.METHODS``."""
+    from plasticity_bench import registry  # a name table only; no heavy imports
+
+    return set(registry.METHODS)
+
+
+def best_baselines(intervals: pd.DataFrame, builtin: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per (scope, method): the highest-IQM built-in method of the scope other than itself.
+
+    Args:
+      intervals: ``interval_estimates`` output (uses the ``iqm`` rows).
+      builtin: names that may be a baseline (default ``builtin_methods()``).
+    Returns:
+      Columns ``SCOPE + [method, best_baseline]``; ``best_baseline`` is None where the scope
+      has no other built-in method.
+    """
+    builtin = builtin_methods() if builtin is None else set(builtin)
+    iqm = intervals[intervals["statistic"] == "iqm"]
+    rows = []
+    for scope, group in iqm.groupby(SCOPE, sort=True):
+        estimates = dict(zip(group["method"], group["estimate"]))
+        # Stable sort on -IQM after the fixed method order: ties go to none, then alphabetical.
+        candidates = sorted((m for m in _method_order(estimates) if m in builtin), key=lambda m: -estimates[m])
+        for method in _method_order(estimates):
+            best = next((m for m in candidates if m != method), None)
+            rows.append({**dict(zip(SCOPE, scope)), "method": method, "best_baseline": best})
+    return pd.DataFrame(rows, columns=SCOPE + ["method", "best_baseline"])
+
+
+def comparisons(scores: pd.DataFrame, best: pd.DataFrame | None = None, baseline: str = BASELINE) -> pd.DataFrame:
+    """The (scope, method, baseline) pairs to compare: every method against ``baseline``
+    (where the scope has it) and, given ``best`` (``best_baselines``), against its best baseline.
+
+    Returns columns ``SCOPE + [method, baseline, best_baseline]`` without duplicate pairs.
+    """
+    rows = []
+    best_of = {} if best is None else {
+        (*scope, method): b for *scope, method, b in best[SCOPE + ["method", "best_baseline"]].itertuples(index=False)}
+    for scope, group in _scopes(scores):
+        present = set(group["method"])
+        for method in _method_order(present):
+            best_name = best_of.get((*scope, method))
+            pairs = []
+            if baseline in present and method != baseline:
+                pairs.append(baseline)
+            if best_name is not None and best_name not in pairs:
+                pairs.append(best_name)
+            for other in pairs:
+                rows.append({**dict(zip(SCOPE, scope)), "method": method, "baseline": other,
+                             "best_baseline": other == best_name})
+    return pd.DataFrame(rows, columns=SCOPE + ["method", "baseline", "best_baseline"])
+
+
 def probability_of_improvement(
     scores: pd.DataFrame,
     *,
     baseline: str = BASELINE,
+    pairs: pd.DataFrame | None = None,
     reps: int = DEFAULT_REPS,
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
@@ -316,31 +390,61 @@ def probability_of_improvement(
 
     Each method's ``(num_runs_x, num_tasks)`` and the baseline's ``(num_runs_y, num_tasks)``
     matrices are resampled independently (rliable's ``StratifiedIndependentBootstrap``).
-    Scopes without the baseline produce no rows.
+
+    Args:
+      pairs: the pairs to compare (``comparisons``); default every method against
+        ``baseline`` (scopes without it produce no rows).
     """
+    pairs = comparisons(scores, baseline=baseline) if pairs is None else pairs
     rows = []
-    for scope, group in _scopes(scores):
-        if baseline not in set(group["method"]):
+    groups = dict(_scopes(scores))
+    for pair in pairs.itertuples(index=False):
+        scope = tuple(getattr(pair, column) for column in SCOPE)
+        group = groups.get(scope)
+        if group is None:
             continue
-        reference = group[group["method"] == baseline]
-        for method in _method_order(group["method"]):
-            if method == baseline:
-                continue
-            candidate = group[group["method"] == method]
-            common = sorted(set(candidate["task"]) & set(reference["task"]))
-            if not common:
-                continue
-            x, _ = score_matrix(candidate[candidate["task"].isin(common)])
-            y, _ = score_matrix(reference[reference["task"].isin(common)])
-            np.random.seed(seed)
-            point, interval = rly.get_interval_estimates(
-                {method: (x, y)}, lambda a, b: np.array([rly_metrics.probability_of_improvement(a, b)]),
-                reps=reps, confidence_interval_size=confidence)
-            rows.append({**dict(zip(SCOPE, scope)), "method": method, "baseline": baseline,
-                         "probability": float(point[method][0]),
-                         "low": float(interval[method][0, 0]), "high": float(interval[method][1, 0]),
-                         "tasks": len(common)})
+        candidate = group[group["method"] == pair.method]
+        reference = group[group["method"] == pair.baseline]
+        common = sorted(set(candidate["task"]) & set(reference["task"]))
+        if not common:
+            continue
+        x, _ = score_matrix(candidate[candidate["task"].isin(common)])
+        y, _ = score_matrix(reference[reference["task"].isin(common)])
+        np.random.seed(seed)
+        point, interval = rly.get_interval_estimates(
+            {pair.method: (x, y)}, lambda a, b: np.array([rly_metrics.probability_of_improvement(a, b)]),
+            reps=reps, confidence_interval_size=confidence)
+        rows.append({**dict(zip(SCOPE, scope)), "method": pair.method, "baseline": pair.baseline,
+                     "best_baseline": bool(pair.best_baseline),
+                     "probability": float(point[pair.method][0]),
+                     "low": float(interval[pair.method][0, 0]), "high": float(interval[pair.method][1, 0]),
+                     "tasks": len(common)})
     return pd.DataFrame(rows, columns=POI_COLUMNS)
+
+
+def overall_scores(scores: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The overall scope: scores pooled across scopes, one "task" per cell ``suite/algo/arch/task``.
+
+    Args:
+      scores: balanced per-scope scores.
+    Returns:
+      (scores of the overall scope with ``suite = algo = arch = OVERALL``, balanced; a
+      summary ``{"cells", "methods", "excluded": {method: [missing cells]}, "trimmed_runs"}``).
+      Only methods with every cell enter (see the module docstring).
+    """
+    if scores.empty:
+        return scores.iloc[:0].copy(), {"cells": 0, "methods": [], "excluded": {}, "trimmed_runs": 0}
+    pooled = scores.copy()
+    pooled["task"] = pooled["suite"] + "/" + pooled["algo"] + "/" + pooled["arch"] + "/" + pooled["task"]
+    pooled[SCOPE] = OVERALL
+    cells = set(pooled["task"])
+    by_method = {method: set(group["task"]) for method, group in pooled.groupby("method")}
+    excluded = {method: sorted(cells - have) for method, have in by_method.items() if have != cells}
+    pooled = pooled[~pooled["method"].isin(excluded)]
+    kept, trimmed = balance(pooled) if len(pooled) else (pooled, pooled.iloc[:0])
+    summary = {"cells": len(cells), "methods": _method_order(kept["method"]),
+               "excluded": {m: excluded[m] for m in _method_order(excluded)}, "trimmed_runs": len(trimmed)}
+    return kept, summary
 
 
 def performance_profiles(
@@ -511,15 +615,22 @@ def aggregate(
     if len(unbalanced):
         missing = _sorted(pd.concat([missing, unbalanced]) if len(missing) else unbalanced)
     options = dict(reps=reps, seed=seed, confidence=confidence)
+    overall, overall_summary = overall_scores(scores)
+    # The overall scope is one more scope of the score-based statistics (not of the curves).
+    scoped = pd.concat([scores, overall]) if len(overall) else scores
+    intervals = interval_estimates(scoped, **options)
+    pairs = comparisons(scoped, best_baselines(intervals))
     result = Aggregate(
         scores=scores,
         missing=missing,
-        interval_estimates=interval_estimates(scores, **options),
-        probability_of_improvement=probability_of_improvement(scores, **options),
+        interval_estimates=intervals,
+        probability_of_improvement=probability_of_improvement(scoped, pairs=pairs, **options),
         sample_efficiency=sample_efficiency(eval_curves(scores, runs_dir, normaliser), scores, **options),
         metric_curves=metric_curves(scores, runs_dir),
-        performance_profiles=performance_profiles(scores, **options),
+        performance_profiles=performance_profiles(scoped, **options),
         summary={
+            "overall": overall_summary,
+            "builtin_methods": sorted(builtin_methods()),
             "config_hash": matrix.get("config_hash"),
             "config": matrix.get("config"),
             "reps": reps, "seed": seed, "confidence": confidence, "last_n": last_n,

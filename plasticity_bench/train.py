@@ -24,10 +24,12 @@ import torch
 from tqdm import tqdm
 
 from plasticity_bench import registry, results
+from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.devices import resolve_device
 from plasticity_bench.environments import make_env
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
-from plasticity_bench.networks import NetworkConfig
+from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
@@ -49,8 +51,14 @@ RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm
 EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
 
 
-def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str = "cpu", progress: bool = True) -> dict:
-    """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest."""
+def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
+          progress: bool = True) -> dict:
+    """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
+
+    ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
+    when visible, else CPU); an unavailable one raises DeviceError before anything is written.
+    """
+    device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir)
     manifest_path = run_dir / results.MANIFEST
     if manifest_path.exists():
@@ -61,7 +69,7 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str = "cpu", p
             )
         if previous.get("status") == "completed":
             return previous
-    return Trainer(spec, run_dir, threads, torch.device(device), progress).run()
+    return Trainer(spec, run_dir, threads, device, progress).run()
 
 
 class Trainer:
@@ -82,12 +90,18 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        network = NetworkConfig(arch=spec.arch, hidden_sizes=tuple(self.hp["hidden_sizes"]), activation=self.hp["activation"])
+        network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)
         self.network_config = network
         agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
-        self.agent = agent_class(obs_dim, action_dim, self.hp, network, spec.steps, self.rng, device)
+        self.agent = agent_class(obs_dim, action_dim, self.hp, network, spec.steps, self.rng, device,
+                                 hooks=TrainingHooks(self.methods))
+        for method in self.methods:  # before any restore: a method may restructure networks
+            method.setup(self.agent.roles)
+        # theta0 for the weight-drift metric: the parameters at the start of training (kept in
+        # the checkpoint, so a resumed run measures drift from the same point).
+        self.initial_params = {name: snapshot_parameters(role.network) for name, role in self.agent.roles.items()}
         self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete, device)
 
         self.env_steps = 0
@@ -191,7 +205,9 @@ class Trainer:
 
     def monitor(self) -> None:
         batch = self.replay.sample(self.hp["monitor_batch_size"])
-        for row in monitor_roles(self.agent.roles, batch):
+        rows = monitor_roles(self.agent.roles, batch, self.initial_params, hessian=self.hp["monitor_hessian"],
+                             hessian_iterations=self.hp["hessian_iterations"])
+        for row in rows:
             self.metric_rows.append({"step": self.env_steps, **row})
 
     def record_method_stats(self, stats: dict[str, float]) -> None:
@@ -227,12 +243,15 @@ class Trainer:
             "agent": self.agent.state_dict(),
             "methods": [m.state_dict() for m in self.methods],
             "replay": self.replay.state_dict(),
-            "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state()},
+            "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
+                    # replay sampling on a GPU draws from that device's generator
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
             "counters": {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
                          "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
                          "resumes": self.resumes, "started": self.started},
             "eval_rows": self.eval_rows,
             "metric_rows": self.metric_rows,
+            "initial_params": self.initial_params,
         }
         self.write_records()
         results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)
@@ -241,13 +260,19 @@ class Trainer:
     def restore(self, state: dict) -> None:
         if state["run_id"] != self.spec.run_id:
             raise RunConflictError(f"checkpoint in {self.run_dir} belongs to run {state['run_id']!r}")
-        self.agent.load_state_dict(state["agent"])
+        # Methods first: one that changed the networks' structure (plasticity injection)
+        # re-applies it, so that the agent's saved parameters and optimizer groups fit.
         for method, method_state in zip(self.methods, state["methods"]):
             method.load_state_dict(method_state)
+        self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
+        self.initial_params = {name: [t.to(self.device) for t in tensors]
+                               for name, tensors in state["initial_params"].items()}
         random.setstate(state["rng"]["python"])
         self.rng.bit_generator.state = state["rng"]["numpy"]
         torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         counters = state["counters"]
         self.env_steps, self.episodes, self.updates = counters["env_steps"], counters["episodes"], counters["updates"]
         self.next_checkpoint, self.wall_time = counters["next_checkpoint"], counters["wall_time"]

@@ -276,7 +276,8 @@ def test_option_validation():
     with pytest.raises(ValueError, match="unknown method"):
         make_method("redoo")
     assert ReGraMa.options() == {
-        "tau": 0.01, "period": 1000, "batch_size": 256, "roles": None, "mode": "threshold", "percent": 5.0
+        "tau": 0.01, "period": 1000, "batch_size": 256, "roles": None, "mode": "threshold", "percent": 5.0,
+        "variant": "paper",
     }
     assert ReDo.options() == {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None}
     defaults = make_method("regrama")

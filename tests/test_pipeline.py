@@ -30,9 +30,12 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert len(reports) == 1
     report = reports[0]
     board = pd.read_csv(report / "leaderboard.csv")
+    assert (board["suite"] == "all").any()  # the overall scope ranks across suites
+    board = board[board["suite"] != "all"]
     config = yaml.safe_load(SMOKE.read_text())
     assert set(board["method"]) == set(config["methods"])
-    assert set(board["algo"]) == {"sac", "dqn"}
+    assert set(board["algo"]) == {"sac", "td3", "dqn"}
+    assert set(board["arch"]) == {"mlp", "residual", "diffusion"}
     assert (board["runs"] == 2).all()  # 2 seeds × 1 task per scope
     for kind in ["interval_estimates", "sample_efficiency", "inactive_vs_dormant", "probability_of_improvement"]:
         for suffix in (".pdf", ".png"):

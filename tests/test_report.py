@@ -14,7 +14,10 @@ from typer.testing import CliRunner
 import plasticity_bench
 from plasticity_bench import report, stats
 from plasticity_bench.results import write_json
-from test_stats import METHODS, cli_app, make_runs, run_id, write_suite
+from rliable import metrics as rly_metrics
+
+from test_stats import (METHODS, SEEDS, TASKS, USER_METHOD, WIDE_CELLS, cli_app, expected_score, make_runs,
+                        run_id, write_suite)
 
 REPS = 200
 
@@ -40,9 +43,11 @@ def test_report_contents(aggregated, tmp_path):
     target = report.build_report(aggregate_dir, tmp_path / "reports", matrix)
     assert target == tmp_path / "reports" / f"v{plasticity_bench.__version__}-{matrix['config_hash'][:8]}"
 
-    board = pd.read_csv(target / "leaderboard.csv")
-    assert list(board.columns) == report.LEADERBOARD_COLUMNS
-    assert len(board) == len(METHODS)  # one scope (toy/sac/mlp) x 2 methods
+    everything = pd.read_csv(target / "leaderboard.csv")
+    assert list(everything.columns) == report.LEADERBOARD_COLUMNS
+    # The overall scope first, then toy/sac/mlp, each with both methods.
+    assert list(everything["suite"]) == [stats.OVERALL] * len(METHODS) + ["toy"] * len(METHODS)
+    board = everything[everything["suite"] == "toy"]
     assert list(board["iqm"]) == sorted(board["iqm"], reverse=True)  # ranked by IQM
     assert list(board["method"]) == ["regrama", "none"]
     for statistic in ("iqm", "mean", "median", "optimality_gap"):
@@ -58,8 +63,14 @@ def test_report_contents(aggregated, tmp_path):
     iqm = intervals[(intervals["statistic"] == "iqm") & (intervals["method"] == "regrama")]["estimate"].iloc[0]
     assert rows.loc["regrama", "iqm"] == pytest.approx(iqm)
 
+    # Best baseline: each of the two built-ins is the other's.
+    assert rows.loc["regrama", "best_baseline"] == "none" and rows.loc["none", "best_baseline"] == "regrama"
+    assert rows.loc["regrama", "prob_improvement_over_best_baseline"] == rows.loc["regrama", "prob_improvement_over_none"]
+    assert rows.loc["none", "prob_improvement_over_best_baseline"] < 0.5
+
     markdown = (target / "leaderboard.md").read_text()
     assert "## toy / sac / mlp" in markdown and "| regrama |" in markdown
+    assert "## Overall (every suite / algo / arch)" in markdown and "vs regrama" in markdown
     tex = (target / "leaderboard.tex").read_text()
     assert "\\toprule" in tex and "\\bottomrule" in tex and "regrama" in tex
     missing = (target / "missing.md").read_text()
@@ -68,7 +79,9 @@ def test_report_contents(aggregated, tmp_path):
     figures = sorted((target / "figures").iterdir())
     stems = {p.stem.split("_toy")[0] for p in figures}
     assert stems == {"interval_estimates", "sample_efficiency", "inactive_vs_dormant",
-                     "probability_of_improvement", "performance_profile"}
+                     "probability_of_improvement", "performance_profile", "metric_curves"}
+    assert {p.stem for p in figures if p.stem.startswith("metric_curves")} == {
+        "metric_curves_toy_sac_mlp_grama_inactive_ratio-0.025", "metric_curves_toy_sac_mlp_dormant_ratio-0.1"}
     for stem in {p.stem for p in figures}:
         for suffix in (".pdf", ".png"):
             path = target / "figures" / f"{stem}{suffix}"
@@ -154,3 +167,41 @@ def test_cli_report(aggregated, tmp_path):
     result = runner.invoke(cli_app(), ["report", "--aggregate", str(tmp_path / "nothing"), "--matrix",
                                        str(matrix_path), "--reports", str(tmp_path / "reports")])
     assert result.exit_code == 2 and "not a finished aggregate" in result.stderr
+
+
+def test_leaderboard_overall_scope_and_best_baseline(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(tmp_path / "suites")))
+    matrix, runs = make_runs(tmp_path, WIDE_CELLS)  # none/redo/regrama on mlp and residual, a user method on mlp
+    stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=REPS, seed=0)
+    target = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix)
+    board = pd.read_csv(target / "leaderboard.csv")
+    scopes = list(dict.fromkeys(zip(board["suite"], board["algo"], board["arch"])))
+    assert scopes == [("all", "all", "all"), ("toy", "sac", "mlp"), ("toy", "sac", "residual")]
+
+    overall = board[board["suite"] == stats.OVERALL].set_index("method")
+    assert list(overall.index) == ["regrama", "redo", "none"]  # ranked by IQM; the user's method lacks residual
+    assert (overall["tasks"] == 4).all() and (overall["runs"] == 12).all()
+    assert list(overall["best_baseline"]) == ["redo", "regrama", "regrama"]
+
+    mlp = board[board["arch"] == "mlp"].set_index("method")
+    assert list(mlp.index) == ["regrama", USER_METHOD, "redo", "none"]
+    # Hand-checked: the user's method is compared with the best built-in (regrama), on the same arrays.
+    assert mlp.loc[USER_METHOD, "best_baseline"] == "regrama"
+    x = np.array([[expected_score(USER_METHOD, t, s) for t in sorted(TASKS)] for s in SEEDS])
+    y = np.array([[expected_score("regrama", t, s) for t in sorted(TASKS)] for s in SEEDS])
+    probability = rly_metrics.probability_of_improvement(x, y)
+    assert 0 < probability < 0.5
+    assert mlp.loc[USER_METHOD, "prob_improvement_over_best_baseline"] == pytest.approx(probability)
+    assert (mlp.loc[USER_METHOD, "prob_improvement_over_best_baseline_low"] <= probability
+            <= mlp.loc[USER_METHOD, "prob_improvement_over_best_baseline_high"])
+
+    markdown = (target / "leaderboard.md").read_text()
+    assert "Left out of the overall scope for lacking cells: my_plugin.methods:Mine (2 of 4 cells missing)" in markdown
+    assert f"{probability:.3f} [" in markdown and "vs regrama" in markdown
+    tex = (target / "leaderboard.tex").read_text()
+    assert "P($>$best baseline)" in tex and "vs regrama" in tex and "Overall" in tex
+    page = (target / "index.html").read_text()
+    assert "P(&gt; best baseline)" in page and "Overall (every suite / algo / arch)" in page
+    figures = {p.name for p in (target / "figures").iterdir()}
+    assert {"interval_estimates_overall.png", "probability_of_improvement_overall.pdf",
+            "performance_profile_overall.png"} <= figures

@@ -34,29 +34,37 @@ def write_suite(directory: Path) -> Path:
     return directory
 
 
-def eval_returns(method: str, task: str, seed: int) -> np.ndarray:
+USER_METHOD = "my_plugin.methods:Mine"  # a user's method: never a baseline
+#: method -> (final level, curve exponent); any other method learns like "none".
+CURVES = {"none": (0.55, 1.3), "regrama": (0.8, 0.7), "redo": (0.7, 1.0), USER_METHOD: (0.75, 0.9)}
+ARCH_OFFSET = {"mlp": 0.0, "residual": 0.1}
+
+
+def eval_returns(method: str, task: str, seed: int, arch: str = "mlp") -> np.ndarray:
     """Deterministic, distinct learning curves: regrama learns faster, seeds and tasks differ."""
     random, reference = TASKS[task]
-    progress = np.linspace(0.1, 1.0, len(EVAL_STEPS)) ** (0.7 if method == "regrama" else 1.3)
-    level = (0.8 if method == "regrama" else 0.55) + 0.07 * seed - 0.05 * list(TASKS).index(task)
+    level, exponent = CURVES.get(method, CURVES["none"])
+    progress = np.linspace(0.1, 1.0, len(EVAL_STEPS)) ** exponent
+    level = level + ARCH_OFFSET[arch] + 0.07 * seed - 0.05 * list(TASKS).index(task)
     wiggle = 0.01 * np.sin(np.arange(len(EVAL_STEPS)) * (seed + 1))
     return random + (reference - random) * (level * progress + wiggle)
 
 
-def run_id(method: str, task: str, seed: int) -> str:
-    return f"sac-mlp-{method}-{task.split(':')[1]}-s{seed}"
+def run_id(method: str, task: str, seed: int, arch: str = "mlp") -> str:
+    return f"sac-{arch}-{method.replace(':', '.')}-{task.split(':')[1]}-s{seed}"
 
 
-def write_run(runs: Path, method: str, task: str, seed: int, status: str = "completed", error=None) -> Path:
-    folder = runs / run_id(method, task, seed)
-    spec = {"algo": "sac", "arch": "mlp", "method": method, "task": task, "seed": seed, "steps": 5000,
+def write_run(runs: Path, method: str, task: str, seed: int, status: str = "completed", error=None,
+              arch: str = "mlp") -> Path:
+    folder = runs / run_id(method, task, seed, arch)
+    spec = {"algo": "sac", "arch": arch, "method": method, "task": task, "seed": seed, "steps": 5000,
             "hyperparams": {}, "method_options": {}}
     write_json(folder / MANIFEST, {
         "run_id": folder.name, "status": status, "error": error, "step": 5000, "spec": spec,
         "git": {"sha": "0" * 40, "dirty": False}, "versions": {"plasticity_bench": "0.1.0"},
         "device": "cpu", "wall_time_s": 1.0})
     write_parquet(folder / EVAL, pd.DataFrame(
-        {"step": list(EVAL_STEPS), "return": eval_returns(method, task, seed), "episodes": 5}))
+        {"step": list(EVAL_STEPS), "return": eval_returns(method, task, seed, arch), "episodes": 5}))
     rows = []
     for i, step in enumerate(EVAL_STEPS):
         for network in ("actor", "critic"):
@@ -71,26 +79,27 @@ def write_run(runs: Path, method: str, task: str, seed: int, status: str = "comp
     return folder
 
 
-def make_matrix(config_hash: str = "abcdef0123456789") -> dict:
-    runs = [{"run_id": run_id(m, t, s), "algo": "sac", "arch": "mlp", "method": m, "task": t, "seed": s,
-             "suite": SUITE} for m in METHODS for t in TASKS for s in SEEDS]
+def make_matrix(config_hash: str = "abcdef0123456789", cells=None) -> dict:
+    """``cells``: (method, arch) pairs; default every METHODS on mlp."""
+    cells = cells or [(m, "mlp") for m in METHODS]
+    runs = [{"run_id": run_id(m, t, s, a), "algo": "sac", "arch": a, "method": m, "task": t, "seed": s,
+             "suite": SUITE} for m, a in cells for t in TASKS for s in SEEDS]
     return {"runs": runs, "dropped": [{"algo": "dqn", "arch": "diffusion", "method": "none", "task": "x",
                                        "reason": "diffusion actor needs continuous actions"}],
             "config": {"name": "test", "seeds": list(SEEDS)}, "config_hash": config_hash}
 
 
-def make_runs(root: Path) -> tuple[dict, Path]:
+def make_runs(root: Path, cells=None) -> tuple[dict, Path]:
     runs = root / "runs"
-    for m in METHODS:
-        for t in TASKS:
-            for s in SEEDS:
-                write_run(runs, m, t, s)
-    return make_matrix(), runs
+    matrix = make_matrix(cells=cells)
+    for run in matrix["runs"]:
+        write_run(runs, run["method"], run["task"], run["seed"], arch=run["arch"])
+    return matrix, runs
 
 
-def expected_score(method: str, task: str, seed: int) -> float:
+def expected_score(method: str, task: str, seed: int, arch: str = "mlp") -> float:
     random, reference = TASKS[task]
-    return (eval_returns(method, task, seed)[-3:].mean() - random) / (reference - random)
+    return (eval_returns(method, task, seed, arch)[-3:].mean() - random) / (reference - random)
 
 
 @pytest.fixture(autouse=True)
@@ -118,8 +127,13 @@ def test_final_scores_are_normalised_means_of_last_three_evals(complete):
 def test_iqm_equals_rliable_on_same_arrays_and_cis_contain_estimates(complete, tmp_path):
     matrix, runs = complete
     result = stats.aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
-    estimates = result.interval_estimates
+    everything = result.interval_estimates
+    estimates = everything[everything["suite"] == SUITE].reset_index(drop=True)
     assert len(estimates) == len(METHODS) * len(stats.STATISTICS)
+    # One scope: the overall scope is the same matrix (cells in the same order), so the same numbers.
+    overall = everything[everything["suite"] == stats.OVERALL].reset_index(drop=True)
+    assert (overall[["algo", "arch"]] == stats.OVERALL).all().all()
+    pd.testing.assert_frame_equal(overall.drop(columns=stats.SCOPE), estimates.drop(columns=stats.SCOPE))
     for method in METHODS:
         array = np.array([[expected_score(method, t, s) for t in sorted(TASKS)] for s in SEEDS])  # (runs, tasks)
         rows = estimates[estimates["method"] == method].set_index("statistic")
@@ -132,7 +146,11 @@ def test_iqm_equals_rliable_on_same_arrays_and_cis_contain_estimates(complete, t
     assert (estimates["estimate"] <= estimates["high"] + 1e-12).all()
     assert (estimates["low"] < estimates["high"]).any()
     poi = result.probability_of_improvement
-    assert list(poi["method"]) == ["regrama"] and list(poi["baseline"]) == ["none"]
+    poi = poi[poi["suite"] == SUITE]
+    # regrama against none; none against its best (only) other built-in, regrama.
+    assert list(zip(poi["method"], poi["baseline"], poi["best_baseline"])) == [
+        ("none", "regrama", True), ("regrama", "none", True)]
+    poi = poi[poi["method"] == "regrama"]
     assert poi["low"].iloc[0] <= poi["probability"].iloc[0] <= poi["high"].iloc[0]
     x = np.array([[expected_score("regrama", t, s) for t in sorted(TASKS)] for s in SEEDS])
     y = np.array([[expected_score("none", t, s) for t in sorted(TASKS)] for s in SEEDS])
@@ -182,7 +200,8 @@ def test_missing_seed_raises_without_allow_missing_and_is_listed_with_it(complet
     # The matrix stays rectangular: regrama's seed 2 on TaskA is left out and reported as such.
     unbalanced = run_id("regrama", "gym:TaskA-v0", 2)
     assert missing.set_index("run_id").loc[unbalanced, "reason"].startswith("unbalanced")
-    rows = result.interval_estimates.set_index(["method", "statistic"])
+    scoped = result.interval_estimates[result.interval_estimates["suite"] == SUITE]
+    rows = scoped.set_index(["method", "statistic"])
     assert rows.loc[("regrama", "iqm"), "runs"] == 4 and rows.loc[("none", "iqm"), "runs"] == 6
     assert set(pd.read_csv(out / "scores.csv")["run_id"]) == set(result.scores["run_id"])
     assert gone not in set(result.scores["run_id"]) and unbalanced not in set(result.scores["run_id"])
@@ -247,7 +266,8 @@ def test_sample_efficiency_iqm_per_step_and_metric_curves(complete):
     assert row["mean"].iloc[0] == pytest.approx(0.021) and row["runs"].iloc[0] == 6
     profiles = result.performance_profiles
     assert ((profiles["fraction"] >= 0) & (profiles["fraction"] <= 1)).all()
-    assert profiles.groupby("method")["fraction"].apply(lambda f: f.is_monotonic_decreasing).all()
+    assert set(profiles["suite"]) == {SUITE, stats.OVERALL}
+    assert profiles.groupby(stats.SCOPE + ["method"])["fraction"].apply(lambda f: f.is_monotonic_decreasing).all()
 
 
 def test_read_aggregate_round_trip(complete, tmp_path):
@@ -283,3 +303,65 @@ def test_cli_aggregate_user_errors_exit_2_with_one_line(complete, tmp_path):
     result = runner.invoke(cli_app(), ["aggregate", "--matrix", str(tmp_path / "nope.json"), "--runs", str(runs),
                                        "--out", str(tmp_path / "agg2")])
     assert result.exit_code == 2 and "matrix file not found" in result.stderr
+
+
+# ----------------------------------------------------------------------------- overall scope, best baseline
+
+#: three built-ins on two architectures; the user's method only on mlp.
+WIDE_CELLS = [(m, a) for m in ("none", "redo", "regrama") for a in ("mlp", "residual")] + [(USER_METHOD, "mlp")]
+
+
+def score_array(method: str, cells: list[tuple[str, str]]) -> np.ndarray:
+    """(num_runs, num_tasks) of ``method`` over (arch, task) cells, seeds as runs."""
+    return np.array([[expected_score(method, t, s, a) for a, t in cells] for s in SEEDS])
+
+
+def test_overall_scope_pools_cells_and_excludes_methods_missing_one(tmp_path):
+    matrix, runs = make_runs(tmp_path, WIDE_CELLS)
+    result = stats.aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
+    overall = result.interval_estimates[result.interval_estimates["suite"] == stats.OVERALL]
+    assert set(overall["method"]) == {"none", "redo", "regrama"}  # the user's method lacks residual
+    cells = sorted((a, t) for a in ("mlp", "residual") for t in TASKS)  # the order of "sac/<arch>/<task>" names
+    for method in ("none", "redo", "regrama"):
+        rows = overall[overall["method"] == method].set_index("statistic")
+        assert rows.loc["iqm", "estimate"] == pytest.approx(rly_metrics.aggregate_iqm(score_array(method, cells)))
+        assert rows.loc["iqm", "tasks"] == 4 and rows.loc["iqm", "runs"] == 12
+        assert rows.loc["iqm", "low"] <= rows.loc["iqm", "estimate"] <= rows.loc["iqm", "high"]
+    summary = json.loads((tmp_path / "agg" / stats.SUMMARY).read_text())["overall"]
+    assert summary["cells"] == 4 and summary["methods"] == ["none", "redo", "regrama"]
+    assert summary["excluded"] == {USER_METHOD: [f"{SUITE}/sac/residual/{t}" for t in sorted(TASKS)]}
+    # Per-scope rows are untouched by pooling: the mlp scope still ranks all four methods.
+    mlp = result.interval_estimates[result.interval_estimates["arch"] == "mlp"]
+    assert set(mlp["method"]) == {"none", "redo", "regrama", USER_METHOD}
+    assert set(result.scores["suite"]) == {SUITE}  # scores.csv holds runs, not the pooled copy
+
+
+def test_best_baseline_is_highest_iqm_builtin_other_than_itself(tmp_path):
+    matrix, runs = make_runs(tmp_path, WIDE_CELLS)
+    result = stats.aggregate(matrix, runs, reps=REPS, seed=0)
+    poi = result.probability_of_improvement
+    mlp = poi[(poi["arch"] == "mlp") & poi["best_baseline"]].set_index("method")["baseline"]
+    # IQMs on mlp: regrama > user > redo > none; the user's method is never a baseline.
+    assert dict(mlp) == {"none": "regrama", "redo": "regrama", "regrama": "redo", USER_METHOD: "regrama"}
+    cells = [("mlp", t) for t in sorted(TASKS)]
+    for method, baseline in (("regrama", "redo"), (USER_METHOD, "regrama")):  # hand-checked pairs
+        row = poi[(poi["arch"] == "mlp") & (poi["method"] == method) & (poi["baseline"] == baseline)].iloc[0]
+        assert row["probability"] == pytest.approx(rly_metrics.probability_of_improvement(
+            score_array(method, cells), score_array(baseline, cells)))
+        assert row["low"] <= row["probability"] <= row["high"] and row["tasks"] == 2
+    # Against none as well; none itself is not compared with none.
+    against_none = poi[(poi["arch"] == "mlp") & (poi["baseline"] == "none")]
+    assert set(against_none["method"]) == {"redo", "regrama", USER_METHOD}
+    assert not against_none["best_baseline"].any()  # none is nobody's best baseline here
+    # The pairs stay unique.
+    assert not poi.duplicated(stats.SCOPE + ["method", "baseline"]).any()
+
+
+def test_best_baselines_ties_and_lonely_scopes():
+    rows = [{"suite": "s", "algo": "a", "arch": "b", "method": m, "statistic": "iqm", "estimate": v}
+            for m, v in (("none", 0.5), ("redo", 0.5), ("x:Y", 0.9))]
+    rows.append({"suite": "s", "algo": "a", "arch": "c", "method": "none", "statistic": "iqm", "estimate": 0.1})
+    best = stats.best_baselines(pd.DataFrame(rows), builtin={"none", "redo"}).set_index(["arch", "method"])
+    assert best.loc[("b", "x:Y"), "best_baseline"] == "none"  # tie: none first
+    assert best.loc[("b", "none"), "best_baseline"] == "redo"
+    assert best.loc[("c", "none"), "best_baseline"] is None  # no other built-in in the scope

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -29,18 +29,60 @@ LossFn = Callable[[nn.Module, Batch], torch.Tensor]
 class Role:
     """One trained network of an agent, seen through the narrow interface that metrics and
     methods use: the module, its optimizer, the loss it is trained on, and how a replay
-    batch becomes the module's forward inputs."""
+    batch becomes the module's forward inputs. ``targets`` are the agent's target copies of
+    this network (same structure), which methods that reset or restructure the network
+    keep consistent."""
 
     network: nn.Module
     optimizer: torch.optim.Optimizer
     loss_fn: LossFn
     forward_inputs: Callable[[Batch], tuple[torch.Tensor, ...]]
+    targets: tuple[nn.Module, ...] = ()
+
+
+class TrainingHooks:
+    """What methods change inside an agent's update, and nothing else: extra loss terms
+    per role and the optimizer each role is built with. An agent builds its optimizers
+    with ``make_optimizer`` and computes each role's loss with ``training_loss`` (base
+    class), so it never names a method. ``methods`` are objects with the Method hooks
+    ``loss_terms(role_name, network, batch)`` and ``optimizer(role_name, params, lr)``."""
+
+    def __init__(self, methods: Sequence = ()):
+        self.methods = tuple(methods)
+
+    def loss_terms(self, role_name: str, network: nn.Module, batch: Batch) -> torch.Tensor | None:
+        """The sum of every method's term for this role, or None when none adds one."""
+        total = None
+        for method in self.methods:
+            term = method.loss_terms(role_name, network, batch)
+            if term is not None:
+                total = term if total is None else total + term
+        return total
+
+    def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        """The first method's optimizer for this role, else Adam (the agents' default)."""
+        params = list(params)
+        for method in self.methods:
+            optimizer = method.optimizer(role_name, params, lr)
+            if optimizer is not None:
+                return optimizer
+        return torch.optim.Adam(params, lr=lr)
 
 
 class Agent:
     """Base class: subclasses fill ``self.roles`` and implement ``act`` and ``update``."""
 
     roles: dict[str, Role]
+    hooks: TrainingHooks = TrainingHooks()  # subclasses set the trainer's hooks in __init__
+
+    def make_optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        return self.hooks.optimizer(role_name, params, lr)
+
+    def training_loss(self, role_name: str, network: nn.Module, batch: Batch) -> torch.Tensor:
+        """The role's own loss plus the methods' terms: what the update minimises."""
+        loss = self.roles[role_name].loss_fn(network, batch)
+        extra = self.hooks.loss_terms(role_name, network, batch)
+        return loss if extra is None else loss + extra
 
     def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray | int:
         raise NotImplementedError

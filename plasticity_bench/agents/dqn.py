@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.agents.sac import soft_update
 from plasticity_bench.networks import NetworkConfig, build_body
 
@@ -21,18 +21,21 @@ def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
 
 class DQN(Agent):
     def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: NetworkConfig,
-                 total_steps: int, rng: np.random.Generator, device: torch.device):
+                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 hooks: TrainingHooks | None = None):
         self.hp, self.device, self.rng = hp, device, rng
+        self.hooks = hooks or TrainingHooks()
         self.num_actions = num_actions
         self.total_steps = total_steps
         self.q_network = build_body(network, obs_dim, num_actions).to(device)
         self.target_network = build_body(network, obs_dim, num_actions).to(device)
         self.target_network.load_state_dict(self.q_network.state_dict())
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=hp["learning_rate"])
+        self.optimizer = self.make_optimizer("q", self.q_network.parameters(), hp["learning_rate"])
         # CleanRL counts the target period in env steps; updates happen every 1/replay_ratio steps.
         self.target_period = max(1, round(hp["target_network_frequency"] * hp["replay_ratio"]))
         self.updates = 0
-        self.roles = {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,))}
+        self.roles = {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,),
+                                targets=(self.target_network,))}
 
     def q_loss(self, q_network: nn.Module, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
@@ -43,7 +46,7 @@ class DQN(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        loss = self.q_loss(self.q_network, batch)
+        loss = self.training_loss("q", self.q_network, batch)
         self.optimizer.zero_grad()
         loss.backward()
         self.optimizer.step()

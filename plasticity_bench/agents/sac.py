@@ -12,8 +12,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.networks import NetworkConfig, build_body
+from plasticity_bench.networks.diffusion import DiffusionActor  # diffusers itself loads lazily
 
 LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
@@ -44,6 +45,13 @@ class GaussianActor(nn.Module):
         return torch.tanh(self(obs)[0])
 
 
+def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Module:
+    """SAC's policy for ``config.arch``: a module with ``sample`` and ``deterministic``."""
+    if config.arch == "diffusion":
+        return DiffusionActor(obs_dim, action_dim, config)
+    return GaussianActor(obs_dim, action_dim, config)
+
+
 class TwinQ(nn.Module):
     """Two independent Q(s, a) networks trained on the same target (clipped double Q)."""
 
@@ -59,21 +67,24 @@ class TwinQ(nn.Module):
 
 class SAC(Agent):
     def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
-                 total_steps: int, rng: np.random.Generator, device: torch.device):
+                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 hooks: TrainingHooks | None = None):
         self.hp, self.device = hp, device
-        self.actor = GaussianActor(obs_dim, action_dim, network).to(device)
+        self.hooks = hooks or TrainingHooks()
+        self.actor = make_actor(obs_dim, action_dim, network).to(device)
         self.critic = TwinQ(obs_dim, action_dim, network).to(device)
         self.critic_target = TwinQ(obs_dim, action_dim, network).to(device)
         self.critic_target.load_state_dict(self.critic.state_dict())
-        self.actor_optimizer = torch.optim.Adam(self.actor.parameters(), lr=hp["policy_lr"])
-        self.critic_optimizer = torch.optim.Adam(self.critic.parameters(), lr=hp["q_lr"])
+        self.actor_optimizer = self.make_optimizer("actor", self.actor.parameters(), hp["policy_lr"])
+        self.critic_optimizer = self.make_optimizer("critic", self.critic.parameters(), hp["q_lr"])
         self.target_entropy = -float(action_dim)
         self.log_alpha = torch.tensor(float(np.log(hp["alpha"])), device=device, requires_grad=hp["autotune"])
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=hp["q_lr"])
         self.updates = 0
         self.roles = {
             "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,)),
-            "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions)),
+            "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions),
+                           targets=(self.critic_target,)),
         }
 
     @property
@@ -97,7 +108,7 @@ class SAC(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        critic_loss = self.critic_loss(self.critic, batch)
+        critic_loss = self.training_loss("critic", self.critic, batch)
         self.critic_optimizer.zero_grad()
         critic_loss.backward()
         self.critic_optimizer.step()
@@ -109,7 +120,7 @@ class SAC(Agent):
                 # The critic only scores the actor's actions here: skipping its weight
                 # gradients saves a third of the backward pass and changes no update.
                 self.critic.requires_grad_(False)
-                actor_loss = self.actor_loss(self.actor, batch)
+                actor_loss = self.training_loss("actor", self.actor, batch)
                 self.actor_optimizer.zero_grad()
                 actor_loss.backward()
                 self.actor_optimizer.step()

@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from plasticity_bench.methods.base import Method
-from plasticity_bench.registry import METHODS, lookup
+from plasticity_bench.registry import method_class
 
 
 def make_method(name: str, **options: Any) -> Method:
-    """The method registered as ``name``, built with ``options`` (others keep defaults).
+    """The method ``name`` (built-in, entry point or "module:Class"), built with ``options``.
 
     Raises ValueError for an unknown method or option name, listing the valid ones.
     """
-    cls = lookup("method", METHODS, name)
+    cls = method_class(name)
     valid = cls.options()
     unknown = sorted(set(options) - set(valid))
     if unknown:

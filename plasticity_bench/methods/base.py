@@ -4,7 +4,11 @@ agent's internals (the dopamine ``weight_recyclers`` separation)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterable
 from typing import Any, ClassVar
+
+import torch
+from torch import nn
 
 from plasticity_bench.agents.base import Batch, Role
 from plasticity_bench.networks import NetworkConfig
@@ -23,6 +27,9 @@ class Method:
     # Methods that periodically reset parameters own the reset schedule; two of them in
     # one run would fight over the same neurons, so composition rejects that.
     owns_reset_schedule: ClassVar[bool] = False
+    # Methods that build the optimizers (``optimizer`` returns one); a run can have at
+    # most one such method, else it is ambiguous whose optimizer trains the networks.
+    provides_optimizer: ClassVar[bool] = False
 
     def __init__(self, **options: Any):
         if options:
@@ -36,6 +43,21 @@ class Method:
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
         """Change the architecture before networks are built (e.g. add LayerNorm)."""
         return config
+
+    def setup(self, roles: dict[str, Role]) -> None:
+        """Called once after the agent is built, before any checkpoint is restored (e.g. to
+        record theta0 or register the method's own hooks). ``roles`` is the agent's dict;
+        a method may keep it to act on later."""
+
+    def loss_terms(self, role_name: str, network: nn.Module, batch: Batch) -> torch.Tensor | None:
+        """A scalar added to the training loss of role ``role_name`` in the agent's update
+        (``network`` is the module being trained), or None for nothing."""
+        return None
+
+    def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
+        """The optimizer of role ``role_name`` over ``params`` at learning rate ``lr``, or
+        None for the agent's default (Adam). Methods that return one set ``provides_optimizer``."""
+        return None
 
     def after_update(
         self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]

@@ -7,11 +7,21 @@ incoming weight row i ← a fresh draw of the layer's initialiser; incoming bias
 LayerNorm gamma_i, beta_i ← 1, 0; outgoing weight column i ← 0 (the next layer's bias is
 kept), so a neuron that was silent leaves the network's function unchanged; and the
 optimizer's moment estimates of exactly those entries ← 0.
+
+CReLU layers (``NeuronLayer.copies == 2``): incoming row i feeds two outputs, relu(x_i)
+(output i) and relu(-x_i) (output i + width). Recycling unit i re-draws row i and zeros
+both outgoing columns i and i + width. Per-output scores (the metrics score each of the
+2 * width outputs) are folded to one score per unit by their maximum: a unit is only as
+dormant as its livelier half, since re-drawing the row resets both halves.
+
+The module also holds the helpers that whole-layer interventions share (``fresh_copy``,
+``reinitialise``, ``forget_parameters``, ``sync_targets``, ``chosen_roles``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import copy
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -37,12 +47,15 @@ def _forget_optimizer_state(optimizer: torch.optim.Optimizer, param: nn.Paramete
             value.index_fill_(dim, index.to(value.device), 0.0)
 
 
-def recycle_neurons(role: Role, masks: Mapping[str, torch.Tensor]) -> dict[str, int]:
+def recycle_neurons(role: Role, masks: Mapping[str, torch.Tensor], zero_outgoing: bool = True,
+                    reset_optimizer: bool = True) -> dict[str, int]:
     """Reset the neurons selected by ``masks`` (layer name → bool tensor of its width) in
     ``role.network`` and their entries of ``role.optimizer``'s state.
 
     Layer names are those of ``neuron_layers(role.network)`` (= the metric keys); layers
     absent from ``masks`` are left alone. Returns layer name → neurons reset.
+    ``zero_outgoing=False`` keeps the outgoing weights and ``reset_optimizer=False`` the
+    optimizer state (the released ReGraMa code does neither).
     """
     layers = {layer.name: layer for layer in neuron_layers(role.network)}
     unknown = [name for name in masks if name not in layers]
@@ -68,13 +81,30 @@ def recycle_neurons(role: Role, masks: Mapping[str, torch.Tensor]) -> dict[str, 
         # next layer, zero wins, so every recycled neuron starts without influence.
         for layer, index in chosen:
             touched += _reinitialise_incoming(layer, index)
-        for layer, index in chosen:
-            for outgoing in layer.outgoing:
-                outgoing.weight[:, index] = 0.0
-                touched.append((outgoing.weight, _COLUMNS, index))
-        for param, dim, index in touched:
-            _forget_optimizer_state(role.optimizer, param, dim, index)
+        if zero_outgoing:
+            for layer, index in chosen:
+                columns = output_columns(layer, index)
+                for outgoing in layer.outgoing:
+                    outgoing.weight[:, columns] = 0.0
+                    touched.append((outgoing.weight, _COLUMNS, columns))
+        if reset_optimizer:
+            for param, dim, index in touched:
+                _forget_optimizer_state(role.optimizer, param, dim, index)
     return reset
+
+
+def output_columns(layer: NeuronLayer, index: torch.Tensor) -> torch.Tensor:
+    """The activation outputs (= outgoing weight columns) that units ``index`` feed:
+    i, i + width, ... (one per copy; CReLU has 2)."""
+    return torch.cat([index + copy_index * layer.width for copy_index in range(layer.copies)])
+
+
+def unit_scores(layer: NeuronLayer, score: torch.Tensor) -> torch.Tensor:
+    """One score per unit (incoming row): per-output scores of a layer with ``copies``
+    outputs per unit are folded by their maximum; per-unit scores pass through."""
+    if layer.copies > 1 and score.shape == (layer.copies * layer.width,):
+        return score.view(layer.copies, layer.width).amax(dim=0)
+    return score
 
 
 def _reinitialise_incoming(layer: NeuronLayer, index: torch.Tensor) -> list[tuple[nn.Parameter, int, torch.Tensor]]:
@@ -132,6 +162,61 @@ def _role_names(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def chosen_roles(method: str, roles: Mapping[str, Role], names: tuple[str, ...] | None) -> list[str]:
+    """The role names a method acts on (None = every role); an unknown name raises."""
+    chosen = list(roles) if names is None else list(names)
+    missing = [name for name in chosen if name not in roles]
+    if missing:
+        raise ValueError(f"method {method!r}: no role {missing}; valid: {', '.join(roles)}")
+    return chosen
+
+
+# --- whole-module re-initialisation (reset, shrink & perturb) ----------------------------
+
+
+def fresh_copy(network: nn.Module) -> nn.Module:
+    """A copy of ``network`` with every module re-drawn by its own initialiser
+    (``reset_parameters``: nn.Linear's Kaiming-uniform weights and uniform biases,
+    LayerNorm's ones and zeros), in module order, from torch's global generator."""
+    fresh = copy.deepcopy(network)
+    reinitialise(fresh.modules())
+    return fresh
+
+
+def reinitialise(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
+    """Re-draw each module that has an initialiser; returns the parameters it re-drew."""
+    touched: list[nn.Parameter] = []
+    with torch.no_grad():
+        for module in modules:
+            if hasattr(module, "reset_parameters"):
+                module.reset_parameters()
+                touched += list(module.parameters(recurse=False))
+    return touched
+
+
+def forget_parameters(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter]) -> None:
+    """Delete the optimizer state (moments and step count) of ``params``: the next step
+    treats them as new (Adam's first step, with bias correction from step 1)."""
+    for param in params:
+        optimizer.state.pop(param, None)
+
+
+@torch.no_grad()
+def sync_targets(role: Role, params: Iterable[nn.Parameter] | None = None) -> None:
+    """Copy ``params`` of ``role.network`` (default: all parameters and buffers) into the
+    same-named entries of each of ``role.targets``."""
+    wanted = None if params is None else {id(p) for p in params}
+    for target in role.targets:
+        target_params = dict(target.named_parameters())
+        for name, param in role.network.named_parameters():
+            if wanted is None or id(param) in wanted:
+                target_params[name].copy_(param)
+        if wanted is None:
+            target_buffers = dict(target.named_buffers())
+            for name, buffer in role.network.named_buffers():
+                target_buffers[name].copy_(buffer)
+
+
 def concatenate_batches(sample_batch: Callable[[], Batch], size: int) -> Batch:
     """Exactly ``size`` samples, drawn with as many ``sample_batch()`` calls as needed."""
     parts: list[Batch] = []
@@ -165,31 +250,39 @@ class NeuronRecycler(Method):
         """Boolean mask of the neurons of one layer to recycle."""
         return score <= self.tau
 
+    def recycle(self, role: Role, masks: dict[str, torch.Tensor]) -> dict[str, int]:
+        return recycle_neurons(role, masks)
+
     def after_update(
         self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
     ) -> dict[str, float]:
         if update_step % self.period != 0:
             return {}
-        chosen = list(roles) if self.roles is None else list(self.roles)
-        missing = [name for name in chosen if name not in roles]
-        if missing:
-            raise ValueError(f"method {self.name!r}: no role {missing}; valid: {', '.join(roles)}")
+        chosen = chosen_roles(self.name, roles, self.roles)
         batch = concatenate_batches(sample_batch, self.batch_size)  # one batch for every role
         stats: dict[str, float] = {}
         for role_name in chosen:
             role = roles[role_name]
-            widths = {layer.name: layer.width for layer in neuron_layers(role.network)}
+            layers = {layer.name: layer for layer in neuron_layers(role.network)}
+            widths = {name: layer.width for name, layer in layers.items()}
             masks = {}
             for layer_name, score in self.scores(role, batch).items():
                 if layer_name not in widths:
                     continue  # an activation no NeuronLayer describes: cannot be recycled
+                score = unit_scores(layers[layer_name], score)
                 if score.shape != (widths[layer_name],):
                     raise ValueError(
                         f"layer {layer_name!r} of role {role_name!r} has {widths[layer_name]} neurons "
                         f"but {score.numel()} scores; it cannot be recycled neuron by neuron"
                     )
                 masks[layer_name] = self.select(score)
-            reset = recycle_neurons(role, masks)
+            reset = self.recycle(role, masks)
             total = sum(widths.values())
             stats[f"reset_fraction/{role_name}"] = sum(reset.values()) / total if total else 0.0
         return stats
+
+
+# Option parsers shared by every method file.
+positive_int = _positive_int
+non_negative = _threshold
+role_names = _role_names

@@ -2,6 +2,7 @@
 
 from plasticity_bench.metrics.activity import (
     LayerActivity,
+    ProbeResult,
     active_fraction,
     active_fraction_per_layer,
     dormant_scores,
@@ -9,12 +10,33 @@ from plasticity_bench.metrics.activity import (
     inactive_ratio,
     inactive_ratio_per_layer,
     normalise,
+    output_layers,
+    probe,
     probe_activity,
 )
+from plasticity_bench.metrics.curvature import hessian_top_eigenvalue
 from plasticity_bench.metrics.monitor import MONITOR_TAUS, monitor_roles
+from plasticity_bench.metrics.norms import (
+    feature_norm,
+    grad_norm,
+    snapshot_parameters,
+    weight_drift,
+    weight_magnitude,
+)
+from plasticity_bench.metrics.rank import (
+    SRANK_DELTA,
+    effective_rank,
+    feature_ranks,
+    hidden_features,
+    penultimate_features,
+    singular_values,
+    srank,
+)
 
 # Name → one-line definition, for ``plasticity-bench list``; the names are those of the
-# ``metric`` column that ``monitor_roles`` writes (per hidden layer and for layer "all").
+# ``metric`` column that ``monitor_roles`` writes. Activity metrics: per hidden layer and
+# "all" (all neurons); feature metrics: per hidden layer, per penultimate feature matrix and
+# "all" (mean over the penultimate ones); parameter metrics: "all" only.
 METRICS: dict[str, str] = {
     **{
         f"grama_inactive_ratio@{tau:g}": f"fraction of hidden neurons with GraMa score <= {tau:g} "
@@ -27,19 +49,46 @@ METRICS: dict[str, str] = {
         for tau in MONITOR_TAUS
     },
     "active_fraction": "mean over batch and hidden neurons of 1[h > 0] (fraction of active units)",
+    "srank": f"smallest k with sum_(i<=k) sigma_i / sum sigma >= {1 - SRANK_DELTA:g}, sigma = singular values "
+    "of the (batch x features) matrix; 'all' = mean over penultimate layers (Kumar et al. 2021)",
+    "effective_rank": "exp(-sum p log p), p = sigma / sum sigma of the (batch x features) matrix; "
+    "'all' = mean over penultimate layers",
+    "feature_norm": "mean over batch of the L2 norm of a sample's features; 'all' = mean over penultimate layers",
+    "weight_magnitude": "sqrt(mean theta^2) over all parameters of the network",
+    "weight_drift": "sqrt(mean (theta - theta0)^2), theta0 = parameters at the start of training "
+    "(absent when the parameter shapes changed)",
+    "grad_norm": "||dL/dtheta||_2 of the network's training loss on the monitor batch",
+    "hessian_top_eigenvalue": "dominant eigenvalue of d2L/dtheta2 by power iteration on Hessian-vector "
+    "products (only with monitor_hessian=true)",
 }
 
 __all__ = [
     "METRICS",
     "MONITOR_TAUS",
+    "SRANK_DELTA",
     "LayerActivity",
+    "ProbeResult",
     "active_fraction",
     "active_fraction_per_layer",
     "dormant_scores",
+    "effective_rank",
+    "feature_norm",
+    "feature_ranks",
+    "grad_norm",
     "grama_scores",
+    "hessian_top_eigenvalue",
+    "hidden_features",
     "inactive_ratio",
     "inactive_ratio_per_layer",
     "monitor_roles",
     "normalise",
+    "output_layers",
+    "penultimate_features",
+    "probe",
     "probe_activity",
+    "singular_values",
+    "snapshot_parameters",
+    "srank",
+    "weight_drift",
+    "weight_magnitude",
 ]

@@ -23,12 +23,17 @@ probe (so BatchNorm running statistics and dropout masks are not disturbed by a
 measurement) and every submodule's train/eval flag is restored afterwards; gradients are
 taken with ``torch.autograd.grad`` w.r.t. the captured activation outputs, so no
 parameter's ``.grad`` (of this network or any other module used inside the loss) changes.
+
+``probe`` is the full form of the same pass: besides the activity statistics it can keep
+each hidden layer's outputs (the features that rank.py and norms.py measure), the inputs
+of each body's output layer (the penultimate features) and the gradient of the loss w.r.t.
+given parameters, all from the one forward and the one backward.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +85,8 @@ class _Record:
     positive_sum: torch.Tensor | None = None
     count: int = 0
     outputs: list[torch.Tensor] = field(default_factory=list)  # kept only for gradients
+    features: list[torch.Tensor] = field(default_factory=list)  # (samples, features), kept on request
+    last_output: torch.Tensor | None = None  # what the latest call passed on, to name penultimate inputs
 
     def add(self, output: torch.Tensor) -> None:
         abs_sum, count = _per_neuron_sum(output.abs())
@@ -105,8 +112,16 @@ def _eval_mode(net: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+def _as_sample_rows(values: torch.Tensor) -> torch.Tensor:
+    """(samples, features): one row per sample, every other dim flattened (conv: C*H*W)."""
+    values = values.detach()
+    if values.dim() <= 1:
+        return values.reshape(1, -1).clone()
+    return values.reshape(values.shape[0], -1).clone()  # clone: later in-place ops cannot alter it
+
+
 @contextmanager
-def _activation_hooks(net: nn.Module, keep_outputs: bool) -> Iterator[dict[str, _Record]]:
+def _activation_hooks(net: nn.Module, keep_outputs: bool, keep_features: bool = False) -> Iterator[dict[str, _Record]]:
     """Records per activation module, inserted in order of first call (forward order)."""
     records: dict[str, _Record] = {}
     handles = []
@@ -125,6 +140,9 @@ def _activation_hooks(net: nn.Module, keep_outputs: bool) -> Iterator[dict[str, 
                     output = replaced
                 record.outputs.append(output)
             record.add(output.detach())
+            if keep_features:
+                record.features.append(_as_sample_rows(output))
+                record.last_output = output
             return replaced
 
         return hook
@@ -137,6 +155,136 @@ def _activation_hooks(net: nn.Module, keep_outputs: bool) -> Iterator[dict[str, 
     finally:
         for handle in handles:
             handle.remove()
+
+
+@dataclass
+class ProbeResult:
+    """Everything one probe pass measured.
+
+    ``activity``: activation name → LayerActivity, in forward-execution order.
+    ``features``: activation name → (samples, neurons) detached outputs of every call,
+    concatenated along the samples (kept only with ``keep_features``; conv outputs are
+    flattened per sample).
+    ``penultimate``: name → (samples, features) inputs of each body's output layer (see
+    ``output_layers``), every call concatenated; named by the activation module whose
+    output it is, else ``"<output layer>:input"`` (e.g. a residual stream after its final
+    LayerNorm). Kept only with ``keep_features``.
+    ``parameter_gradients``: dL/dtheta for each tensor of ``parameters``, in order; a
+    parameter that does not require grad or does not reach the loss gets None.
+    """
+
+    activity: dict[str, LayerActivity]
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
+    penultimate: dict[str, torch.Tensor] = field(default_factory=dict)
+    parameter_gradients: list[torch.Tensor | None] | None = None
+
+
+def output_layers(net: nn.Module, prefix: str = "") -> dict[str, nn.Linear]:
+    """The output layer of each body of ``net``: name → the body's last ``nn.Linear``.
+
+    A body is an outermost submodule (or ``net`` itself) that lists its neuron layers
+    (``neuron_layers``: MLP, ResidualNet, ...), so a module holding several networks (SAC's
+    TwinQ with q1 and q2) has one output layer per network. A network built of no such
+    body is one body. "Last" is in definition order, which is forward order for every
+    body of this package (Linear → ... → output Linear).
+    """
+    if hasattr(net, "neuron_layers") or not any(hasattr(m, "neuron_layers") for m in net.modules()):
+        linears = [(name, m) for name, m in net.named_modules() if isinstance(m, nn.Linear)]
+        return {f"{prefix}{linears[-1][0]}": linears[-1][1]} if linears else {}
+    found: dict[str, nn.Linear] = {}
+    for name, child in net.named_children():
+        found.update(output_layers(child, f"{prefix}{name}."))
+    return found
+
+
+@contextmanager
+def _penultimate_hooks(net: nn.Module, records: dict[str, _Record]) -> Iterator[dict[str, list[torch.Tensor]]]:
+    """Capture the input of each output layer, named by the activation that produced it."""
+    captured: dict[str, list[torch.Tensor]] = {}
+    handles = []
+
+    def make_hook(layer_name: str) -> Callable[..., Any]:
+        def hook(module: nn.Module, args: Any) -> None:
+            features = args[0]
+            source = next((name for name, record in records.items() if record.last_output is features),
+                          f"{layer_name}:input")
+            captured.setdefault(source, []).append(_as_sample_rows(features))
+
+        return hook
+
+    try:
+        for name, layer in output_layers(net).items():
+            handles.append(layer.register_forward_pre_hook(make_hook(name)))
+        yield captured
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _concatenate(name: str, parts: list[torch.Tensor]) -> torch.Tensor:
+    if len({part.shape[1] for part in parts}) > 1:
+        raise ValueError(f"{name!r} produced features of different widths in one forward; they cannot be pooled")
+    return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
+def probe(
+    net: nn.Module,
+    *,
+    inputs: Any = None,
+    loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+    batch: Any = None,
+    keep_features: bool = False,
+    parameters: list[torch.Tensor] | None = None,
+) -> ProbeResult:
+    """One probe pass over ``net``; the building block of every activity and feature metric.
+
+    With ``loss_fn``: one forward through ``loss_fn(net, batch)`` and one backward, to the
+    activation outputs and to ``parameters`` together (``torch.autograd.grad``: no .grad
+    changes). Without: one forward ``net(*inputs)`` (or ``net(inputs)`` if not a tuple)
+    under ``torch.no_grad`` (then ``parameters`` must be None). ``keep_features`` fills
+    ``features`` and ``penultimate``. The side effects are those of the module doc: none.
+    """
+    with_loss = loss_fn is not None
+    if with_loss == (inputs is not None):
+        raise ValueError("probe takes either loss_fn and batch, or inputs")
+    if parameters is not None and not with_loss:
+        raise ValueError("parameter gradients need loss_fn")
+    penultimate_parts: dict[str, list[torch.Tensor]] = {}
+    parameter_gradients = None
+    with _eval_mode(net), _activation_hooks(net, keep_outputs=with_loss, keep_features=keep_features) as records:
+        with _penultimate_hooks(net, records) if keep_features else nullcontext({}) as penultimate_parts:
+            if with_loss:
+                with torch.enable_grad():
+                    loss = loss_fn(net, batch)
+                    if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+                        raise ValueError("loss_fn must return a scalar tensor")
+                    grads, parameter_gradients = _gradients(loss.reshape(()), records, parameters)
+            else:
+                with torch.no_grad():
+                    net(*inputs) if isinstance(inputs, tuple) else net(inputs)
+
+    activity: dict[str, LayerActivity] = {}
+    features: dict[str, torch.Tensor] = {}
+    for name, record in records.items():
+        assert record.abs_sum is not None and record.positive_sum is not None
+        grama = None
+        if with_loss:
+            grad_sum = torch.zeros_like(record.abs_sum)
+            for grad in grads[name]:
+                if grad is not None:
+                    grad_sum = grad_sum + _per_neuron_sum(grad.detach().abs())[0]
+            grama = normalise(grad_sum / record.count)
+        activity[name] = LayerActivity(
+            dormant=normalise(record.abs_sum / record.count),
+            active=record.positive_sum / record.count,
+            grama=grama,
+        )
+        if record.features:
+            features[name] = _concatenate(name, record.features)
+        record.features.clear()
+        record.last_output = None
+    penultimate = {name: _concatenate(name, parts) for name, parts in penultimate_parts.items()}
+    return ProbeResult(activity, features, penultimate, parameter_gradients)
 
 
 def probe_activity(
@@ -156,53 +304,35 @@ def probe_activity(
     Returns activation-module qualified name → LayerActivity, in forward-execution order
     (activation modules that the forward never calls are absent).
     """
-    with_loss = loss_fn is not None
-    if with_loss == (inputs is not None):
+    if (loss_fn is not None) == (inputs is not None):
         raise ValueError("probe_activity takes either loss_fn and batch, or inputs")
-    with _eval_mode(net), _activation_hooks(net, keep_outputs=with_loss) as records:
-        if with_loss:
-            with torch.enable_grad():
-                loss = loss_fn(net, batch)
-                if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-                    raise ValueError("loss_fn must return a scalar tensor")
-                grads = _output_gradients(loss.reshape(()), records)
-        else:
-            with torch.no_grad():
-                net(*inputs) if isinstance(inputs, tuple) else net(inputs)
-
-    activity: dict[str, LayerActivity] = {}
-    for name, record in records.items():
-        assert record.abs_sum is not None and record.positive_sum is not None
-        grama = None
-        if with_loss:
-            grad_sum = torch.zeros_like(record.abs_sum)
-            for grad in grads[name]:
-                if grad is not None:
-                    grad_sum = grad_sum + _per_neuron_sum(grad.detach().abs())[0]
-            grama = normalise(grad_sum / record.count)
-        activity[name] = LayerActivity(
-            dormant=normalise(record.abs_sum / record.count),
-            active=record.positive_sum / record.count,
-            grama=grama,
-        )
-    return activity
+    return probe(net, inputs=inputs, loss_fn=loss_fn, batch=batch).activity
 
 
-def _output_gradients(loss: torch.Tensor, records: dict[str, _Record]) -> dict[str, list[torch.Tensor | None]]:
-    """dL/dh for every captured differentiable output; None where h does not reach L."""
+def _gradients(
+    loss: torch.Tensor, records: dict[str, _Record], parameters: list[torch.Tensor] | None
+) -> tuple[dict[str, list[torch.Tensor | None]], list[torch.Tensor | None] | None]:
+    """dL/dh for every captured differentiable output (None where h does not reach L) and
+    dL/dtheta for ``parameters``, from one backward."""
     names, outputs = [], []
     for name, record in records.items():
         for output in record.outputs:
             if output.requires_grad:
                 names.append(name)
                 outputs.append(output)
+    trainable = [i for i, p in enumerate(parameters or []) if p.requires_grad]
     grads: dict[str, list[torch.Tensor | None]] = {name: [] for name in records}
-    if outputs and loss.requires_grad:
-        for name, grad in zip(names, torch.autograd.grad(loss, outputs, allow_unused=True)):
+    parameter_gradients = None if parameters is None else [None] * len(parameters)
+    wanted = outputs + [parameters[i] for i in trainable]  # type: ignore[index]
+    if wanted and loss.requires_grad:
+        found = torch.autograd.grad(loss, wanted, allow_unused=True)
+        for name, grad in zip(names, found[: len(outputs)]):
             grads[name].append(grad)
+        for i, grad in zip(trainable, found[len(outputs):]):
+            parameter_gradients[i] = grad  # type: ignore[index]
     for record in records.values():
         record.outputs.clear()  # release the graph's tensors
-    return grads
+    return grads, parameter_gradients
 
 
 def grama_scores(net: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], batch: Any) -> dict[str, torch.Tensor]:

@@ -1,11 +1,20 @@
-"""Activity metrics of an agent's networks, as long-format rows for ``metrics.parquet``."""
+"""Plasticity metrics of an agent's networks, as long-format rows for ``metrics.parquet``."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
 from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.metrics.activity import probe_activity
+from plasticity_bench.metrics.activity import probe
+from plasticity_bench.metrics.curvature import hessian_top_eigenvalue
+from plasticity_bench.metrics.norms import feature_norm, gradient_norm_of, weight_drift, weight_magnitude
+from plasticity_bench.metrics.rank import (
+    effective_rank_from_singular_values,
+    singular_values,
+    srank_from_singular_values,
+)
 
 # Thresholds at which the inactive ratios are logged: 0 (ReDo's strict dormancy and the
 # paper's ReLU theorem), 0.025 and 0.1 (the tau values studied by ReDo and GraMa).
@@ -17,18 +26,52 @@ def _tau_name(tau: float) -> str:
     return f"{tau:g}"
 
 
-def monitor_roles(roles: dict[str, Role], batch: Batch) -> list[dict]:
+def monitor_roles(
+    roles: dict[str, Role],
+    batch: Batch,
+    initial_params: dict[str, Sequence[torch.Tensor]] | None = None,
+    *,
+    hessian: bool = False,
+    hessian_iterations: int = 20,
+) -> list[dict]:
     """Rows ``{network, layer, metric, value}`` for each role, per hidden layer and "all".
 
-    Metrics: ``grama_inactive_ratio@tau`` and ``dormant_ratio@tau`` for tau in
-    MONITOR_TAUS, and ``active_fraction``. One probe per role: the forward inside
-    ``role.loss_fn(net, batch)`` and one backward give GraMa, dormant and active units from
-    the same samples. "all" weights every neuron of the network equally.
+    One probe per role: the forward inside ``role.loss_fn(net, batch)`` and one backward
+    (to the activation outputs and the parameters together) give, from the same samples:
+
+    - ``grama_inactive_ratio@tau`` and ``dormant_ratio@tau`` (tau in MONITOR_TAUS) and
+      ``active_fraction``, per hidden layer and "all" (every neuron weighted equally);
+    - ``srank``, ``effective_rank`` and ``feature_norm`` of each hidden layer's outputs and
+      of the penultimate features (what each body's output layer reads; in an MLP the last
+      hidden layer, in a residual net ``"<output layer>:input"``); their "all" is the mean
+      over the network's penultimate feature matrices (one per body: TwinQ's q1 and q2);
+    - ``grad_norm`` (||dL/dtheta||_2) and ``weight_magnitude`` for "all";
+    - ``weight_drift`` for "all" when ``initial_params[role]`` (theta0, one tensor per
+      parameter in order) is given and still matches the parameters' shapes (else no row);
+    - with ``hessian``: ``hessian_top_eigenvalue`` for "all", by ``hessian_iterations``
+      steps of power iteration (a second forward and double backwards; costly).
     """
     names: list[tuple[str, str, str]] = []
     values: list[torch.Tensor] = []
     for role_name, role in roles.items():
-        activity = probe_activity(role.network, loss_fn=role.loss_fn, batch=batch)
+        net = role.network
+        params = list(net.parameters())
+        result = probe(net, loss_fn=role.loss_fn, batch=batch, keep_features=True, parameters=params)
+        _feature_rows(role_name, result.features, result.penultimate, names, values)
+        names.append((role_name, NETWORK_WIDE, "grad_norm"))
+        values.append(gradient_norm_of(result.parameter_gradients or []))
+        if params:
+            names.append((role_name, NETWORK_WIDE, "weight_magnitude"))
+            values.append(weight_magnitude(net))
+        drift = None if initial_params is None or role_name not in initial_params else weight_drift(
+            net, initial_params[role_name])
+        if drift is not None:
+            names.append((role_name, NETWORK_WIDE, "weight_drift"))
+            values.append(drift)
+        if hessian:
+            names.append((role_name, NETWORK_WIDE, "hessian_top_eigenvalue"))
+            values.append(hessian_top_eigenvalue(net, role.loss_fn, batch, iterations=hessian_iterations))
+        activity = result.activity
         if not activity:
             continue
         per_layer = {layer: (a.grama, a.dormant, a.active) for layer, a in activity.items()}
@@ -43,8 +86,36 @@ def monitor_roles(roles: dict[str, Role], batch: Batch) -> list[dict]:
             values.append(active.mean())
     if not values:
         return []
-    floats = torch.stack([v.to(values[0].device) for v in values]).tolist()  # one host sync
+    floats = torch.stack([v.to(values[0].device, torch.float32) for v in values]).tolist()  # one host sync
     return [
         {"network": network, "layer": layer, "metric": metric, "value": value}
         for (network, layer, metric), value in zip(names, floats)
     ]
+
+
+def _feature_rows(role_name: str, features: dict[str, torch.Tensor], penultimate: dict[str, torch.Tensor],
+                  names: list[tuple[str, str, str]], values: list[torch.Tensor]) -> None:
+    """srank, effective rank and feature norm per feature matrix, and their penultimate mean.
+
+    A penultimate matrix named after a hidden layer is usually that layer's matrix (an MLP's
+    last hidden layer) and reuses its SVD; it differs only for a shared activation module
+    called more often than the output layer, and then only the "all" value uses it."""
+
+    def measure(matrix: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sigma = singular_values(matrix)
+        return srank_from_singular_values(sigma), effective_rank_from_singular_values(sigma), feature_norm(matrix)
+
+    per_layer = {layer: measure(matrix) for layer, matrix in features.items()}
+    penultimate_values = []
+    for layer, matrix in penultimate.items():
+        if layer in features and features[layer].shape == matrix.shape:
+            penultimate_values.append(per_layer[layer])
+        else:
+            penultimate_values.append(measure(matrix))
+            per_layer.setdefault(layer, penultimate_values[-1])
+    if penultimate_values:
+        per_layer[NETWORK_WIDE] = tuple(torch.stack(parts).mean() for parts in zip(*penultimate_values))
+    for layer, (rank, erank, norm) in per_layer.items():
+        for metric, value in (("srank", rank), ("effective_rank", erank), ("feature_norm", norm)):
+            names.append((role_name, layer, metric))
+            values.append(value)

@@ -12,3 +12,14 @@ class NetworkConfig:
     hidden_sizes: tuple[int, ...] = (256, 256)
     activation: str = "ReLU"
     layer_norm: bool = False
+    # Residual architecture only (networks/residual.py): the residual stream's width is
+    # hidden_sizes[0] (all entries must be equal); `blocks` residual blocks; `pre_norm`
+    # picks SimBa's pre-LayerNorm block x + MLP(LN(x)) over BRO's post-LayerNorm block.
+    blocks: int = 1
+    pre_norm: bool = False
+    # Architecture "diffusion" only (networks/diffusion.py): the actor is a K-step DDPM
+    # reverse chain (K = diffusion_steps) of a denoiser MLP with denoiser_hidden_sizes,
+    # on diffusers' DDPMScheduler with the named beta schedule; critics stay MLPs.
+    diffusion_steps: int = 5
+    denoiser_hidden_sizes: tuple[int, ...] = (256, 256)
+    beta_schedule: str = "squaredcos_cap_v2"

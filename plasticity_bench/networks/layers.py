@@ -8,7 +8,22 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-# Element-wise activations that keep the neuron axis; the names users pass on the CLI.
+class CReLU(nn.Module):
+    """Concatenated ReLU [relu(x), relu(-x)] along the last (neuron) axis (Abbas et al. 2023).
+
+    It doubles the layer's outputs: output j < H is relu(x_j), output H + j is relu(-x_j),
+    for H pre-activations; ``copies = 2`` tells networks and recyclers so (see NeuronLayer).
+    """
+
+    is_activation = True
+    copies = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
+
+
+# Activations the names users pass on the CLI: element-wise ones keep the neuron axis;
+# CReLU doubles it.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "ReLU": nn.ReLU,
     "LeakyReLU": nn.LeakyReLU,
@@ -19,6 +34,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "Tanh": nn.Tanh,
     "Sigmoid": nn.Sigmoid,
     "Softplus": nn.Softplus,
+    "CReLU": CReLU,
 }
 
 
@@ -49,7 +65,9 @@ class NeuronLayer:
 
     ``incoming`` produces the neurons' pre-activations (row i of its weight feeds neuron i);
     ``norm`` is the LayerNorm between them, if any; ``outgoing`` are the Linear layers that
-    read the neurons (column i of their weights).
+    read the neurons (column i of their weights). ``copies``: outputs per incoming row (an
+    activation with ``copies = 2``, CReLU, turns row i into outputs i and i + width, read by
+    outgoing columns i and i + width); ``width`` counts rows.
     """
 
     name: str
@@ -57,6 +75,7 @@ class NeuronLayer:
     outgoing: list[nn.Linear]
     norm: nn.LayerNorm | None = None
     init_weight: object = field(default=default_weight_init)
+    copies: int = 1
 
     @property
     def width(self) -> int:

@@ -21,8 +21,9 @@ class MLP(nn.Module):
             layers.append(nn.Linear(width, hidden))
             if config.layer_norm:
                 layers.append(nn.LayerNorm(hidden))
-            layers.append(make_activation(config.activation))
-            width = hidden
+            activation = make_activation(config.activation)
+            layers.append(activation)
+            width = hidden * getattr(activation, "copies", 1)  # CReLU emits 2 outputs per unit
         layers.append(nn.Linear(width, out_features))
         self.layers = nn.Sequential(*layers)
 
@@ -42,6 +43,7 @@ class MLP(nn.Module):
                 j for j in range(index + 1, linears[position + 1][0]) if not isinstance(modules[j][1], nn.LayerNorm)
             )
             name = f"{prefix}layers.{modules[act_index][0]}"
-            found.append(NeuronLayer(name=name, incoming=incoming, norm=norm, outgoing=[outgoing]))
+            copies = getattr(modules[act_index][1], "copies", 1)
+            found.append(NeuronLayer(name=name, incoming=incoming, norm=norm, outgoing=[outgoing], copies=copies))
         return found
 

@@ -1,0 +1,132 @@
+"""Twin Delayed DDPG, following CleanRL's td3_continuous_action.py update by update.
+
+Actions live in [-1, 1] (environments rescale), so CleanRL's action_scale is 1 and its
+action_bias 0. One difference: CleanRL keys the delayed actor and target updates on the
+env step (one update per step); here they are keyed on the agent's own update counter,
+which is the same schedule at replay ratio 1 and the right one at any other ratio.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
+from plasticity_bench.agents.sac import TwinQ, soft_update
+from plasticity_bench.networks import NetworkConfig, build_body
+from plasticity_bench.networks.diffusion import DiffusionActor  # diffusers itself loads lazily
+
+
+class DeterministicActor(nn.Module):
+    """a = tanh(body(s)); the tanh is a function, not a module, because it is the output
+    layer's squashing and must not be scored as a layer of hidden neurons."""
+
+    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
+        super().__init__()
+        self.trunk = build_body(config, obs_dim, action_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.trunk(obs))
+
+
+def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Module:
+    """TD3's policy for ``config.arch``: any module mapping observations to actions in [-1, 1]."""
+    if config.arch == "diffusion":
+        return DiffusionActor(obs_dim, action_dim, config)
+    return DeterministicActor(obs_dim, action_dim, config)
+
+
+class TD3(Agent):
+    def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
+                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 hooks: TrainingHooks | None = None):
+        self.hp, self.device, self.rng = hp, device, rng
+        self.hooks = hooks or TrainingHooks()
+        self.action_dim = action_dim
+        self.actor = make_actor(obs_dim, action_dim, network).to(device)
+        self.actor_target = make_actor(obs_dim, action_dim, network).to(device)
+        self.actor_target.load_state_dict(self.actor.state_dict())
+        self.critic = TwinQ(obs_dim, action_dim, network).to(device)
+        self.critic_target = TwinQ(obs_dim, action_dim, network).to(device)
+        self.critic_target.load_state_dict(self.critic.state_dict())
+        self.actor_optimizer = self.make_optimizer("actor", self.actor.parameters(), hp["learning_rate"])
+        # One optimizer over both Q networks, as CleanRL's q_optimizer.
+        self.critic_optimizer = self.make_optimizer("critic", self.critic.parameters(), hp["learning_rate"])
+        self.updates = 0
+        self.roles = {
+            "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,),
+                          targets=(self.actor_target,)),
+            "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions),
+                           targets=(self.critic_target,)),
+        }
+
+    def critic_loss(self, critic: nn.Module, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            # Target policy smoothing: clipped Gaussian noise on the target actor's action.
+            clipped_noise = (torch.randn_like(batch.actions) * self.hp["policy_noise"]).clamp(
+                -self.hp["noise_clip"], self.hp["noise_clip"]
+            )
+            next_actions = (self.actor_target(batch.next_obs) + clipped_noise).clamp(-1.0, 1.0)
+            next_q1, next_q2 = self.critic_target(batch.next_obs, next_actions)
+            min_next_q = torch.min(next_q1, next_q2).squeeze(-1)
+            # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
+            target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * min_next_q
+        q1, q2 = critic(batch.obs, batch.actions)
+        return F.mse_loss(q1.squeeze(-1), target) + F.mse_loss(q2.squeeze(-1), target)
+
+    def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
+        q1, _ = self.critic(batch.obs, actor(batch.obs))
+        return -q1.mean()
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        self.updates += 1
+        critic_loss = self.training_loss("critic", self.critic, batch)
+        self.critic_optimizer.zero_grad()
+        critic_loss.backward()
+        self.critic_optimizer.step()
+        stats = {"critic_loss": critic_loss.detach()}
+
+        # Delayed policy updates: the actor and all targets move every policy_frequency updates.
+        if self.updates % self.hp["policy_frequency"] == 0:
+            # The critic only scores the actor's actions here: skipping its weight
+            # gradients saves a third of the backward pass and changes no update.
+            self.critic.requires_grad_(False)
+            actor_loss = self.training_loss("actor", self.actor, batch)
+            self.actor_optimizer.zero_grad()
+            actor_loss.backward()
+            self.actor_optimizer.step()
+            self.critic.requires_grad_(True)
+            stats["actor_loss"] = actor_loss.detach()
+            soft_update(self.actor_target, self.actor, self.hp["tau"])
+            soft_update(self.critic_target, self.critic, self.hp["tau"])
+        return stats
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray:
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
+        # A stochastic actor (the diffusion policy) evaluates with its `deterministic` policy.
+        policy = self.actor if explore else getattr(self.actor, "deterministic", self.actor)
+        action = policy(obs_t).squeeze(0).cpu().numpy()
+        if explore:
+            # Drawn from the trainer's numpy generator, which checkpoints hold, on the host
+            # (a CUDA generator would not be saved).
+            noise = self.rng.normal(0.0, self.hp["exploration_noise"], size=action.shape)
+            action = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
+        return action
+
+    def modules_to_save(self) -> dict[str, Any]:
+        return {
+            "actor": self.actor, "actor_target": self.actor_target,
+            "critic": self.critic, "critic_target": self.critic_target,
+            "actor_optimizer": self.actor_optimizer, "critic_optimizer": self.critic_optimizer,
+        }
+
+    def counters(self) -> dict[str, Any]:
+        return {"updates": self.updates}
+
+    def load_counters(self, counters: dict[str, Any]) -> None:
+        self.updates = counters["updates"]

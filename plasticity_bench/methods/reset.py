@@ -1,0 +1,95 @@
+"""Periodic resets (Nikishin et al., ICML 2022, "The primacy bias in deep RL").
+
+Every ``period`` gradient updates, re-initialise the last ``layers`` layers of each
+network body of the chosen roles (or ``"all"``), delete the optimizer state of the
+re-drawn parameters (``optimizer.state[p]`` removed, so Adam restarts their moments and
+step count) and copy them into the role's targets, so a target never bootstraps from the
+pre-reset head. The replay buffer is kept (that is the point of the method).
+
+"The last k layers" of a body (an MLP, a residual net, each Q network of a twin critic)
+are its last k ``nn.Linear`` modules in definition order together with every module
+defined after the first of them (e.g. a LayerNorm between them); "all" re-draws every
+module of the role's network. SAC's temperature is not a network and is not reset.
+
+Defaults: Nikishin et al. reset all layers of SAC's actor and critic every 2e5 env steps
+(their DMC SAC setting, replay ratio 1). ``period`` counts gradient updates (the trainer's
+update counter), so 200_000 matches their schedule at replay ratio 1, where updates ≈ env
+steps (minus learning_starts); at replay ratio r use period = 2e5 * r.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.methods.base import Method
+from plasticity_bench.methods.recycling import (chosen_roles, forget_parameters, positive_int, reinitialise,
+                                                role_names, sync_targets)
+
+
+def bodies(net: nn.Module) -> list[nn.Module]:
+    """The networks inside ``net``: outermost modules that list their neuron layers (an
+    MLP, a ResidualNet), or ``net`` itself when it is one or holds none."""
+    if hasattr(net, "neuron_layers") or not any(hasattr(m, "neuron_layers") for m in net.modules()):
+        return [net]
+    return [body for child in net.children() for body in bodies(child)]
+
+
+def last_layers(net: nn.Module, layers: int | str) -> list[nn.Module]:
+    """The modules that a reset of the last ``layers`` layers re-draws (see the module doc)."""
+    if layers == "all":
+        return list(net.modules())
+    chosen: list[nn.Module] = []
+    for body in bodies(net):
+        modules = list(body.modules())
+        linear_positions = [i for i, m in enumerate(modules) if isinstance(m, nn.Linear)]
+        start = linear_positions[-layers] if layers <= len(linear_positions) else 0
+        chosen += modules[start:]
+    return chosen
+
+
+def reset_role(role: Role, layers: int | str) -> list[nn.Parameter]:
+    """Re-draw the last ``layers`` of ``role.network``, forget their optimizer state and
+    copy them into the targets; returns the re-drawn parameters."""
+    params = reinitialise(last_layers(role.network, layers))
+    forget_parameters(role.optimizer, params)
+    sync_targets(role, params)
+    return params
+
+
+def _layers_option(value: Any) -> int | str:
+    if value == "all":
+        return "all"
+    try:
+        return positive_int("layers", value)
+    except ValueError:
+        raise ValueError(f"layers must be 'all' or a positive integer, got {value!r}") from None
+
+
+class Reset(Method):
+    name = "reset"
+    description = "periodically re-initialise the last layers (or all) and their optimizer state (Nikishin et al. 2022)"
+    owns_reset_schedule = True
+
+    def __init__(self, period: int = 200_000, layers: Any = "all", roles: Any = None):
+        self.period = positive_int("period", period)
+        self.layers = _layers_option(layers)
+        self.roles = role_names(roles)
+
+    @classmethod
+    def options(cls) -> dict[str, Any]:
+        return {"period": 200_000, "layers": "all", "roles": None}
+
+    def after_update(self, roles: dict[str, Role], update_step: int,
+                     sample_batch: Callable[[], Batch]) -> dict[str, float]:
+        if update_step % self.period != 0:
+            return {}
+        stats = {}
+        for role_name in chosen_roles(self.name, roles, self.roles):
+            params = reset_role(roles[role_name], self.layers)
+            total = sum(p.numel() for p in roles[role_name].network.parameters())
+            stats[f"reset_fraction/{role_name}"] = sum(p.numel() for p in params) / total if total else 0.0
+        return stats

