@@ -16,6 +16,7 @@ if not config:
 include: "workflow/rules/common.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/image.smk"
 
 
 rule all:

@@ -55,16 +55,22 @@ def overrides_for(config: dict[str, Any], algo: str, suite: str, methods: tuple[
     return overrides
 
 
-# Keys an entry of ``experiments`` may set; the rest (overrides, method options, ...) are shared.
-EXPERIMENT_KEYS = ("algos", "archs", "methods", "suites", "tasks", "seeds", "steps")
+def experiment_config(config: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
+    """The main config with an ``experiments`` entry's keys replacing its own, except
+    ``overrides``, which are merged per algorithm on top of the main ones."""
+    block = {**config, **experiment}
+    extra = experiment.get("overrides", {})
+    main = config.get("overrides", {})
+    block["overrides"] = {key: {**main.get(key, {}), **extra.get(key, {})} for key in {*main, *extra}}
+    return block
 
 
 def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
     """Runs of the config's main product and of each entry of ``experiments`` (a product of
-    its own that overrides the main one's EXPERIMENT_KEYS), without duplicates."""
+    its own, see ``experiment_config``), without duplicates."""
     runs: dict[str, PlannedRun] = {}
     dropped: list[dict[str, Any]] = []
-    blocks = [config] + [{**config, **experiment} for experiment in config.get("experiments", [])]
+    blocks = [config] + [experiment_config(config, experiment) for experiment in config.get("experiments", [])]
     for block in blocks:
         block_runs, block_dropped = _expand_product(block)
         for run in block_runs:

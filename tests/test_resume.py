@@ -23,11 +23,19 @@ RUNS = {
             "--set", "learning_starts=400", "--set", "checkpoint_every=400", "--set", "eval_every=600",
             "--set", "eval_episodes=2", "--set", "monitor_every=200", "--set", "regrama.period=300",
             "--set", "hidden_sizes=[64, 64]"],
+    # TD3 on the residual architecture with Shrink & Perturb: delayed updates, exploration
+    # noise from the trainer's RNG, a method that rewrites every weight.
+    "td3": ["--algo", "td3", "--arch", "residual", "--method", "shrink_perturb", "--task", "gym:Pendulum-v1",
+            "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every=400",
+            "--set", "eval_every=600", "--set", "eval_episodes=2", "--set", "monitor_every=200",
+            "--set", "shrink_perturb.period=250", "--set", "hidden_sizes=[64, 64]"],
 }
 
 
 def train_command(args, out):
-    return [sys.executable, "-m", "plasticity_bench", "train", *args, "--out", str(out), "--no-progress"]
+    # Exact equality after a resume is promised on the CPU (GPU kernels may be nondeterministic).
+    return [sys.executable, "-m", "plasticity_bench", "train", *args, "--out", str(out), "--no-progress",
+            "--device", "cpu"]
 
 
 @pytest.mark.parametrize("algo", sorted(RUNS))
