@@ -84,6 +84,25 @@ class Agent:
         extra = self.hooks.loss_terms(role_name, network, batch)
         return loss if extra is None else loss + extra
 
+    def gradient_step(self, role_name: str, batch: Batch, frozen: nn.Module | None = None) -> torch.Tensor:
+        """One optimizer step of a role on its training loss; returns the detached loss.
+
+        ``frozen`` (e.g. the critic inside an actor loss) gets no weight gradients during
+        the step: it only scores, so skipping them saves backward work and changes nothing.
+        """
+        role = self.roles[role_name]
+        if frozen is not None:
+            frozen.requires_grad_(False)
+        try:
+            loss = self.training_loss(role_name, role.network, batch)
+            role.optimizer.zero_grad()
+            loss.backward()
+            role.optimizer.step()
+        finally:
+            if frozen is not None:
+                frozen.requires_grad_(True)
+        return loss.detach()
+
     def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray | int:
         raise NotImplementedError
 

@@ -46,13 +46,10 @@ class DQN(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        loss = self.training_loss("q", self.q_network, batch)
-        self.optimizer.zero_grad()
-        loss.backward()
-        self.optimizer.step()
+        loss = self.gradient_step("q", batch)
         if self.updates % self.target_period == 0:
             soft_update(self.target_network, self.q_network, self.hp["tau"])
-        return {"q_loss": loss.detach()}
+        return {"q_loss": loss}
 
     def epsilon(self, env_step: int) -> float:
         duration = self.hp["exploration_fraction"] * self.total_steps

@@ -108,24 +108,12 @@ class SAC(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        critic_loss = self.training_loss("critic", self.critic, batch)
-        self.critic_optimizer.zero_grad()
-        critic_loss.backward()
-        self.critic_optimizer.step()
-        stats = {"critic_loss": critic_loss.detach()}
+        stats = {"critic_loss": self.gradient_step("critic", batch)}
 
         # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
         if self.updates % self.hp["policy_frequency"] == 0:
             for _ in range(self.hp["policy_frequency"]):
-                # The critic only scores the actor's actions here: skipping its weight
-                # gradients saves a third of the backward pass and changes no update.
-                self.critic.requires_grad_(False)
-                actor_loss = self.training_loss("actor", self.actor, batch)
-                self.actor_optimizer.zero_grad()
-                actor_loss.backward()
-                self.actor_optimizer.step()
-                self.critic.requires_grad_(True)
-                stats["actor_loss"] = actor_loss.detach()
+                stats["actor_loss"] = self.gradient_step("actor", batch, frozen=self.critic)
                 if self.hp["autotune"]:
                     with torch.no_grad():
                         _, log_pi = self.actor.sample(batch.obs)
