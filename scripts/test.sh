@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-exec .venv/bin/python -m pytest -q "$@"
+# Two workers: the learning and end-to-end tests are single-threaded subprocess work.
+exec .venv/bin/python -m pytest -q -n 2 "$@"
