@@ -52,7 +52,9 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {},
     # Residual blocks and the SimBa pre-LayerNorm variant (width = hidden_sizes[0]; see
     # networks/residual.py).
-    "residual": {"residual_blocks": 1, "residual_pre_norm": False},
+    # Its width is hidden_sizes[0] and must be one number; BRO's 256 also for DQN, whose
+    # CleanRL MLP widths (120, 84) differ.
+    "residual": {"residual_blocks": 1, "residual_pre_norm": False, "hidden_sizes": (256, 256)},
     # The actor's reverse-diffusion steps K, its denoiser MLP's widths and the diffusers
     # beta schedule (see networks/diffusion.py).
     "diffusion": {"diffusion_steps": 5, "denoiser_hidden_sizes": (256, 256), "beta_schedule": "squaredcos_cap_v2"},
@@ -172,7 +174,8 @@ def parse_methods(method: str) -> tuple[str, ...]:
 
 
 def default_hyperparams(algo: str, arch: str = "mlp") -> dict[str, Any]:
-    return {**TRAINER_DEFAULTS, **ARCH_DEFAULTS[arch], **ALGO_DEFAULTS[algo]}
+    algo_defaults = {k: v for k, v in ALGO_DEFAULTS[algo].items() if k not in ARCH_DEFAULTS[arch]}
+    return {**TRAINER_DEFAULTS, **ARCH_DEFAULTS[arch], **algo_defaults}
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
