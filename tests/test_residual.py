@@ -355,3 +355,10 @@ def test_regrama_recycles_neurons_without_gradient_inside_residual_blocks():
     columns = {"blocks.0.dense1.weight": [0], "blocks.0.dense2.weight": [3]}
     check_recycled(role, before, state_before, rows, columns)
     assert torch.isfinite(train_steps(role, batch, steps=5))
+
+
+def test_every_algorithm_builds_a_residual_spec_with_defaults():
+    # DQN's CleanRL MLP widths (120, 84) differ; the residual arch has one width (BRO's 256).
+    for algo, task in [("sac", "gym:Pendulum-v1"), ("td3", "gym:Pendulum-v1"), ("dqn", "gym:CartPole-v1")]:
+        spec = build_spec(algo, "residual", "none", task, seed=0, steps=100)
+        assert spec.network_config().hidden_sizes == (256, 256)
