@@ -217,53 +217,47 @@ def plot_probability_of_improvement(poi: pd.DataFrame, out_dir: Path, colours: d
     return paths
 
 
-def plot_sample_efficiency(curves: pd.DataFrame, out_dir: Path, colours: dict | None = None,
-        formats: Sequence[str] = FORMATS) -> list[Path]:
-    """IQM normalised return vs environment steps with CI bands, one figure per scope."""
+def _plot_banded_curves(frame: pd.DataFrame, out_dir: Path, colours: dict | None, formats: Sequence[str], *,
+                        x: str, y: str, xlabel: str, ylabel: str, name: str,
+                        ylim: tuple[float, float] | None = None) -> list[Path]:
+    """One figure per scope: ``y`` vs ``x`` per method with its [low, high] band."""
     paths: list[Path] = []
-    if curves.empty:
+    if frame.empty:
         return paths
-    colours = colours or method_colours(curves["method"])
-    for scope, group in _scopes(curves):
+    colours = colours or method_colours(frame["method"])
+    for scope, group in _scopes(frame):
         with paper_style():
             fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.3))
             for method in method_order(group["method"]):
-                rows = group[group["method"] == method].sort_values("step")
-                ax.plot(rows["step"], rows["iqm"], color=colours[method], label=method)
-                ax.fill_between(rows["step"], rows["low"], rows["high"], color=colours[method],
+                rows = group[group["method"] == method].sort_values(x)
+                ax.plot(rows[x], rows[y], color=colours[method], label=method)
+                ax.fill_between(rows[x], rows["low"], rows["high"], color=colours[method],
                                 alpha=0.2, linewidth=0)
-            ax.set_xlabel("Environment steps")
-            ax.set_ylabel("IQM normalised return")
+            ax.set_xlabel(xlabel)
+            ax.set_ylabel(ylabel)
+            if ylim is not None:
+                ax.set_ylim(*ylim)
             ax.set_title(_title(scope))
             ax.legend(loc="best")
             fig.tight_layout()
-            paths += save(fig, out_dir, f"sample_efficiency_{scope_slug(*scope)}", formats)
+            paths += save(fig, out_dir, f"{name}_{scope_slug(*scope)}", formats)
     return paths
+
+
+def plot_sample_efficiency(curves: pd.DataFrame, out_dir: Path, colours: dict | None = None,
+        formats: Sequence[str] = FORMATS) -> list[Path]:
+    """IQM normalised return vs environment steps with CI bands, one figure per scope."""
+    return _plot_banded_curves(curves, out_dir, colours, formats, x="step", y="iqm",
+                               xlabel="Environment steps", ylabel="IQM normalised return",
+                               name="sample_efficiency")
 
 
 def plot_performance_profiles(profiles: pd.DataFrame, out_dir: Path, colours: dict | None = None,
         formats: Sequence[str] = FORMATS) -> list[Path]:
     """Fraction of runs with normalised score > tau, with CI bands, one figure per scope."""
-    paths: list[Path] = []
-    if profiles.empty:
-        return paths
-    colours = colours or method_colours(profiles["method"])
-    for scope, group in _scopes(profiles):
-        with paper_style():
-            fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.3))
-            for method in method_order(group["method"]):
-                rows = group[group["method"] == method].sort_values("tau")
-                ax.plot(rows["tau"], rows["fraction"], color=colours[method], label=method)
-                ax.fill_between(rows["tau"], rows["low"], rows["high"], color=colours[method],
-                                alpha=0.2, linewidth=0)
-            ax.set_xlabel(r"Normalised score $\tau$")
-            ax.set_ylabel(r"Fraction of runs with score $> \tau$")
-            ax.set_ylim(0, 1.02)
-            ax.set_title(_title(scope))
-            ax.legend(loc="best")
-            fig.tight_layout()
-            paths += save(fig, out_dir, f"performance_profile_{scope_slug(*scope)}", formats)
-    return paths
+    return _plot_banded_curves(profiles, out_dir, colours, formats, x="tau", y="fraction",
+                               xlabel=r"Normalised score $\tau$", ylabel=r"Fraction of runs with score $> \tau$",
+                               name="performance_profile", ylim=(0, 1.02))
 
 
 # tau of the inactive-vs-dormant figure: 0 hides gradual decay, 0.1 flags healthy neurons
