@@ -50,16 +50,16 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 # accept them. Each maps onto a NetworkConfig field (ARCH_CONFIG_FIELDS).
 ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {},
-    # Residual blocks and the SimBa pre-LayerNorm variant (width = hidden_sizes[0]; see
-    # networks/residual.py).
-    # Its width is hidden_sizes[0] and must be one number; BRO's 256 also for DQN, whose
-    # CleanRL MLP widths (120, 84) differ.
-    "residual": {"residual_blocks": 1, "residual_pre_norm": False, "hidden_sizes": (256, 256)},
+    # Residual blocks of critics / Q-networks and of the actor, and the SimBa pre-LayerNorm
+    # variant (see networks/residual.py). Its width is hidden_sizes[0] and must be one
+    # number; BRO's 256 also for DQN, whose CleanRL MLP widths (120, 84) differ.
+    "residual": {"residual_blocks": 1, "residual_actor_blocks": 1, "residual_pre_norm": False,
+                 "hidden_sizes": (256, 256)},
     # The actor's reverse-diffusion steps K, its denoiser MLP's widths and the diffusers
     # beta schedule (see networks/diffusion.py).
     "diffusion": {"diffusion_steps": 5, "denoiser_hidden_sizes": (256, 256), "beta_schedule": "squaredcos_cap_v2"},
 }
-ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_pre_norm": "pre_norm", "diffusion_steps": "diffusion_steps",
+ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_actor_blocks": "actor_blocks", "residual_pre_norm": "pre_norm", "diffusion_steps": "diffusion_steps",
                       "denoiser_hidden_sizes": "denoiser_hidden_sizes", "beta_schedule": "beta_schedule"}
 
 # Hyperparameters as named in the CleanRL references (PAPERS.md), with their defaults.
@@ -173,9 +173,14 @@ def parse_methods(method: str) -> tuple[str, ...]:
     return names
 
 
+# Architecture hyperparameters that only a policy network reads (DQN has none).
+ACTOR_ONLY_KEYS = {"residual_actor_blocks"}
+
+
 def default_hyperparams(algo: str, arch: str = "mlp") -> dict[str, Any]:
     algo_defaults = {k: v for k, v in ALGO_DEFAULTS[algo].items() if k not in ARCH_DEFAULTS[arch]}
-    return {**TRAINER_DEFAULTS, **ARCH_DEFAULTS[arch], **algo_defaults}
+    arch_defaults = {k: v for k, v in ARCH_DEFAULTS[arch].items() if algo != "dqn" or k not in ACTOR_ONLY_KEYS}
+    return {**TRAINER_DEFAULTS, **arch_defaults, **algo_defaults}
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
@@ -278,17 +283,20 @@ def build_spec(
 
 def validate_method_combination(method_classes: dict[str, type], arch: str) -> None:
     """Methods compose (``layer_norm+regrama``) unless they compete for one thing: at most
-    one may own the reset schedule, at most one may build the optimizers; and CReLU changes
-    widths that a residual stream keeps fixed."""
+    one may own the reset schedule, at most one may build the optimizers; and a method may
+    not apply to an architecture (its ``unsupported_archs`` says why)."""
     owners = [name for name, cls in method_classes.items() if cls.owns_reset_schedule]
     if len(owners) > 1:
         raise InvalidCombinationError(f"methods {' and '.join(owners)} both own the reset schedule; combine at most one of them")
     optimizers = [name for name, cls in method_classes.items() if getattr(cls, "provides_optimizer", False)]
     if len(optimizers) > 1:
         raise InvalidCombinationError(f"methods {' and '.join(optimizers)} both provide the optimizer; combine at most one of them")
-    if "crelu" in method_classes and arch == "residual":
-        raise InvalidCombinationError("method 'crelu' doubles each activation's width, which the residual stream of "
-                                      "architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
+    for name, cls in method_classes.items():
+        reason = getattr(cls, "unsupported_archs", {}).get(arch)
+        if reason:
+            valid = ", ".join(a for a in registry.ARCHS if a not in cls.unsupported_archs)
+            raise InvalidCombinationError(f"method {name!r} does not apply to architecture {arch!r}: {reason}; "
+                                          f"valid architectures: {valid}")
 
 
 def _split_override(text: str) -> tuple[str, str]:
@@ -308,8 +316,9 @@ def _check_values(hyperparams: dict[str, Any]) -> None:
         raise SpecError(f"replay_ratio must be positive, got {hyperparams['replay_ratio']}")
     if not hyperparams["hidden_sizes"]:
         raise SpecError("hidden_sizes must list at least one layer width")
-    if hyperparams.get("residual_blocks", 0) < 0:
-        raise SpecError(f"residual_blocks must be >= 0, got {hyperparams['residual_blocks']}")
+    for key in ("residual_blocks", "residual_actor_blocks"):
+        if hyperparams.get(key, 0) < 0:
+            raise SpecError(f"{key} must be >= 0, got {hyperparams[key]}")
     if hyperparams.get("diffusion_steps", 1) < 1:
         raise SpecError(f"diffusion_steps must be >= 1, got {hyperparams['diffusion_steps']}")
     if hyperparams.get("denoiser_hidden_sizes") == ():

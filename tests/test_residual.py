@@ -15,7 +15,7 @@ from plasticity_bench.methods.redo import ReDo
 from plasticity_bench.methods.regrama import ReGraMa
 from plasticity_bench.metrics import dormant_scores, grama_scores
 from plasticity_bench.networks import NetworkConfig, ResidualNet, build_body, neuron_layers
-from plasticity_bench.spec import SpecError, build_spec
+from plasticity_bench.spec import InvalidCombinationError, SpecError, build_spec
 from plasticity_bench.train import Trainer
 
 BRO = NetworkConfig(arch="residual", hidden_sizes=(3,), blocks=1)
@@ -175,16 +175,30 @@ def test_build_body_and_the_trainer_make_residual_networks(tmp_path):
         ResidualNet(4, 2, NetworkConfig(arch="residual", hidden_sizes=(8, 16)))
 
     spec = build_spec("td3", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100,
-                      overrides=["hidden_sizes=[8]", "residual_blocks=2", "residual_pre_norm=true"])
+                      overrides=["hidden_sizes=[8]", "residual_blocks=2", "residual_actor_blocks=1",
+                                 "residual_pre_norm=true"])
     agent = Trainer(spec, tmp_path, threads=1, device=torch.device("cpu"), progress=False).agent
-    for net in (agent.actor.trunk, agent.critic.q1, agent.critic.q2):
+    for net in (agent.critic.q1, agent.critic.q2):
         assert isinstance(net, ResidualNet) and len(net.blocks) == 2 and net.config.pre_norm
+    assert isinstance(agent.actor.trunk, ResidualNet) and len(agent.actor.trunk.blocks) == 1  # BRO: 1 actor, 2 critic
+    assert agent.actor.trunk.config.pre_norm
     assert [layer.name for layer in neuron_layers(agent.critic)] == [
         "q1.blocks.0.activation", "q1.blocks.1.activation", "q2.blocks.0.activation", "q2.blocks.1.activation"]
     with pytest.raises(SpecError, match="one width"):
         build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["hidden_sizes=[8, 16]"])
     with pytest.raises(SpecError, match="residual_blocks"):
         build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["residual_blocks=-1"])
+    with pytest.raises(SpecError, match="residual_actor_blocks must be >= 0"):
+        build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["residual_actor_blocks=-1"])
+    # DQN has no actor, so its Q-network's depth is residual_blocks alone.
+    with pytest.raises(SpecError, match="unknown hyperparameter 'residual_actor_blocks'"):
+        build_spec("dqn", "residual", "none", "gym:CartPole-v1", seed=0, steps=100, overrides=["residual_actor_blocks=2"])
+
+
+def test_layer_norm_is_rejected_on_residual_networks_with_the_reason():
+    with pytest.raises(InvalidCombinationError, match="'layer_norm' does not apply to architecture 'residual'.*"
+                                                      "already apply LayerNorm.*valid architectures: mlp, diffusion"):
+        build_spec("sac", "residual", "layer_norm+regrama", "gym:Pendulum-v1", seed=0, steps=100)
 
 
 # ---- recycling ------------------------------------------------------------------------------

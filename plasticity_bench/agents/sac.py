@@ -49,6 +49,7 @@ def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Modul
     """SAC's policy for ``config.arch``: a module with ``sample`` and ``deterministic``."""
     if config.arch == "diffusion":
         return DiffusionActor(obs_dim, action_dim, config)
+    config = config.for_actor()
     return GaussianActor(obs_dim, action_dim, config)
 
 

@@ -37,6 +37,7 @@ def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Modul
     """TD3's policy for ``config.arch``: any module mapping observations to actions in [-1, 1]."""
     if config.arch == "diffusion":
         return DiffusionActor(obs_dim, action_dim, config)
+    config = config.for_actor()
     return DeterministicActor(obs_dim, action_dim, config)
 
 

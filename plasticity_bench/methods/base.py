@@ -30,6 +30,8 @@ class Method:
     # Methods that build the optimizers (``optimizer`` returns one); a run can have at
     # most one such method, else it is ambiguous whose optimizer trains the networks.
     provides_optimizer: ClassVar[bool] = False
+    # Architecture → why this method cannot act on it (spec validation rejects the cell).
+    unsupported_archs: ClassVar[dict[str, str]] = {}
 
     def __init__(self, **options: Any):
         if options:

@@ -31,6 +31,7 @@ def halve(widths: tuple[int, ...]) -> tuple[int, ...]:
 class CReLUMethod(Method):
     name = "crelu"
     description = "CReLU activations [relu(x), relu(-x)] with halved widths (Abbas et al. 2023)"
+    unsupported_archs = {"residual": "CReLU doubles each activation's width, which the residual stream keeps fixed"}
 
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
         return dataclasses.replace(config, activation="CReLU", hidden_sizes=halve(config.hidden_sizes),

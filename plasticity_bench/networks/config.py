@@ -3,6 +3,7 @@ the agent builds its networks."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 
@@ -13,9 +14,11 @@ class NetworkConfig:
     activation: str = "ReLU"
     layer_norm: bool = False
     # Residual architecture only (networks/residual.py): the residual stream's width is
-    # hidden_sizes[0] (all entries must be equal); `blocks` residual blocks; `pre_norm`
-    # picks SimBa's pre-LayerNorm block x + MLP(LN(x)) over BRO's post-LayerNorm block.
+    # hidden_sizes[0] (all entries must be equal); `blocks` residual blocks in critics and
+    # Q-networks, `actor_blocks` in a residual actor (BRO uses 2 and 1); `pre_norm` picks
+    # SimBa's pre-LayerNorm block x + MLP(LN(x)) over BRO's post-LayerNorm block.
     blocks: int = 1
+    actor_blocks: int = 1
     pre_norm: bool = False
     # Architecture "diffusion" only (networks/diffusion.py): the actor is a K-step DDPM
     # reverse chain (K = diffusion_steps) of a denoiser MLP with denoiser_hidden_sizes,
@@ -23,3 +26,7 @@ class NetworkConfig:
     diffusion_steps: int = 5
     denoiser_hidden_sizes: tuple[int, ...] = (256, 256)
     beta_schedule: str = "squaredcos_cap_v2"
+
+    def for_actor(self) -> NetworkConfig:
+        """The configuration a policy network is built from (its own residual depth)."""
+        return dataclasses.replace(self, blocks=self.actor_blocks)
