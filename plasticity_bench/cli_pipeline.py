@@ -52,13 +52,16 @@ def report_command(
     reports: Annotated[Path, typer.Option(help="Root of the versioned reports.")] = Path("reports"),
     version: Annotated[Optional[str], typer.Option(
         help="Report version name (default v<package>-<config hash>); never overwrites another build.")] = None,
+    metric: Annotated[Optional[list[str]], typer.Option(
+        help="Metrics to draw curves of, comma-separated or repeated; 'dormant_ratio' matches "
+             "'dormant_ratio@0.1' [default: the stored ones of plots.REPORT_METRICS].")] = None,
 ) -> None:
     """Build the versioned report: leaderboard (md/csv/tex), figures, index.html, manifest."""
-    from plasticity_bench import report, stats
+    from plasticity_bench import plots, report, stats
 
     try:
-        target = report.build_report(aggregate, reports, matrix, version=version)
-    except (stats.StatsError, report.ReportError) as error:
+        target = report.build_report(aggregate, reports, matrix, version=version, metrics=_split(metric))
+    except (stats.StatsError, report.ReportError, plots.PlotError) as error:
         _fail(str(error))
     typer.echo(f"report written to {target}")
 

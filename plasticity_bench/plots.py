@@ -341,6 +341,20 @@ def metric_names(metric_curves: pd.DataFrame, wanted: Iterable[str] | None = Non
     return chosen
 
 
+#: Metrics a report draws curves of by default: the two neuron-activity measures the suite
+#: compares, at the thresholds the papers use (GraMa tau 0, ReDo tau 0.1), and the
+#: representation/optimisation measures Lyle et al. test as predictors of plasticity. Other
+#: stored metrics are a ``plasticity-bench plot --figure metric_curves --metric ...`` away.
+REPORT_METRICS = ("grama_inactive_ratio@0", "dormant_ratio@0.1", "active_fraction", "srank", "weight_magnitude",
+                  "grad_norm")
+
+
+def stored_report_metrics(metric_curves: pd.DataFrame) -> list[str]:
+    """The ``REPORT_METRICS`` that ``metric_curves`` holds, in that order."""
+    stored = set(metric_curves["metric"]) if len(metric_curves) else set()
+    return [metric for metric in REPORT_METRICS if metric in stored]
+
+
 def plot_metric_curves(metric_curves: pd.DataFrame, out_dir: Path, colours: dict | None = None,
                        formats: Sequence[str] = FORMATS, metrics: Iterable[str] | None = None) -> list[Path]:
     """Any monitored metric over training: one figure per (scope, metric), one panel per network.

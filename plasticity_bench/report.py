@@ -39,7 +39,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -350,6 +350,7 @@ def build_report(
     reports_root: Path,
     matrix: Mapping | Path,
     version: str | None = None,
+    metrics: Iterable[str] | None = None,
 ) -> Path:
     """Assemble ``reports_root/<version>/`` from an aggregate dir; returns that directory.
 
@@ -358,6 +359,8 @@ def build_report(
       reports_root: parent of all versions; its ``index.md`` is regenerated.
       matrix: the ``matrix.json`` dict or its path.
       version: explicit version name; default ``v<package>-<config_hash[:8]>`` (+ suffix).
+      metrics: metrics to draw curves of (names or ``name@`` prefixes, as ``plasticity-bench
+        plot``); default the stored ones of ``plots.REPORT_METRICS``.
     Raises:
       ReportError: the aggregate belongs to another matrix, or ``version`` is taken by a
         report with another provenance.
@@ -403,7 +406,8 @@ def build_report(
     reports_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=reports_root, prefix=f".{name}.", suffix=".tmp"))
     try:
-        figures = plots.plot_all(aggregate, staging / "figures")
+        figures = plots.plot_all(aggregate, staging / "figures",
+                                 metrics=metrics if metrics is not None else plots.stored_report_metrics(aggregate.metric_curves))
         files = {
             "leaderboard.csv": _csv_bytes(board),
             "leaderboard.md": leaderboard_markdown(board, title, notes).encode(),

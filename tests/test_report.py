@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import plasticity_bench
-from plasticity_bench import report, stats
+from plasticity_bench import plots, report, stats
 from plasticity_bench.results import write_json
 from rliable import metrics as rly_metrics
 
@@ -80,8 +80,10 @@ def test_report_contents(aggregated, tmp_path):
     stems = {p.stem.split("_toy")[0] for p in figures}
     assert stems == {"interval_estimates", "sample_efficiency", "inactive_vs_dormant",
                      "probability_of_improvement", "performance_profile", "metric_curves"}
+    # Of the stored metrics, only those in the report's default list get curves.
+    assert "grama_inactive_ratio@0.025" not in plots.REPORT_METRICS and "dormant_ratio@0.1" in plots.REPORT_METRICS
     assert {p.stem for p in figures if p.stem.startswith("metric_curves")} == {
-        "metric_curves_toy_sac_mlp_grama_inactive_ratio-0.025", "metric_curves_toy_sac_mlp_dormant_ratio-0.1"}
+        "metric_curves_toy_sac_mlp_dormant_ratio-0.1"}
     for stem in {p.stem for p in figures}:
         for suffix in (".pdf", ".png"):
             path = target / "figures" / f"{stem}{suffix}"
@@ -205,3 +207,13 @@ def test_leaderboard_overall_scope_and_best_baseline(tmp_path, monkeypatch):
     figures = {p.name for p in (target / "figures").iterdir()}
     assert {"interval_estimates_overall.png", "probability_of_improvement_overall.pdf",
             "performance_profile_overall.png"} <= figures
+
+
+def test_report_draws_the_metric_curves_it_is_asked_for(aggregated, tmp_path):
+    aggregate_dir, matrix, _ = aggregated
+    target = report.build_report(aggregate_dir, tmp_path / "reports", matrix, metrics=["grama_inactive_ratio"])
+    assert {p.stem for p in (target / "figures").iterdir() if p.stem.startswith("metric_curves")} == {
+        "metric_curves_toy_sac_mlp_grama_inactive_ratio-0.025"}
+    with pytest.raises(plots.PlotError, match="unknown metric 'srank'; stored metrics: dormant_ratio@0.1, "
+                                              "grama_inactive_ratio@0.025"):
+        report.build_report(aggregate_dir, tmp_path / "other", matrix, metrics=["srank"])
