@@ -35,6 +35,10 @@ METHODS: dict[str, tuple[str, str]] = {
     "nap": ("plasticity_bench.methods.nap:NormalizeAndProject", "LayerNorm before each nonlinearity + rescale each weight matrix to its initial norm (Lyle et al. 2024)"),
     "cbp": ("plasticity_bench.methods.cbp:ContinualBackprop", "continual backprop: replace a small fraction of mature low-utility units (Dohare et al. 2024)"),
     "c_chain": ("plasticity_bench.methods.c_chain:CChain", "loss + lambda * MSE to the network of 2 updates earlier on a reference batch (C-CHAIN, Tang et al. 2025)"),
+    "l2": ("plasticity_bench.methods.l2:L2", "loss + lambda * ||theta||^2, coupled L2 regularisation through the optimizer"),
+    "parseval": ("plasticity_bench.methods.parseval:Parseval", "loss + lambda * ||W W^T - s I||_F^2 on every hidden layer (Chung et al. 2024)"),
+    "dff": ("plasticity_bench.methods.dff:DeepFourierFeatures", "deep Fourier features [sin(x), cos(x)] as every hidden activation, widths halved (Lewandowski et al. 2024)"),
+    "trac": ("plasticity_bench.methods.trac:TRAC", "TRAC: Adam with a parameter-free, online-tuned scale of the offset from initialisation (Muppidi et al. 2024)"),
 }
 
 

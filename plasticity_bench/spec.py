@@ -268,9 +268,9 @@ def build_spec(
         else:
             raise SpecError(f"unknown hyperparameter {key!r} for {algo} with arch {arch}; valid: {', '.join(sorted(hyperparams))}")
     _check_values(hyperparams)
-    if arch == "residual" and hyperparams["activation"] == "CReLU":
-        raise InvalidCombinationError("activation 'CReLU' doubles each layer's width, which the residual stream of "
-                                      "architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
+    if arch == "residual" and getattr(ACTIVATIONS[hyperparams["activation"]], "copies", 1) > 1:
+        raise InvalidCombinationError(f"activation {hyperparams['activation']!r} doubles each layer's width, which the "
+                                      "residual stream of architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
     if arch == "residual" and len(set(hyperparams["hidden_sizes"])) != 1:
         raise SpecError(f"arch 'residual' has one width; hidden_sizes {list(hyperparams['hidden_sizes'])} lists several")
     for name, cls in method_classes.items():

@@ -90,6 +90,8 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
+        for method in self.methods:
+            method.plan(self.updates_after(spec.steps))
         network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)
@@ -175,11 +177,14 @@ class Trainer:
             return int(self.rng.integers(self.env.action_space.n))
         return self.rng.uniform(-1.0, 1.0, size=self.env.action_space.shape).astype(np.float32)
 
-    def updates_due(self) -> int:
-        """Updates owed so far at ``replay_ratio`` per env step after ``learning_starts``
-        (integer arithmetic on the step count, so the schedule never drifts)."""
-        learning_steps = self.env_steps - self.hp["learning_starts"]
+    def updates_after(self, env_steps: int) -> int:
+        """Updates owed after ``env_steps`` at ``replay_ratio`` per env step after
+        ``learning_starts`` (a function of the step count, so the schedule never drifts)."""
+        learning_steps = env_steps - self.hp["learning_starts"]
         return math.floor(learning_steps * self.hp["replay_ratio"] + 1e-9) if learning_steps > 0 else 0
+
+    def updates_due(self) -> int:
+        return self.updates_after(self.env_steps)
 
     def train_on_replay(self) -> None:
         while self.updates < self.updates_due():

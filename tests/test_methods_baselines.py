@@ -483,15 +483,20 @@ def test_composition_rules():
 
 def test_every_baseline_is_registered_with_its_defaults():
     expected = {
-        "shrink_perturb": {"shrink": 0.8, "perturb": 0.01, "form": "noise", "period": 200_000, "roles": None},
+        "shrink_perturb": {"shrink": 0.4, "perturb": 0.1, "form": "noise", "period": 200_000, "roles": None},
         "reset": {"period": 200_000, "layers": "all", "roles": None},
-        "plasticity_injection": {"at_update": 500_000, "roles": None},
+        "plasticity_injection": {"at_fraction": 0.25, "at_update": None, "roles": None},
         "crelu": {},
-        "l2_init": {"coefficient": 1e-3, "roles": None},
+        "l2_init": {"coefficient": 1e-2, "roles": None},
         "weight_decay": {"weight_decay": 0.01, "roles": None},
         "nap": {"period": 1, "roles": None},
         "cbp": {"replacement_rate": 1e-4, "decay": 0.99, "maturity_threshold": 1000, "roles": None},
-        "c_chain": {"coefficient": 0.1, "roles": None},
+        "c_chain": {"coefficient": None, "target_relative_scale": 0.01, "initial_coefficient": 50.0,
+                    "adapt_after": 10_000, "window": 50_000, "roles": None},
+        "l2": {"coefficient": 5e-4, "roles": None},
+        "parseval": {"coefficient": 1e-3, "scale": 2.0, "reference_width": 64, "roles": None},
+        "dff": {},
+        "trac": {"roles": None},
     }
     for name, options in expected.items():
         method = make_method(name)
@@ -508,6 +513,9 @@ def test_every_baseline_is_registered_with_its_defaults():
     ("plasticity_injection", ["plasticity_injection.at_update=20"]),  # structure changed before the checkpoint
     ("cbp", ["cbp.maturity_threshold=5", "cbp.replacement_rate=0.05"]),
     ("c_chain+l2_init", []),
+    ("c_chain", ["c_chain.adapt_after=30", "c_chain.window=40"]),  # adaptive coefficient and its windows
+    ("trac", []),
+    ("parseval+l2+dff", []),
 ])
 def test_trainer_resume_with_stateful_methods_equals_uninterrupted(tmp_path, method, options):
     from plasticity_bench.train import Trainer

@@ -45,7 +45,8 @@ class TrainingHooks:
     per role and the optimizer each role is built with. An agent builds its optimizers
     with ``make_optimizer`` and computes each role's loss with ``training_loss`` (base
     class), so it never names a method. ``methods`` are objects with the Method hooks
-    ``loss_terms(role_name, network, batch)`` and ``optimizer(role_name, params, lr)``."""
+    ``observe_loss(role_name, loss)``, ``loss_terms(role_name, network, batch)`` and
+    ``optimizer(role_name, params, lr)``."""
 
     def __init__(self, methods: Sequence = ()):
         self.methods = tuple(methods)
@@ -58,6 +59,10 @@ class TrainingHooks:
             if term is not None:
                 total = term if total is None else total + term
         return total
+
+    def observe_loss(self, role_name: str, loss: torch.Tensor) -> None:
+        for method in self.methods:
+            method.observe_loss(role_name, loss)
 
     def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         """The first method's optimizer for this role, else Adam (the agents' default)."""
@@ -81,6 +86,7 @@ class Agent:
     def training_loss(self, role_name: str, network: nn.Module, batch: Batch) -> torch.Tensor:
         """The role's own loss plus the methods' terms: what the update minimises."""
         loss = self.roles[role_name].loss_fn(network, batch)
+        self.hooks.observe_loss(role_name, loss)
         extra = self.hooks.loss_terms(role_name, network, batch)
         return loss if extra is None else loss + extra
 

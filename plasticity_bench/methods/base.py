@@ -42,6 +42,10 @@ class Method:
         """Option name → default value."""
         return {}
 
+    def plan(self, total_updates: int) -> None:
+        """Told once, before ``setup``, how many gradient updates the run will make (a
+        method that acts at a fraction of training turns it into an update count)."""
+
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
         """Change the architecture before networks are built (e.g. add LayerNorm)."""
         return config
@@ -55,6 +59,10 @@ class Method:
         """A scalar added to the training loss of role ``role_name`` in the agent's update
         (``network`` is the module being trained), or None for nothing."""
         return None
+
+    def observe_loss(self, role_name: str, loss: torch.Tensor) -> None:
+        """Sees each training loss of role ``role_name`` before the methods' terms are
+        added (e.g. to scale a term relative to it); ``loss`` must not be modified."""
 
     def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
         """The optimizer of role ``role_name`` over ``params`` at learning rate ``lr``, or

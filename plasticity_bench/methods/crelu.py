@@ -19,6 +19,7 @@ stream width is fixed, so ``crelu`` with arch ``residual`` is rejected by the ru
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks import NetworkConfig
@@ -28,11 +29,19 @@ def halve(widths: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(max(1, width // 2) for width in widths)
 
 
-class CReLUMethod(Method):
-    name = "crelu"
-    description = "CReLU activations [relu(x), relu(-x)] with halved widths (Abbas et al. 2023)"
-    unsupported_archs = {"residual": "CReLU doubles each activation's width, which the residual stream keeps fixed"}
+class ConcatenatedActivationMethod(Method):
+    """Every hidden activation becomes ``activation``, a module with two outputs per unit
+    (``copies = 2``), and every hidden width is halved to keep the network's size."""
+
+    activation: ClassVar[str]
+    unsupported_archs = {"residual": "its activation doubles each layer's width, which the residual stream keeps fixed"}
 
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
-        return dataclasses.replace(config, activation="CReLU", hidden_sizes=halve(config.hidden_sizes),
+        return dataclasses.replace(config, activation=self.activation, hidden_sizes=halve(config.hidden_sizes),
                                    denoiser_hidden_sizes=halve(config.denoiser_hidden_sizes))
+
+
+class CReLUMethod(ConcatenatedActivationMethod):
+    name = "crelu"
+    description = "CReLU activations [relu(x), relu(-x)] with halved widths (Abbas et al. 2023)"
+    activation = "CReLU"

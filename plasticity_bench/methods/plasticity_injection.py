@@ -23,14 +23,16 @@ the structure (to the roles given to ``setup``), and the trainer restores method
 before the agent's, so the agent's saved parameters and optimizer groups load into the
 injected structure.
 
-Default: Nikishin et al. inject once, part-way through training, into the head of the value
-network. ``at_update`` = 500_000 gradient updates is this suite's choice: half of the
-standard 1M-step MuJoCo budget at replay ratio 1. Only the output layer is the head here
-(one Linear); a multi-layer head is not implemented.
+When: once, after ``at_fraction`` = 1/4 of the run's gradient updates by default, as the
+paper's main experiments inject once after 50M of 200M frames (Plasticine injects at half
+of training); ``at_update`` names an update count instead. Into: every role's head (the
+paper injects into the value network's head; ``roles`` narrows it). Only the output layer
+is the head here (one Linear); a multi-layer head is not implemented.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -96,15 +98,22 @@ class PlasticityInjection(Method):
     name = "plasticity_injection"
     description = "at update T freeze the head and add trainable h1 minus frozen h2 (Nikishin et al. 2023)"
 
-    def __init__(self, at_update: int = 500_000, roles: Any = None):
-        self.at_update = positive_int("at_update", at_update)
+    def __init__(self, at_fraction: float = 0.25, at_update: Any = None, roles: Any = None):
+        if not 0 < at_fraction <= 1:
+            raise ValueError(f"at_fraction must lie in (0, 1], got {at_fraction}")
+        self.at_fraction = float(at_fraction)
+        self.at_update = None if at_update is None else positive_int("at_update", at_update)
         self.roles = role_names(roles)
         self.injected = False
         self._roles: dict[str, Role] | None = None
 
     @classmethod
     def options(cls) -> dict[str, Any]:
-        return {"at_update": 500_000, "roles": None}
+        return {"at_fraction": 0.25, "at_update": None, "roles": None}
+
+    def plan(self, total_updates: int) -> None:
+        if self.at_update is None:  # an explicit update count wins over the fraction
+            self.at_update = max(1, math.ceil(self.at_fraction * total_updates))
 
     def setup(self, roles: dict[str, Role]) -> None:
         chosen_roles(self.name, roles, self.roles)  # fail early on a bad role name

@@ -22,8 +22,24 @@ class CReLU(nn.Module):
         return torch.cat([torch.relu(x), torch.relu(-x)], dim=-1)
 
 
+class Fourier(nn.Module):
+    """Deep Fourier features [sin(x), cos(x)] along the neuron axis (Lewandowski et al. 2024).
+
+    Like CReLU it doubles the layer's outputs (``copies = 2``): output j < H is sin(x_j),
+    output H + j is cos(x_j). Each unit is linear near some point of every period, which
+    is what keeps the network trainable (the paper's argument); no unit can saturate for
+    good, as sin and cos are never flat at the same x.
+    """
+
+    is_activation = True
+    copies = 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([torch.sin(x), torch.cos(x)], dim=-1)
+
+
 # Activations the names users pass on the CLI: element-wise ones keep the neuron axis;
-# CReLU doubles it.
+# CReLU and Fourier double it.
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "ReLU": nn.ReLU,
     "LeakyReLU": nn.LeakyReLU,
@@ -35,6 +51,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "Sigmoid": nn.Sigmoid,
     "Softplus": nn.Softplus,
     "CReLU": CReLU,
+    "Fourier": Fourier,
 }
 
 
