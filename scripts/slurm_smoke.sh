@@ -2,14 +2,15 @@
 # Real SLURM run of the smoke workflow on this one machine (root, Debian/Ubuntu):
 #   1. installs slurm-wlm + munge with apt unless present,
 #   2. writes /etc/slurm/slurm.conf (this host as controller and only node, all its CPUs,
-#      90% of its memory, no accounting database) and starts munged, slurmctld, slurmd
-#      unless they already run with this configuration,
+#      90% of its memory, no accounting database: job completion records go to a text
+#      file that `sacct --completion` reads) and starts munged, slurmctld, slurmd unless
+#      they already run with this configuration,
 #   3. waits for the node to be idle,
 #   4. runs the smoke config in a fresh temporary folder through
 #      snakemake --profile workflow/profiles/slurm (executor slurm, status from squeue),
 #   5. checks that every job went through sbatch (the plugin's submission lines, one
-#      SLURM log per job, each job id known to slurmctld and COMPLETED) and that the
-#      report was written, then prints a summary.
+#      SLURM log per job, each job id COMPLETED in sacct's completion records) and that
+#      the report was written, then prints a summary.
 # The venv's snakemake is used (SNAKEMAKE overrides); KEEP_WORKDIR=1 keeps the run folder.
 # --setup-only stops after step 3 (a running one-machine SLURM for trying the profile).
 set -euo pipefail
@@ -51,7 +52,8 @@ SelectType=select/cons_tres
 SelectTypeParameters=CR_CPU_Memory
 AccountingStorageType=accounting_storage/none
 JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/none
+JobCompType=jobcomp/filetxt
+JobCompLoc=/var/log/slurm/jobcomp.log
 MinJobAge=3600
 StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
@@ -128,16 +130,16 @@ local_jobs=$(grep -c '^localrule ' snakemake.log || true)
 mapfile -t slurm_ids < <(grep -oP 'has been submitted with SLURM jobid \K[0-9]+' snakemake.log)
 submitted=${#slurm_ids[@]}
 logs=$(find .snakemake/slurm_logs -name '*.log' | wc -l)
-completed=0
-for id in "${slurm_ids[@]}"; do
-    job_state=$(scontrol show job "$id" 2> /dev/null | grep -oP 'JobState=\K\S+' || echo GONE)
-    if [ "$job_state" = COMPLETED ]; then completed=$((completed + 1))
-    else echo "slurm_smoke: SLURM job $id is $job_state" >&2; fi
-done
+# sacct reads the job completion records (JobCompType=jobcomp/filetxt): one line per job.
+ids=$(IFS=,; echo "${slurm_ids[*]}")
+sacct --completion --noheader --parsable2 --format=JobID,JobName,State,Elapsed --jobs="$ids" > sacct.txt
+completed=$(awk -F'|' '$3 == "COMPLETED"' sacct.txt | wc -l)
+awk -F'|' '$3 != "COMPLETED" { print "slurm_smoke: SLURM job " $1 " is " $3 }' sacct.txt >&2
 report=$(find reports -name leaderboard.csv | head -n 1)
 
 echo "slurm_smoke: $submitted of $planned jobs submitted with sbatch ($local_jobs local: the 'all' target)," \
-     "$completed COMPLETED in slurmctld, $logs SLURM job logs"
+     "$completed COMPLETED in sacct --completion, $logs SLURM job logs"
+echo "slurm_smoke: sacct --completion, first records:"; head -n 3 sacct.txt | sed 's/^/    /'
 echo "slurm_smoke: SLURM job ids ${slurm_ids[0]:-}..${slurm_ids[$((submitted - 1))]:-}"
 echo "slurm_smoke: report ${report:-MISSING}"
 echo "slurm_smoke: wall time $((t_done - t0)) s (SLURM setup $((t_ready - t0)) s, workflow $((t_done - t_ready)) s)"

@@ -231,6 +231,28 @@ def concatenate_batches(sample_batch: Callable[[], Batch], size: int) -> Batch:
     return Batch(*(field[:size] for field in joined))
 
 
+class PeriodicRoleMethod(Method):
+    """Acts on each chosen role every ``period`` gradient updates (``act``) and logs what
+    ``act`` returns; subclasses set ``period`` and ``roles`` in their constructor."""
+
+    owns_reset_schedule = True
+    period: int
+    roles: tuple[str, ...] | None
+
+    def act(self, role_name: str, role: Role) -> dict[str, float]:
+        raise NotImplementedError
+
+    def after_update(
+        self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
+    ) -> dict[str, float]:
+        if update_step % self.period != 0:
+            return {}
+        stats: dict[str, float] = {}
+        for role_name in chosen_roles(self.name, roles, self.roles):
+            stats.update(self.act(role_name, roles[role_name]))
+        return stats
+
+
 class NeuronRecycler(Method):
     """Every ``period`` gradient updates, score each chosen role's hidden neurons on a fresh
     replay batch of ``batch_size`` samples and recycle those that ``select`` picks."""

@@ -19,14 +19,12 @@ steps (minus learning_starts); at replay ratio r use period = 2e5 * r.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import (chosen_roles, forget_parameters, positive_int, reinitialise,
+from plasticity_bench.agents.base import Role
+from plasticity_bench.methods.recycling import (PeriodicRoleMethod, forget_parameters, positive_int, reinitialise,
                                                 role_names, sync_targets)
 
 
@@ -69,10 +67,9 @@ def _layers_option(value: Any) -> int | str:
         raise ValueError(f"layers must be 'all' or a positive integer, got {value!r}") from None
 
 
-class Reset(Method):
+class Reset(PeriodicRoleMethod):
     name = "reset"
     description = "periodically re-initialise the last layers (or all) and their optimizer state (Nikishin et al. 2022)"
-    owns_reset_schedule = True
 
     def __init__(self, period: int = 200_000, layers: Any = "all", roles: Any = None):
         self.period = positive_int("period", period)
@@ -83,13 +80,7 @@ class Reset(Method):
     def options(cls) -> dict[str, Any]:
         return {"period": 200_000, "layers": "all", "roles": None}
 
-    def after_update(self, roles: dict[str, Role], update_step: int,
-                     sample_batch: Callable[[], Batch]) -> dict[str, float]:
-        if update_step % self.period != 0:
-            return {}
-        stats = {}
-        for role_name in chosen_roles(self.name, roles, self.roles):
-            params = reset_role(roles[role_name], self.layers)
-            total = sum(p.numel() for p in roles[role_name].network.parameters())
-            stats[f"reset_fraction/{role_name}"] = sum(p.numel() for p in params) / total if total else 0.0
-        return stats
+    def act(self, role_name: str, role: Role) -> dict[str, float]:
+        params = reset_role(role, self.layers)
+        total = sum(p.numel() for p in role.network.parameters())
+        return {f"reset_fraction/{role_name}": sum(p.numel() for p in params) / total if total else 0.0}

@@ -26,15 +26,13 @@ towards theta0 after every step.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import chosen_roles, fresh_copy, positive_int, role_names
+from plasticity_bench.agents.base import Role
+from plasticity_bench.methods.recycling import PeriodicRoleMethod, fresh_copy, positive_int, role_names
 
 FORMS = ("noise", "fresh")
 
@@ -61,10 +59,9 @@ def _unit_interval(option: str, value: Any) -> float:
     return number
 
 
-class ShrinkPerturb(Method):
+class ShrinkPerturb(PeriodicRoleMethod):
     name = "shrink_perturb"
     description = "periodically theta <- shrink*theta + perturb*fresh init (Ash & Adams 2020)"
-    owns_reset_schedule = True
 
     def __init__(self, shrink: float = 0.4, perturb: float = 0.1, form: str = "noise",
                  period: int = 200_000, roles: Any = None):
@@ -85,12 +82,6 @@ class ShrinkPerturb(Method):
     def options(cls) -> dict[str, Any]:
         return {"shrink": 0.4, "perturb": 0.1, "form": "noise", "period": 200_000, "roles": None}
 
-    def after_update(self, roles: dict[str, Role], update_step: int,
-                     sample_batch: Callable[[], Batch]) -> dict[str, float]:
-        if update_step % self.period != 0:
-            return {}
-        stats = {}
-        for role_name in chosen_roles(self.name, roles, self.roles):
-            shrink_perturb_(roles[role_name].network, self.shrink, self.perturb, self.form)
-            stats[f"shrink_perturb/{role_name}"] = 1.0
-        return stats
+    def act(self, role_name: str, role: Role) -> dict[str, float]:
+        shrink_perturb_(role.network, self.shrink, self.perturb, self.form)
+        return {f"shrink_perturb/{role_name}": 1.0}
