@@ -89,6 +89,25 @@ def test_paper_config_dry_run_lists_the_full_matrix(tmp_path):
     assert "runs planned" in result.stderr
 
 
+@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
+def test_every_config_has_every_valid_algorithm_architecture_cell(name):
+    from plasticity_bench import registry
+    from plasticity_bench.spec import InvalidCombinationError, build_spec
+
+    valid = set()
+    for algo in registry.ALGOS:
+        for arch in registry.ARCHS:
+            task = "gym:CartPole-v1" if algo == "dqn" else "gym:Pendulum-v1"
+            try:
+                build_spec(algo, arch, "none", task, 0, 100)
+            except InvalidCombinationError:
+                continue
+            valid.add((algo, arch))
+    assert len(valid) == 8  # DQN has no actor for a diffusion policy
+    runs, _ = expand(yaml.safe_load((ROOT / "workflow" / "config" / f"{name}.yaml").read_text()))
+    assert {(run.spec.algo, run.spec.arch) for run in runs} == valid
+
+
 def test_expansion_drops_invalid_combinations_with_reasons():
     config = yaml.safe_load(SMOKE.read_text())
     config.pop("experiments", None)  # the main product only
