@@ -71,3 +71,4 @@ def test_smoke_workflow_through_a_real_slurm():
     assert "slurm_smoke: OK" in result.stdout
     submitted = re.search(r"slurm_smoke: (\d+) of (\d+) jobs submitted with sbatch", result.stdout)
     assert submitted and int(submitted.group(1)) >= 4, result.stdout  # matrix, train..., aggregate, report
+    assert f"{submitted.group(1)} COMPLETED in sacct --completion" in result.stdout
