@@ -1,5 +1,6 @@
 """The Snakemake pipeline: real snakemake runs of the smoke config, config validation, matrices."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,6 +82,19 @@ def test_invalid_config_fails_at_parse_time_naming_the_key(tmp_path, change, mus
     for text in must_mention:
         assert text in output, (text, output[-2000:])
     assert not (tmp_path / "results").exists()
+
+
+def test_jobs_keep_the_report_version_named_at_start(tmp_path, monkeypatch):
+    """A job re-parses the workflow (under SLURM, later and elsewhere); the version chosen by
+    the first parse reaches it through the environment, so a commit in between does not
+    rename the report directory under the running workflow."""
+    first = snakemake(tmp_path, "-n", "--configfile", str(SMOKE))
+    assert first.returncode == 0, first.stderr[-3000:]
+    config_hash = re.search(r"results/matrix-([0-9a-f]{8})\.json", first.stdout + first.stderr).group(1)
+    monkeypatch.setenv(f"PLASTICITY_BENCH_REPORT_VERSION_{config_hash}", "v0.1.0-pinned")
+    pinned = snakemake(tmp_path, "-n", "--configfile", str(SMOKE))
+    assert pinned.returncode == 0, pinned.stderr[-3000:]
+    assert "reports/v0.1.0-pinned" in pinned.stdout + pinned.stderr
 
 
 def test_paper_config_dry_run_lists_the_full_matrix(tmp_path):

@@ -1,4 +1,5 @@
 # Validate the config, expand it into runs and name this configuration's outputs.
+import os
 import sys
 
 from snakemake.utils import validate
@@ -22,13 +23,22 @@ MATRIX = f"{RESULTS}/matrix-{CONFIG_HASH[:8]}.json"
 AGGREGATE_DIR = f"{RESULTS}/aggregate/{CONFIG_HASH[:8]}"
 
 
+# Every job re-reads this file (a SLURM job in its own process, maybe minutes later): the
+# version named when the workflow started travels to them in the environment (sbatch
+# exports it), so a commit made while the workflow runs cannot rename the report under it.
+REPORT_VERSION_VARIABLE = f"PLASTICITY_BENCH_REPORT_VERSION_{CONFIG_HASH[:8]}"
+
+
 def report_version():
     """Package version + config hash + code commit: other code or another config is always
     a new report directory, so a published report is never overwritten."""
+    if os.environ.get(REPORT_VERSION_VARIABLE):
+        return os.environ[REPORT_VERSION_VARIABLE]
     code = code_version(exclude=config["reports_dir"])
     version = default_version(CONFIG_HASH)
     if code["git_sha"]:
         version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
+    os.environ[REPORT_VERSION_VARIABLE] = version
     return version
 
 
