@@ -24,6 +24,8 @@ def test_readme_method_joins_the_leaderboard(tmp_path):
     code, tutorial_config = tutorial_blocks()
     (tmp_path / "my_methods.py").write_text(code)
     config = yaml.safe_load(SMOKE.read_text())
+    config["algos"] = ["sac", "dqn"]
+    config.pop("experiments")  # the tutorial's methods on both algorithms are enough here
     config["methods"] = tutorial_config["methods"]
     config["method_options"] = {**config.get("method_options", {}), **tutorial_config["method_options"]}
     config["seeds"] = [0, 1]
