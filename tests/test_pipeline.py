@@ -41,6 +41,8 @@ def test_smoke_workflow_end_to_end(tmp_path):
     for kind in ["interval_estimates", "sample_efficiency", "inactive_vs_dormant", "probability_of_improvement"]:
         for suffix in (".pdf", ".png"):
             assert list((report / "figures").glob(f"{kind}_*{suffix}")), (kind, suffix)
+    curves = {p.stem.split("_")[-1] for p in (report / "figures").glob("metric_curves_*.png")}
+    assert curves == {"ratio-0.1"}, curves  # the config's report_metrics: dormant_ratio@0.1 only
     for name in ["leaderboard.md", "leaderboard.tex", "index.html", "manifest.json"]:
         assert (report / name).stat().st_size > 0
     assert (tmp_path / "reports" / "index.md").exists()

@@ -1,4 +1,5 @@
 # rliable aggregation of all runs of this config, then the versioned report.
+import shlex
 
 
 rule aggregate:
@@ -33,6 +34,7 @@ rule report:
     params:
         version=lambda wildcards: REPORT_DIR.split("/")[-1],
         reports=config["reports_dir"],
+        metrics=" ".join(f"--metric {shlex.quote(metric)}" for metric in config.get("report_metrics", [])),
     shell:
         "plasticity-bench report --aggregate {AGGREGATE_DIR} --matrix {input.matrix} "
-        "--reports {params.reports} --version {params.version}"
+        "--reports {params.reports} --version {params.version} {params.metrics}"
