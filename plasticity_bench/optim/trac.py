@@ -70,8 +70,9 @@ class TRACAdam(torch.optim.Adam):
 
     def _reference(self, p: torch.Tensor) -> torch.Tensor:
         """theta_ref of ``p``; a parameter never stepped yet (no Adam state: never had a
-        gradient) has Delta = 0, so it sits at its reference."""
-        return self.state[p].get("trac_ref", p)
+        gradient) has Delta = 0, so it sits at its reference: a copy of its value."""
+        ref = self.state[p].get("trac_ref")
+        return ref if ref is not None else p.detach().clone()
 
     @torch.no_grad()
     def step(self, closure=None):
@@ -82,7 +83,7 @@ class TRACAdam(torch.optim.Adam):
         params = self._params()
         tuner = self._tuner()
         scale_before = self.scale()
-        references = [self._reference(p).detach().clone() for p in params]
+        references = [self._reference(p) for p in params]  # stored ones are read, never written
         # Delta before this step, recovered from theta = theta_ref + S * Delta; parameters
         # without a gradient keep their Delta but are rescaled with the rest below.
         offsets = [(p - ref) / (scale_before + self.trac_eps) for p, ref in zip(params, references)]
