@@ -57,11 +57,13 @@ def overrides_for(config: dict[str, Any], algo: str, suite: str, methods: tuple[
 
 def experiment_config(config: dict[str, Any], experiment: dict[str, Any]) -> dict[str, Any]:
     """The main config with an ``experiments`` entry's keys replacing its own, except
-    ``overrides``, which are merged per algorithm on top of the main ones."""
+    ``overrides`` (merged per algorithm) and ``method_options`` (merged per method), whose
+    entries go on top of the main ones: an experiment sets a paper's tau for its cells
+    without restating every other option."""
     block = {**config, **experiment}
-    extra = experiment.get("overrides", {})
-    main = config.get("overrides", {})
-    block["overrides"] = {key: {**main.get(key, {}), **extra.get(key, {})} for key in {*main, *extra}}
+    for key in ("overrides", "method_options"):
+        main, extra = config.get(key, {}), experiment.get(key, {})
+        block[key] = {name: {**main.get(name, {}), **extra.get(name, {})} for name in {*main, *extra}}
     return block
 
 
@@ -69,11 +71,22 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
     """Runs of the config's main product and of each entry of ``experiments`` (a product of
     its own, see ``experiment_config``), without duplicates."""
     runs: dict[str, PlannedRun] = {}
+    cells: dict[tuple, str] = {}  # leaderboard cell → the run id that fills it
     dropped: list[dict[str, Any]] = []
     blocks = [config] + [experiment_config(config, experiment) for experiment in config.get("experiments", [])]
     for block in blocks:
         block_runs, block_dropped = _expand_product(block)
         for run in block_runs:
+            row = run.row()
+            cell = tuple(row[key] for key in ("suite", "algo", "arch", "method", "task", "seed"))
+            # Aggregation keys runs by this cell; two different specs in one cell (e.g. an
+            # experiment's tau next to the main one) would be pooled as one method.
+            if cells.setdefault(cell, run.spec.run_id) != run.spec.run_id:
+                raise SpecError(
+                    f"two planned runs share suite/algo/arch/method/task/seed {'/'.join(map(str, cell))} "
+                    f"with different settings ({cells[cell]} and {run.spec.run_id}); give the "
+                    "experiments disjoint cells"
+                )
             runs.setdefault(run.spec.run_id, run)
         dropped.extend(d for d in block_dropped if d not in dropped)
     return list(runs.values()), dropped

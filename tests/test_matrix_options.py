@@ -1,0 +1,53 @@
+"""Per-experiment method options: each paper's tau reaches exactly its own cells."""
+
+import pytest
+import yaml
+
+from plasticity_bench.matrix import expand, experiment_config
+from plasticity_bench.spec import SpecError
+
+BASE = {
+    "algos": ["dqn"], "archs": ["mlp"], "methods": ["none", "regrama"], "suites": ["classic_control"],
+    "tasks": {"classic_control": ["gym:CartPole-v1"]}, "seeds": [0], "steps": {"classic_control": 2000},
+    "method_options": {"regrama": {"tau": 0.05, "period": 500}},
+}
+
+
+def test_experiment_method_options_merge_per_method_over_the_main_ones():
+    block = experiment_config(BASE, {"method_options": {"regrama": {"tau": 0.0}, "redo": {"tau": 0.02}}})
+    assert block["method_options"] == {"regrama": {"tau": 0.0, "period": 500}, "redo": {"tau": 0.02}}
+    assert BASE["method_options"] == {"regrama": {"tau": 0.05, "period": 500}}  # main config untouched
+
+
+def test_experiment_tau_reaches_only_its_cells():
+    config = {**BASE, "experiments": [{"archs": ["residual"], "overrides": {"dqn": {"hidden_sizes": [64]}},
+                                       "method_options": {"regrama": {"tau": 0.0}}}]}
+    runs, _ = expand(config)
+    taus = {(run.spec.arch, run.spec.method_options["regrama"]["tau"], run.spec.method_options["regrama"]["period"])
+            for run in runs if run.spec.method == "regrama"}
+    assert taus == {("mlp", 0.05, 500), ("residual", 0.0, 500)}
+
+
+def test_two_settings_in_one_leaderboard_cell_are_refused():
+    config = {**BASE, "experiments": [{"method_options": {"regrama": {"tau": 0.0}}}]}
+    with pytest.raises(SpecError, match="share suite/algo/arch/method/task/seed classic_control/dqn/mlp/regrama"):
+        expand(config)
+
+
+def test_paper_config_uses_each_papers_tau_per_cell():
+    with open("workflow/config/paper.yaml") as handle:
+        runs, _ = expand(yaml.safe_load(handle))
+    tau = {}
+    for run in runs:
+        for method in ("redo", "regrama"):
+            if run.spec.method == method:
+                tau.setdefault((method, run.spec.algo, run.spec.arch, run.suite), set()).add(
+                    run.spec.method_options[method]["tau"])
+    # GraMa paper, App. A: 0.01 for ReGraMa and 0.02 for ReDo in the BRO (residual) and
+    # DACER (diffusion) cells; 0 for ReGraMa in the CleanRL-SAC MuJoCo activation study.
+    for algo in ("sac", "td3"):
+        for arch, suite in (("residual", "dmc"), ("diffusion", "mujoco")):
+            assert tau[("regrama", algo, arch, suite)] == {0.01}
+            assert tau[("redo", algo, arch, suite)] == {0.02}
+        assert tau[("regrama", algo, "mlp", "mujoco")] == {0.0}
+    assert tau[("redo", "sac", "mlp", "dmc")] == {0.1}  # ReDo's own default elsewhere
