@@ -17,7 +17,9 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snake
 
 
 def profile(name: str) -> dict:
-    return yaml.safe_load((PROFILES / name / "config.yaml").read_text())
+    # Snakemake loads profiles/default next to the Snakefile by itself; the others are named.
+    folder = ROOT / "profiles" / name if name == "default" else PROFILES / name
+    return yaml.safe_load((folder / "config.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
