@@ -35,7 +35,7 @@ class InvalidCombinationError(SpecError):
 # Cadences shared by every algorithm. Steps are environment steps; updates are gradient steps.
 TRAINER_DEFAULTS: dict[str, Any] = {
     "eval_every": 5000,  # env steps between evaluations (and always at the last step)
-    "eval_episodes": 10,  # deterministic-policy episodes per evaluation
+    "eval_episodes": 10,  # evaluation-policy episodes per evaluation (see each agent's act)
     "checkpoint_every": 10000,  # env steps; taken at the next episode boundary (see train.py)
     "monitor_every": 1000,  # gradient updates between plasticity-metric measurements
     "monitor_batch_size": 256,  # replay samples in the held monitoring batch
@@ -74,7 +74,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "q_lr": 1e-3,
         "policy_frequency": 2,
         "target_network_frequency": 1,
-        "alpha": 0.2,
+        "alpha": 0.2,  # entropy coefficient when autotune is off; autotune starts at 1 (CleanRL)
         "autotune": True,
         "replay_ratio": 1.0,  # gradient updates per env step
     },
@@ -101,6 +101,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "start_e": 1.0,
         "end_e": 0.05,
         "exploration_fraction": 0.5,
+        "eval_epsilon": 0.05,  # ε of evaluation episodes (CleanRL's evaluate: end_e)
         "learning_starts": 10_000,
         "replay_ratio": 0.1,  # CleanRL's train_frequency = 10
         "hidden_sizes": (120, 84),

@@ -49,6 +49,7 @@ def derived_seed(*parts: int) -> int:
 
 RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas")
 EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
+EVAL_POLICY_STREAM = 3  # an evaluation episode's policy draws (DQN's ε), apart from its env seed
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
@@ -161,7 +162,7 @@ class Trainer:
         return obs
 
     def env_step(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
-        if self.env_steps < self.hp["learning_starts"]:
+        if self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]:
             action = self.random_action()
         else:
             action = self.agent.act(obs, self.env_steps, explore=True)
@@ -227,9 +228,13 @@ class Trainer:
         returns = []
         for episode in range(self.hp["eval_episodes"]):
             obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
+            # The policy's own draws come from a generator of this episode, so evaluating
+            # never moves the training RNGs and every evaluation is reproducible.
+            policy_rng = np.random.default_rng(derived_seed(self.spec.seed, EVAL_POLICY_STREAM, evaluation, episode))
             total, done = 0.0, False
             while not done:
-                obs, reward, terminated, truncated, _ = self.eval_env.step(self.agent.act(obs, self.env_steps, explore=False))
+                action = self.agent.act(obs, self.env_steps, explore=False, rng=policy_rng)
+                obs, reward, terminated, truncated, _ = self.eval_env.step(action)
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)

@@ -79,6 +79,9 @@ class Agent:
 
     roles: dict[str, Role]
     hooks: TrainingHooks = TrainingHooks()  # subclasses set the trainer's hooks in __init__
+    # Whether the trainer acts uniformly at random before `learning_starts` (CleanRL's SAC
+    # and TD3); an agent whose own exploration covers the warm-up (DQN's ε) sets False.
+    random_warmup: bool = True
 
     def make_optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         return self.hooks.optimizer(role_name, params, lr)
@@ -109,7 +112,11 @@ class Agent:
                 frozen.requires_grad_(True)
         return loss.detach()
 
-    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray | int:
+    def act(self, obs: np.ndarray, env_step: int, explore: bool,
+            rng: np.random.Generator | None = None) -> np.ndarray | int:
+        """The behaviour policy's action when ``explore``, else the evaluation policy's.
+        Host-side random draws come from ``rng`` when given (evaluation passes a generator
+        of its own), else from the trainer's generator that the agent was built with."""
         raise NotImplementedError
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

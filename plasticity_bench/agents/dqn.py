@@ -1,4 +1,14 @@
-"""Deep Q-Network, following CleanRL's dqn.py (MSE TD loss, hard target updates, linear ε)."""
+"""Deep Q-Network, following CleanRL's dqn.py (MSE TD loss, hard target updates, linear ε).
+
+Exploration is ε-greedy from the first env step on CleanRL's linear schedule, with no
+uniform-random phase before ``learning_starts``. Evaluation is ε-greedy with a small
+``eval_epsilon`` (CleanRL's evaluate uses 0.05): a greedy policy can lock into a loop
+(Acrobot) and the score would then measure that loop rather than the learned values.
+
+Updates run at ``replay_ratio`` per env step (CleanRL's train_frequency 10 is 0.1) and the
+target period, given in env steps as in CleanRL, is converted to updates: the same
+schedule at CleanRL's settings, and one that stays defined at any other ratio.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +30,8 @@ def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
 
 
 class DQN(Agent):
+    random_warmup = False  # ε starts at start_e (1.0), so warm-up is ε-greedy as in CleanRL
+
     def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device,
                  hooks: TrainingHooks | None = None):
@@ -56,9 +68,11 @@ class DQN(Agent):
         return linear_schedule(self.hp["start_e"], self.hp["end_e"], duration, env_step)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> int:
-        if explore and self.rng.random() < self.epsilon(env_step):
-            return int(self.rng.integers(self.num_actions))
+    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> int:
+        rng = self.rng if rng is None else rng
+        epsilon = self.epsilon(env_step) if explore else self.hp["eval_epsilon"]
+        if rng.random() < epsilon:
+            return int(rng.integers(self.num_actions))
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return int(self.q_network(obs_t).argmax(dim=1).item())
 

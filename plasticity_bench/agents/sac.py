@@ -1,6 +1,11 @@
 """Soft Actor-Critic, following CleanRL's sac_continuous_action.py update by update.
 
 Actions live in [-1, 1] (environments rescale), so the tanh squashing needs no affine map.
+The entropy coefficient follows CleanRL's rule: with ``autotune`` it starts at alpha = 1
+(log alpha = 0) and is learned; without it, alpha is the fixed ``alpha`` hyperparameter.
+As in CleanRL, the trainer acts uniformly at random for the first ``learning_starts`` steps.
+Deviation: the delayed actor and target updates are keyed on the agent's own update
+counter, not on the env step: the same schedule at replay ratio 1, defined at any other.
 """
 
 from __future__ import annotations
@@ -79,7 +84,8 @@ class SAC(Agent):
         self.actor_optimizer = self.make_optimizer("actor", self.actor.parameters(), hp["policy_lr"])
         self.critic_optimizer = self.make_optimizer("critic", self.critic.parameters(), hp["q_lr"])
         self.target_entropy = -float(action_dim)
-        self.log_alpha = torch.tensor(float(np.log(hp["alpha"])), device=device, requires_grad=hp["autotune"])
+        initial_log_alpha = 0.0 if hp["autotune"] else float(np.log(hp["alpha"]))  # CleanRL's rule
+        self.log_alpha = torch.tensor(initial_log_alpha, device=device, requires_grad=hp["autotune"])
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=hp["q_lr"])
         self.updates = 0
         self.roles = {
@@ -129,7 +135,8 @@ class SAC(Agent):
         return stats
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> np.ndarray:
+        # Exploration samples from the policy with torch's generator, which checkpoints hold.
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         action = self.actor.sample(obs_t)[0] if explore else self.actor.deterministic(obs_t)
         return action.squeeze(0).cpu().numpy()

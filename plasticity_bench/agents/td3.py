@@ -95,7 +95,7 @@ class TD3(Agent):
         return stats
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool) -> np.ndarray:
+    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> np.ndarray:
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         # A stochastic actor (the diffusion policy) evaluates with its `deterministic` policy.
         policy = self.actor if explore else getattr(self.actor, "deterministic", self.actor)
@@ -103,7 +103,7 @@ class TD3(Agent):
         if explore:
             # Drawn from the trainer's numpy generator, which checkpoints hold, on the host
             # (a CUDA generator would not be saved).
-            noise = self.rng.normal(0.0, self.hp["exploration_noise"], size=action.shape)
+            noise = (self.rng if rng is None else rng).normal(0.0, self.hp["exploration_noise"], size=action.shape)
             action = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
         return action
 
