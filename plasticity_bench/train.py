@@ -217,9 +217,11 @@ class Trainer:
             self.metric_rows.append({"step": self.env_steps, **row})
 
     def record_method_stats(self, stats: dict[str, float]) -> None:
+        """Keys are ``metric``, ``metric/network`` or ``metric/network/layer``."""
         for key, value in stats.items():
-            metric, _, network = key.partition("/")
-            self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": "all",
+            metric, _, where = key.partition("/")
+            network, _, layer = where.partition("/")
+            self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": layer or "all",
                                      "metric": metric, "value": float(value)})
 
     @torch.no_grad()

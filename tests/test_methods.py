@@ -122,7 +122,8 @@ def test_redo_tau_0_recycles_exactly_the_dead_neurons():
     assert redo.after_update({"critic": role}, 4, lambda: batch) == {}  # not a reset step
     assert all(torch.equal(p, params_before[n]) for n, p in net.named_parameters())
     stats = redo.after_update({"critic": role}, 10, lambda: batch)
-    assert stats == {"reset_fraction/critic": pytest.approx(3 / 11)}
+    assert stats == {"reset_fraction/critic": pytest.approx(3 / 11),
+                     "reset_neurons/critic/layers.1": 2.0, "reset_neurons/critic/layers.3": 1.0}
 
     with torch.no_grad():
         torch.testing.assert_close(net(batch.obs), outputs_before, rtol=0, atol=0)
@@ -200,7 +201,8 @@ def test_regrama_recycles_exactly_the_neurons_without_gradient():
     batch = make_batch()
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
     stats = ReGraMa(tau=0.01, period=1).after_update({"critic": role}, 1, lambda: batch)
-    assert stats == {"reset_fraction/critic": pytest.approx(3 / 11)}
+    assert stats == {"reset_fraction/critic": pytest.approx(3 / 11),
+                     "reset_neurons/critic/layers.1": 2.0, "reset_neurons/critic/layers.3": 1.0}
     for layer, incoming in (("layers.1", "layers.0"), ("layers.3", "layers.2")):
         weight = dict(net.named_parameters())[incoming + ".weight"]
         changed = (weight != before[incoming + ".weight"]).any(dim=1)
@@ -229,7 +231,8 @@ def test_regrama_lowest_k_percent_through_the_schedule():
     batch = make_batch()
     method = make_method("regrama", mode="lowest_k_percent", percent=10.0, period=2)
     stats = method.after_update({"critic": role}, 2, lambda: batch)
-    assert stats == {"reset_fraction/critic": pytest.approx((1 + 2) / 30)}
+    assert stats == {"reset_fraction/critic": pytest.approx((1 + 2) / 30),
+                 "reset_neurons/critic/layers.1": 1.0, "reset_neurons/critic/layers.3": 2.0}
 
 
 def test_roles_option_limits_the_reset_to_named_roles():
@@ -238,7 +241,8 @@ def test_roles_option_limits_the_reset_to_named_roles():
     actor_before = [p.detach().clone() for p in actor_net.parameters()]
     batch = make_batch()
     stats = ReDo(tau=0.0, period=1, roles=["critic"]).after_update(roles, 1, lambda: batch)
-    assert list(stats) == ["reset_fraction/critic"]
+    assert list(stats) == ["reset_fraction/critic", "reset_neurons/critic/layers.1",
+                       "reset_neurons/critic/layers.3"]
     assert all(torch.equal(p, q) for p, q in zip(actor_net.parameters(), actor_before))
     assert (critic_net.layers[2].weight[:, DEAD["layers.1"]] == 0).all()
     with pytest.raises(ValueError, match="target"):
@@ -276,8 +280,8 @@ def test_option_validation():
     with pytest.raises(ValueError, match="unknown method"):
         make_method("redoo")
     assert ReGraMa.options() == {
-        "tau": 0.01, "period": 1000, "batch_size": 256, "roles": None, "mode": "threshold", "percent": 5.0,
-        "variant": "paper",
+        "tau": 0.01, "period": 1000, "batch_size": 256, "roles": "critics", "mode": "threshold", "percent": 5.0,
+        "variant": "pre_activation",
     }
     assert ReDo.options() == {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None}
     defaults = make_method("regrama")

@@ -21,7 +21,8 @@ from plasticity_bench.methods.l2_init import L2Init
 from plasticity_bench.methods.nap import NormalizeAndProject
 from plasticity_bench.methods.plasticity_injection import InjectedLinear, PlasticityInjection
 from plasticity_bench.methods.recycling import recycle_neurons
-from plasticity_bench.methods.regrama import ReGraMa, released_scores
+from plasticity_bench.methods.regrama import ReGraMa
+from plasticity_bench.metrics import grama_scores
 from plasticity_bench.methods.reset import Reset
 from plasticity_bench.methods.shrink_perturb import ShrinkPerturb
 from plasticity_bench.methods.weight_decay import WeightDecay
@@ -251,7 +252,7 @@ def test_crelu_recycling_maps_a_unit_to_its_row_and_both_columns():
         net.layers[0].weight[0] = 0.0
         net.layers[0].bias[0] = -1.0
     stats = make_method("redo", tau=0.0, period=1).after_update({"q": role}, 1, lambda: make_batch(out_dim=1))
-    assert stats == {"reset_fraction/q": 0.0}
+    assert stats == {"reset_fraction/q": 0.0, "reset_neurons/q/layers.1": 0.0, "reset_neurons/q/layers.3": 0.0}
 
 
 # --- L2 Init -------------------------------------------------------------------------------
@@ -402,6 +403,10 @@ def fill_state(optimizer: torch.optim.Optimizer) -> None:
             state[key].uniform_(0.5, 1.5)
 
 
+def released_scores(role, batch):
+    return grama_scores(role.network, role.loss_fn, batch, variant="released")
+
+
 def test_regrama_released_scores_are_weight_gradient_row_means():
     net = mlp(hidden=(4,), activation="Tanh")
     role = make_role(net)
@@ -429,15 +434,16 @@ def test_regrama_released_reset_keeps_outgoing_weights_and_adam_state():
     before = params_of(net)
     state_before = {n: {k: v.clone() for k, v in role.optimizer.state[p].items()} for n, p in net.named_parameters()}
     method = ReGraMa(mode="lowest_k_percent", percent=25.0, period=1, variant="released")
-    assert method.after_update({"q": role}, 1, lambda: batch) == {"reset_fraction/q": 0.25}
+    assert method.after_update({"q": role}, 1, lambda: batch) == {"reset_fraction/q": 0.25,
+                                                                    "reset_neurons/q/layers.1": 1.0}
     changed_rows = (net.layers[0].weight != before["layers.0.weight"]).any(dim=1).nonzero().flatten().tolist()
     assert changed_rows == [lowest]
     assert torch.equal(net.layers[2].weight, before["layers.2.weight"])  # outgoing kept
     for name, p in net.named_parameters():
         for key, value in role.optimizer.state[p].items():
             assert torch.equal(value, state_before[name][key]), (name, key)
-    paper = ReGraMa(mode="lowest_k_percent", percent=25.0, period=1)
-    assert paper.variant == "paper"
+    default = ReGraMa(mode="lowest_k_percent", percent=25.0, period=1)
+    assert default.variant == "pre_activation"
     with pytest.raises(ValueError, match="variant"):
         ReGraMa(variant="code")
 

@@ -48,10 +48,15 @@ def mse(net: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tenso
 #   z2 = [h11 - h12 + 5 h13, 0.5 h11 + 0.5 h12 - 10]; h2 = [[0,0],[3,0],[0,0],[0,0]]; E|h2| = [0.75, 0]
 #   y = 2 h21 + 0.5 = [0.5, 6.5, 0.5, 0.5]; dL/dy = 2 (y - t) / 4 = [-0.25, 0.25, 0.25, 0]
 #   dL/dh2 = dL/dy * [2, 3]; E|dL/dh2| = [0.375, 0.5625]
-#   dL/dz2 is non-zero only for sample 2 (z21 = 3 > 0): [0.5, 0]
+#   dL/dz2 is non-zero only for sample 2 (z21 = 3 > 0): [0.5, 0]; E|dL/dz2| = [0.125, 0]
 #   dL/dh1 = dL/dz2 @ W2 = [0.5, -0.5, 2.5] for sample 2, else 0; E|dL/dh1| = [0.125, 0.125, 0.625]
+#   dL/dz1 = dL/dh1 * 1[z1 > 0], z1 = [3, -1, -1] for sample 2: [0.5, 0, 0]; E|dL/dz1| = [0.125, 0, 0]
+#   released: dL/dW1 = dL/dz1^T x = [[1.5, -0.5], 0, 0], row means of |.| [1, 0, 0];
+#             dL/dW2 = dL/dz2^T h1 = [[1.5, 0, 0], 0], row means [0.5, 0]
 HAND_DORMANT = {"layers.1": [18 / 11, 15 / 11, 0.0], "layers.3": [2.0, 0.0]}
-HAND_GRAMA = {"layers.1": [3 / 7, 3 / 7, 15 / 7], "layers.3": [0.8, 1.2]}
+HAND_GRAMA = {"layers.1": [3.0, 0.0, 0.0], "layers.3": [2.0, 0.0]}  # pre-activation (default)
+HAND_GRAMA_OUTPUT = {"layers.1": [3 / 7, 3 / 7, 15 / 7], "layers.3": [0.8, 1.2]}
+HAND_GRAMA_RELEASED = {"layers.1": [3.0, 0.0, 0.0], "layers.3": [2.0, 0.0]}
 
 
 def test_relu_scores_match_hand_computation():
@@ -64,6 +69,29 @@ def test_relu_scores_match_hand_computation():
         torch.testing.assert_close(grama[name], torch.tensor(HAND_GRAMA[name]))
     # a tuple of inputs is unpacked into net(*inputs)
     torch.testing.assert_close(dormant_scores(net, (X,))["layers.1"], dormant["layers.1"])
+
+
+@pytest.mark.parametrize("variant, expected", [("output", HAND_GRAMA_OUTPUT), ("released", HAND_GRAMA_RELEASED)])
+def test_grama_variants_match_hand_computation(variant, expected):
+    grama = grama_scores(hand_relu_net(), mse, (X, T), variant=variant)
+    assert list(grama) == list(expected)
+    for name in expected:
+        torch.testing.assert_close(grama[name], torch.tensor(expected[name]))
+
+
+def test_dead_relu_units_score_zero_only_under_the_pre_activation_gradient():
+    """The dead units (layer 1 unit 3, layer 2 unit 2) score exactly 0 by default; the
+    literal output-gradient reading gives the dead layer-1 unit the layer's HIGHEST score."""
+    net = hand_relu_net()
+    pre = grama_scores(net, mse, (X, T))
+    output = grama_scores(net, mse, (X, T), variant="output")
+    assert pre["layers.1"][2] == 0.0 and pre["layers.3"][1] == 0.0
+    assert output["layers.1"][2] == output["layers.1"].max() > 1.0
+
+
+def test_unknown_grama_variant_is_refused_with_the_valid_ones():
+    with pytest.raises(ValueError, match="unknown GraMa variant 'gradient'; valid: pre_activation, output, released"):
+        grama_scores(hand_relu_net(), mse, (X, T), variant="gradient")
 
 
 def test_derived_ratios():
@@ -106,13 +134,16 @@ def chain_rule_layernorm_silu(net: MLP, x: torch.Tensor, t: torch.Tensor):
         d_zhat2 = d_y2 * ln2.weight
         d_z2 = (d_zhat2 - d_zhat2.mean(dim=1, keepdim=True) - zhat2 * (d_zhat2 * zhat2).mean(dim=1, keepdim=True)) / sigma2
         d_h1 = d_z2 @ lin2.weight
+        d_y1 = d_h1 * silu_derivative(y1)
 
     def normalised(m):
         return m / (m.mean() + 1e-9)
 
     dormant = {"layers.2": normalised(h1.abs().mean(0)), "layers.5": normalised(h2.abs().mean(0))}
-    grama = {"layers.2": normalised(d_h1.abs().mean(0)), "layers.5": normalised(d_h2.abs().mean(0))}
-    return dormant, grama
+    # GraMa's z is the activation's input, here the LayerNorm's output y.
+    grama = {"layers.2": normalised(d_y1.abs().mean(0)), "layers.5": normalised(d_y2.abs().mean(0))}
+    grama_output = {"layers.2": normalised(d_h1.abs().mean(0)), "layers.5": normalised(d_h2.abs().mean(0))}
+    return dormant, grama, grama_output
 
 
 def test_layernorm_silu_scores_match_chain_rule():
@@ -124,13 +155,15 @@ def test_layernorm_silu_scores_match_chain_rule():
                 module.weight.uniform_(0.5, 1.5)
                 module.bias.uniform_(-0.5, 0.5)
     x, t = torch.randn(6, 3), torch.randn(6, 2)
-    expected_dormant, expected_grama = chain_rule_layernorm_silu(net, x, t)
+    expected_dormant, expected_grama, expected_output = chain_rule_layernorm_silu(net, x, t)
     dormant = dormant_scores(net, x)
     grama = grama_scores(net, mse, (x, t))
+    output = grama_scores(net, mse, (x, t), variant="output")
     assert list(dormant) == list(grama) == ["layers.2", "layers.5"]
     for name in expected_dormant:
         torch.testing.assert_close(dormant[name], expected_dormant[name])
         torch.testing.assert_close(grama[name], expected_grama[name])
+        torch.testing.assert_close(output[name], expected_output[name])
 
 
 def test_probe_leaves_parameters_gradients_and_modes_as_found():
@@ -199,12 +232,14 @@ def test_shared_activation_pools_its_calls_along_the_batch():
     torch.manual_seed(1)
     net = Shared()
     with torch.no_grad():
-        h_a = torch.relu(net.first(X))
-        h_b = torch.relu(net.second(h_a))
+        z_a = net.first(X)
+        h_a = torch.relu(z_a)
+        z_b = net.second(h_a)
+        h_b = torch.relu(z_b)
         pooled = torch.cat([h_a, h_b]).abs().mean(0)
-        d_h_b = (2 * (net.out(h_b) - T) / T.numel()) @ net.out.weight
-        d_h_a = (d_h_b * (net.second(h_a) > 0)) @ net.second.weight
-        pooled_grad = torch.cat([d_h_a, d_h_b]).abs().mean(0)
+        d_z_b = (2 * (net.out(h_b) - T) / T.numel()) @ net.out.weight * (z_b > 0)
+        d_z_a = (d_z_b @ net.second.weight) * (z_a > 0)
+        pooled_grad = torch.cat([d_z_a, d_z_b]).abs().mean(0)
     torch.testing.assert_close(dormant_scores(net, X)["act"], pooled / (pooled.mean() + 1e-9))
     torch.testing.assert_close(grama_scores(net, mse, (X, T))["act"], pooled_grad / (pooled_grad.mean() + 1e-9))
 
@@ -275,8 +310,11 @@ def test_monitor_rows_from_one_probe_pass():
         ("layers.3", "dormant_ratio@0"): 1 / 2,
         ("all", "dormant_ratio@0"): 2 / 5,
         ("all", "dormant_ratio@0.1"): 2 / 5,
-        ("all", "grama_inactive_ratio@0.1"): 0.0,  # smallest hand GraMa score is 3/7
-        ("layers.1", "grama_inactive_ratio@0.025"): 0.0,
+        ("all", "grama_inactive_ratio@0.1"): 3 / 5,  # hand GraMa: [3, 0, 0] and [2, 0]
+        ("layers.1", "grama_inactive_ratio@0.025"): 2 / 3,
+        ("layers.3", "grama_inactive_ratio@0.01"): 1 / 2,
+        ("all", "grama_output_inactive_ratio@0.1"): 0.0,  # smallest output-gradient score is 3/7
+        ("all", "grama_released_inactive_ratio@0"): 3 / 5,
         ("layers.1", "active_fraction"): 0.5,
         ("layers.3", "active_fraction"): 1 / 8,
         ("all", "active_fraction"): 7 / 20,

@@ -151,10 +151,16 @@ def _threshold(option: str, value: Any) -> float:
     return number
 
 
-def _role_names(value: Any) -> tuple[str, ...] | None:
-    """None (every role), a list of names, or one string of comma-separated names."""
-    if value is None:
-        return None
+# ``roles="critics"`` selects an agent's value networks: SAC's and TD3's critic, DQN's Q-network.
+CRITICS = "critics"
+VALUE_ROLES = ("critic", "q")
+
+
+def _role_names(value: Any) -> tuple[str, ...] | str | None:
+    """None (every role), "critics" (the value networks), a list of names, or one string of
+    comma-separated names."""
+    if value is None or value == CRITICS:
+        return value
     if isinstance(value, str):
         value = [part.strip() for part in value.split(",") if part.strip()]
     if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
@@ -162,8 +168,11 @@ def _role_names(value: Any) -> tuple[str, ...] | None:
     return tuple(value)
 
 
-def chosen_roles(method: str, roles: Mapping[str, Role], names: tuple[str, ...] | None) -> list[str]:
-    """The role names a method acts on (None = every role); an unknown name raises."""
+def chosen_roles(method: str, roles: Mapping[str, Role], names: tuple[str, ...] | str | None) -> list[str]:
+    """The role names a method acts on (None = every role; "critics" = the value networks,
+    or every role of a learner that has none, such as a supervised one); an unknown name raises."""
+    if names == CRITICS:
+        return [name for name in roles if name in VALUE_ROLES] or list(roles)
     chosen = list(roles) if names is None else list(names)
     missing = [name for name in chosen if name not in roles]
     if missing:
@@ -255,7 +264,13 @@ class PeriodicRoleMethod(Method):
 
 class NeuronRecycler(Method):
     """Every ``period`` gradient updates, score each chosen role's hidden neurons on a fresh
-    replay batch of ``batch_size`` samples and recycle those that ``select`` picks."""
+    replay batch of ``batch_size`` samples and recycle those that ``select`` picks.
+
+    Diagnostics, logged at every event per role and hidden layer: ``reset_neurons`` (how
+    many were recycled) and ``reset_again_neurons`` (how many of those recycled at the
+    previous event are picked again: a recycled unit that never recovers shows up here),
+    besides the role's ``reset_fraction``.
+    """
 
     owns_reset_schedule = True
 
@@ -264,6 +279,8 @@ class NeuronRecycler(Method):
         self.period = _positive_int("period", period)
         self.batch_size = _positive_int("batch_size", batch_size)
         self.roles = _role_names(roles)
+        # role → layer → bool mask of the units recycled at the previous event
+        self.previous: dict[str, dict[str, torch.Tensor]] = {}
 
     def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
@@ -301,7 +318,20 @@ class NeuronRecycler(Method):
             reset = self.recycle(role, masks)
             total = sum(widths.values())
             stats[f"reset_fraction/{role_name}"] = sum(reset.values()) / total if total else 0.0
+            previous = self.previous.get(role_name, {})
+            for layer_name, mask in masks.items():
+                stats[f"reset_neurons/{role_name}/{layer_name}"] = float(reset[layer_name])
+                if layer_name in previous:
+                    again = mask & previous[layer_name].to(mask.device)
+                    stats[f"reset_again_neurons/{role_name}/{layer_name}"] = float(again.sum())
+            self.previous[role_name] = {name: mask.detach().cpu() for name, mask in masks.items()}
         return stats
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"previous": self.previous}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.previous = state["previous"]
 
 
 # Option parsers shared by every method file.

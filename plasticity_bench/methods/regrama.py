@@ -9,52 +9,34 @@ import torch
 
 from plasticity_bench.agents.base import Batch, Role
 from plasticity_bench.methods.recycling import NeuronRecycler, recycle_neurons
-from plasticity_bench.metrics.activity import _eval_mode, grama_scores, normalise
-from plasticity_bench.networks.layers import neuron_layers
+from plasticity_bench.metrics.activity import GRAMA_VARIANTS, grama_scores
 
 MODES = ("threshold", "lowest_k_percent", "capped")
-VARIANTS = ("paper", "released")
-
-
-def released_scores(role: Role, batch: Batch) -> dict[str, torch.Tensor]:
-    """The released code's score of each hidden unit (one per incoming row): mean over the
-    incoming weight row of |dL/dW| (the batch-mean gradient), or |dL/dgamma| for a layer
-    with a LayerNorm, each normalised by its layer mean like GraMa. The gradient is taken
-    with ``torch.autograd.grad`` in eval mode, so no ``.grad`` changes."""
-    layers = neuron_layers(role.network)
-    params = [layer.norm.weight if layer.norm is not None and layer.norm.weight is not None else layer.incoming.weight
-              for layer in layers]
-    wanted = [p for p in params if p.requires_grad]
-    with _eval_mode(role.network), torch.enable_grad():
-        loss = role.loss_fn(role.network, batch)
-        gradients = dict(zip(map(id, wanted), torch.autograd.grad(loss, wanted, allow_unused=True)))
-    scores = {}
-    for layer, param in zip(layers, params):
-        gradient = gradients.get(id(param))
-        if gradient is None:
-            gradient = torch.zeros_like(param)
-        magnitude = gradient.abs() if gradient.dim() == 1 else gradient.abs().mean(dim=1)
-        scores[layer.name] = normalise(magnitude.detach())
-    return scores
 
 
 class ReGraMa(NeuronRecycler):
     """Every ``period`` gradient updates, score hidden neurons by GraMa
-    ``E|dL/dh_i| / mean_k E|dL/dh_k|`` under the role's own training loss on a separate
-    replay batch, and recycle them with the ReDo pipeline.
+    ``E|dL/dz_i| / mean_k E|dL/dz_k|`` (z the pre-activation) under the role's own training
+    loss on a separate replay batch, and recycle them with the ReDo pipeline.
 
     Modes (the released code's three): ``threshold`` recycles every neuron with score <=
     tau; ``lowest_k_percent`` the floor(percent% of width) lowest-scoring neurons of each
     layer, whatever their score; ``capped`` those <= tau but at most floor(percent% of
     width) per layer, lowest first (the paper's SAC-Humanoid setting caps at 5%).
 
-    Variants: ``paper`` (default) scores by GraMa and recycles with the ReDo pipeline;
-    ``released`` follows the released code (PAPERS.md §1): score = mean over the incoming
-    weight row of |dL/dW| (LayerNorm layers: |dL/dgamma|), normalised by the layer mean,
-    and the reset re-draws incoming rows without zeroing outgoing weights and without
-    touching the optimizer state. (The released code also scans the output layer and
-    re-draws biases; here, as in the paper variant, only hidden layers are scanned and
-    biases are zeroed.)
+    Variants (``metrics.activity.GRAMA_VARIANTS``; PAPERS.md section 1):
+    ``pre_activation`` (default) scores by GraMa at the pre-activation and recycles with the
+    ReDo pipeline; ``output`` scores by the gradient at the activation's output (the
+    paper's notation read literally, an ablation: it flags no dead ReLU unit), same
+    pipeline; ``released`` follows the released code: score = mean over the incoming weight
+    row of |dL/dW| (LayerNorm layers: |dL/dgamma|), normalised by the layer mean, and the
+    reset re-draws incoming rows without zeroing outgoing weights and without touching the
+    optimizer state. (The released code also scans the output layer and re-draws biases;
+    here, as in the other variants, only hidden layers are scanned and biases are zeroed.)
+
+    Roles: by default the value networks only (``roles="critics"``: SAC's and TD3's
+    critic, DQN's Q-network), as the released code's main script resets only the critics;
+    ``roles=None`` recycles every role.
     """
 
     name = "regrama"
@@ -65,10 +47,10 @@ class ReGraMa(NeuronRecycler):
         tau: float = 0.01,
         period: int = 1000,
         batch_size: int = 256,
-        roles: Any = None,
+        roles: Any = "critics",
         mode: str = "threshold",
         percent: float = 5.0,
-        variant: str = "paper",
+        variant: str = "pre_activation",
     ):
         # tau = 0.01 is the paper's setting for its main experiments (BRO-net and DACER,
         # App. A), and lies just above the ~0.0095 below which neurons were observed never
@@ -84,19 +66,17 @@ class ReGraMa(NeuronRecycler):
             raise ValueError(f"percent must be a number in (0, 100], got {percent!r}")
         self.mode = mode
         self.percent = number
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r} for method 'regrama'; valid: {', '.join(VARIANTS)}")
+        if variant not in GRAMA_VARIANTS:
+            raise ValueError(f"unknown variant {variant!r} for method 'regrama'; valid: {', '.join(GRAMA_VARIANTS)}")
         self.variant = variant
 
     @classmethod
     def options(cls) -> dict[str, Any]:
-        return {"tau": 0.01, "period": 1000, "batch_size": 256, "roles": None, "mode": "threshold", "percent": 5.0,
-                "variant": "paper"}
+        return {"tau": 0.01, "period": 1000, "batch_size": 256, "roles": "critics", "mode": "threshold",
+                "percent": 5.0, "variant": "pre_activation"}
 
     def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
-        if self.variant == "released":
-            return released_scores(role, batch)
-        return grama_scores(role.network, role.loss_fn, batch)
+        return grama_scores(role.network, role.loss_fn, batch, variant=self.variant)
 
     def recycle(self, role: Role, masks: dict[str, torch.Tensor]) -> dict[str, int]:
         released = self.variant == "released"

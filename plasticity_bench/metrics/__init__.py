@@ -1,6 +1,7 @@
 """Metrics of plasticity: functions of ``nn.Module``s, batches and loss closures."""
 
 from plasticity_bench.metrics.activity import (
+    GRAMA_VARIANTS,
     LayerActivity,
     ProbeResult,
     active_fraction,
@@ -40,7 +41,17 @@ from plasticity_bench.metrics.rank import (
 METRICS: dict[str, str] = {
     **{
         f"grama_inactive_ratio@{tau:g}": f"fraction of hidden neurons with GraMa score <= {tau:g} "
-        "(GraMa: E|dL/dh_i| over the batch / its layer mean; Liu et al. 2025)"
+        "(GraMa: E|dL/dz_i| over the batch / its layer mean, z = the pre-activation; Liu et al. 2025)"
+        for tau in MONITOR_TAUS
+    },
+    **{
+        f"grama_output_inactive_ratio@{tau:g}": f"as grama_inactive_ratio@{tau:g}, with the gradient at the "
+        "activation's output h (GraMa variant 'output', the paper's notation read literally; an ablation)"
+        for tau in MONITOR_TAUS
+    },
+    **{
+        f"grama_released_inactive_ratio@{tau:g}": f"as grama_inactive_ratio@{tau:g}, with the released code's "
+        "score: mean |dL/dW| of the incoming row, |dL/dgamma| under LayerNorm (GraMa variant 'released')"
         for tau in MONITOR_TAUS
     },
     **{
@@ -60,9 +71,13 @@ METRICS: dict[str, str] = {
     "grad_norm": "||dL/dtheta||_2 of the network's training loss on the monitor batch",
     "hessian_top_eigenvalue": "dominant eigenvalue of d2L/dtheta2 by power iteration on Hessian-vector "
     "products (only with monitor_hessian=true)",
+    "plasticity_probe": "final MSE of a copy of the network fitted for probe_steps Adam steps to targets "
+    "a + sin(1e5 f(x; w0)) on probe_batch_size replay inputs (w0 a fresh init, a the mean output); "
+    "every probe_every updates; lower = more plastic (Lyle et al. 2023)",
 }
 
 __all__ = [
+    "GRAMA_VARIANTS",
     "METRICS",
     "MONITOR_TAUS",
     "SRANK_DELTA",

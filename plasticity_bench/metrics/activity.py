@@ -3,11 +3,22 @@
 One hook-based probe serves every activity metric: during a single forward (and, for
 GraMa, a single backward) it records, per hidden activation module and per neuron,
 
-- ``E_x |h_i(x)|``          (ReDo's dormant score, Sokar et al. 2023),
-- ``E_x |dL/dh_i(x)|``      (GraMa, Liu et al. 2025; h is the activation's OUTPUT),
+- ``E_x |h_i(x)|``          (ReDo's dormant score, Sokar et al. 2023; h = the activation's output),
+- ``E_x |dL/dz_i(x)|``      (GraMa, Liu et al. 2025; z = the activation's INPUT, the pre-activation),
 - ``E_x 1[h_i(x) > 0]``     (fraction of active units).
 
 Scores are normalised by their layer mean: ``s_i = m_i / (mean_k m_k + 1e-9)``.
+
+Which gradient GraMa takes (PAPERS.md section 1 gives the decision): by default the
+pre-activation's, ``dL/dz = sigma'(z) * dL/dh``, after the LayerNorm where a layer has one.
+It is zero for a dead ReLU unit, ~0 for a saturated tanh/sigmoid unit and for a unit a
+LayerNorm shift has killed, so every neuron ReDo flags at tau = 0 in a ReLU net GraMa flags
+too (the paper's proposition). Two variants, for ablations and reproduction:
+``output`` takes ``dL/dh`` (the paper's notation read literally; a dead ReLU unit's
+``dL/dh = W_out^T delta`` is not zero, so it flags no dead unit), and ``released`` is the
+released code's score: the mean over a unit's incoming weight row of ``|dL/dW|`` (the
+batch-mean gradient), or ``|dL/dgamma|`` for a layer with a LayerNorm (the setting of the
+paper's Table 8; only layers that ``networks.layers.neuron_layers`` describes get it).
 
 Neuron axis: the last dim of a 2-D output (batch, neurons); for outputs with more than
 two dims (conv: batch, channels, ...) dim 1, averaging over all the others.
@@ -40,23 +51,39 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity_bench.networks.layers import is_activation
+from plasticity_bench.networks.layers import NeuronLayer, is_activation, neuron_layers
 
 EPSILON = 1e-9
+GRAMA_VARIANTS = ("pre_activation", "output", "released")
+# Where each hook-based variant takes its gradient: the activation module's input or output.
+_GRADIENT_POINTS = {"pre_activation": "input", "output": "output"}
+
+
+def check_grama_variant(variant: str) -> str:
+    if variant not in GRAMA_VARIANTS:
+        raise ValueError(f"unknown GraMa variant {variant!r}; valid: {', '.join(GRAMA_VARIANTS)}")
+    return variant
 
 
 @dataclass
 class LayerActivity:
     """Per-neuron statistics of one activation module, each a 1-D tensor of length H.
 
-    ``grama`` and ``dormant`` are normalised scores; ``active`` is the fraction of samples
-    (and positions, for conv) with a positive output. ``grama`` is None when the probe ran
-    without a loss.
+    ``dormant`` and the GraMa scores are normalised; ``active`` is the fraction of samples
+    (and positions, for conv) with a positive output. ``grama_variants`` holds a score per
+    GraMa variant the probe computed (empty without a loss); ``grama`` is the default
+    variant's (pre-activation), or the first computed one. A layer with ``copies`` outputs
+    per unit (CReLU) has 2H dormant/active entries but H pre-activation and released GraMa
+    entries, one per unit.
     """
 
     dormant: torch.Tensor
     active: torch.Tensor
-    grama: torch.Tensor | None = None
+    grama_variants: dict[str, torch.Tensor] = field(default_factory=dict)
+
+    @property
+    def grama(self) -> torch.Tensor | None:
+        return self.grama_variants.get(GRAMA_VARIANTS[0], next(iter(self.grama_variants.values()), None))
 
 
 def normalise(mean_magnitude: torch.Tensor) -> torch.Tensor:
@@ -84,7 +111,8 @@ class _Record:
     abs_sum: torch.Tensor | None = None
     positive_sum: torch.Tensor | None = None
     count: int = 0
-    outputs: list[torch.Tensor] = field(default_factory=list)  # kept only for gradients
+    # Tensors to differentiate the loss by, per gradient point ("input" / "output"), every call.
+    gradient_points: dict[str, list[torch.Tensor]] = field(default_factory=dict)
     features: list[torch.Tensor] = field(default_factory=list)  # (samples, features), kept on request
     last_output: torch.Tensor | None = None  # what the latest call passed on, to name penultimate inputs
 
@@ -120,36 +148,58 @@ def _as_sample_rows(values: torch.Tensor) -> torch.Tensor:
     return values.reshape(values.shape[0], -1).clone()  # clone: later in-place ops cannot alter it
 
 
+def _differentiable(value: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``value`` itself when the loss can be differentiated by it; else (nothing upstream
+    needs a gradient, e.g. frozen parameters) a leaf copy that requires grad, which the
+    forward then uses instead, so the gradient is still defined. No existing graph is cut."""
+    if value.requires_grad:
+        return value, False
+    return value.detach().requires_grad_(True), True
+
+
 @contextmanager
-def _activation_hooks(net: nn.Module, keep_outputs: bool, keep_features: bool = False) -> Iterator[dict[str, _Record]]:
-    """Records per activation module, inserted in order of first call (forward order)."""
+def _activation_hooks(net: nn.Module, gradient_points: tuple[str, ...] = (),
+                      keep_features: bool = False) -> Iterator[dict[str, _Record]]:
+    """Records per activation module, inserted in order of first call (forward order).
+
+    ``gradient_points``: keep the activation's "input" (pre-activation) and/or "output" of
+    every differentiable call, to take the loss's gradient by them afterwards."""
     records: dict[str, _Record] = {}
     handles = []
+
+    def make_pre_hook(name: str) -> Callable[..., Any]:
+        def pre_hook(module: nn.Module, args: Any) -> Any:
+            if not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+                return None
+            pre_activation, replaced = _differentiable(args[0])
+            records.setdefault(name, _Record()).gradient_points.setdefault("input", []).append(pre_activation)
+            return (pre_activation, *args[1:]) if replaced else None
+
+        return pre_hook
 
     def make_hook(name: str) -> Callable[..., Any]:
         def hook(module: nn.Module, args: Any, output: Any) -> Any:
             if not isinstance(output, torch.Tensor):
                 raise TypeError(f"activation module {name!r} returned {type(output).__name__}, not a Tensor")
             record = records.setdefault(name, _Record())
-            replaced = None
-            if keep_outputs and torch.is_grad_enabled():
-                if not output.requires_grad:
-                    # Nothing upstream needs a gradient (e.g. frozen parameters): make the
-                    # output a leaf so dL/dh is still defined; this cuts no existing graph.
-                    replaced = output.detach().requires_grad_(True)
-                    output = replaced
-                record.outputs.append(output)
+            result = None
+            if "output" in gradient_points and torch.is_grad_enabled():
+                output, replaced = _differentiable(output)
+                result = output if replaced else None
+                record.gradient_points.setdefault("output", []).append(output)
             record.add(output.detach())
             if keep_features:
                 record.features.append(_as_sample_rows(output))
                 record.last_output = output
-            return replaced
+            return result
 
         return hook
 
     try:
         for name, module in net.named_modules():
             if is_activation(module):
+                if "input" in gradient_points:
+                    handles.append(module.register_forward_pre_hook(make_pre_hook(name)))
                 handles.append(module.register_forward_hook(make_hook(name)))
         yield records
     finally:
@@ -235,13 +285,15 @@ def probe(
     batch: Any = None,
     keep_features: bool = False,
     parameters: list[torch.Tensor] | None = None,
+    grama_variants: tuple[str, ...] = ("pre_activation",),
 ) -> ProbeResult:
     """One probe pass over ``net``; the building block of every activity and feature metric.
 
-    With ``loss_fn``: one forward through ``loss_fn(net, batch)`` and one backward, to the
-    activation outputs and to ``parameters`` together (``torch.autograd.grad``: no .grad
-    changes). Without: one forward ``net(*inputs)`` (or ``net(inputs)`` if not a tuple)
-    under ``torch.no_grad`` (then ``parameters`` must be None). ``keep_features`` fills
+    With ``loss_fn``: one forward through ``loss_fn(net, batch)`` and one backward, to what
+    each of ``grama_variants`` needs (pre-activations, activation outputs, neuron layers'
+    weights) and to ``parameters`` together (``torch.autograd.grad``: no .grad changes).
+    Without: one forward ``net(*inputs)`` (or ``net(inputs)`` if not a tuple) under
+    ``torch.no_grad`` (then ``parameters`` must be None). ``keep_features`` fills
     ``features`` and ``penultimate``. The side effects are those of the module doc: none.
     """
     with_loss = loss_fn is not None
@@ -249,16 +301,24 @@ def probe(
         raise ValueError("probe takes either loss_fn and batch, or inputs")
     if parameters is not None and not with_loss:
         raise ValueError("parameter gradients need loss_fn")
+    for variant in grama_variants:
+        check_grama_variant(variant)
+    variants = grama_variants if with_loss else ()
+    points = tuple(dict.fromkeys(_GRADIENT_POINTS[v] for v in variants if v in _GRADIENT_POINTS))
+    released_layers = neuron_layers(net) if "released" in variants else []
+    released_params = [_released_parameter(layer) for layer in released_layers]
     penultimate_parts: dict[str, list[torch.Tensor]] = {}
     parameter_gradients = None
-    with _eval_mode(net), _activation_hooks(net, keep_outputs=with_loss, keep_features=keep_features) as records:
+    with _eval_mode(net), _activation_hooks(net, points, keep_features) as records:
         with _penultimate_hooks(net, records) if keep_features else nullcontext({}) as penultimate_parts:
             if with_loss:
                 with torch.enable_grad():
                     loss = loss_fn(net, batch)
                     if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
                         raise ValueError("loss_fn must return a scalar tensor")
-                    grads, parameter_gradients = _gradients(loss.reshape(()), records, parameters)
+                    grads, gradients = _gradients(loss.reshape(()), records, list(parameters or []) + released_params)
+                parameter_gradients = None if parameters is None else gradients[: len(parameters)]
+                released = _released_scores(released_layers, released_params, gradients[len(parameters or []):])
             else:
                 with torch.no_grad():
                     net(*inputs) if isinstance(inputs, tuple) else net(inputs)
@@ -267,17 +327,17 @@ def probe(
     features: dict[str, torch.Tensor] = {}
     for name, record in records.items():
         assert record.abs_sum is not None and record.positive_sum is not None
-        grama = None
-        if with_loss:
-            grad_sum = torch.zeros_like(record.abs_sum)
-            for grad in grads[name]:
-                if grad is not None:
-                    grad_sum = grad_sum + _per_neuron_sum(grad.detach().abs())[0]
-            grama = normalise(grad_sum / record.count)
+        scores: dict[str, torch.Tensor] = {}
+        for variant in variants:
+            if variant in _GRADIENT_POINTS:
+                scores[variant] = normalise(_mean_gradient_magnitude(grads[name].get(_GRADIENT_POINTS[variant], []),
+                                                                     record.count))
+            elif name in released:
+                scores[variant] = released[name]
         activity[name] = LayerActivity(
             dormant=normalise(record.abs_sum / record.count),
             active=record.positive_sum / record.count,
-            grama=grama,
+            grama_variants=scores,
         )
         if record.features:
             features[name] = _concatenate(name, record.features)
@@ -287,17 +347,47 @@ def probe(
     return ProbeResult(activity, features, penultimate, parameter_gradients)
 
 
+def _mean_gradient_magnitude(gradients: list[torch.Tensor | None], count: int) -> torch.Tensor:
+    """``E_x |g_i(x)|`` per neuron over every call's samples; a call whose tensor does not
+    reach the loss (None) contributes zeros, as do calls made without gradient."""
+    known = [g for g in gradients if g is not None]
+    if not known:
+        raise ValueError("no gradient reached this activation")  # unreachable: callers keep a zero
+    total = sum(_per_neuron_sum(g.detach().abs())[0] for g in known)
+    return total / count
+
+
+def _released_parameter(layer: NeuronLayer) -> torch.Tensor:
+    """The tensor whose gradient the released code scores a unit by: the LayerNorm gain
+    where the layer has one, else the incoming weight."""
+    if layer.norm is not None and layer.norm.weight is not None:
+        return layer.norm.weight
+    return layer.incoming.weight
+
+
+def _released_scores(layers: list[NeuronLayer], params: list[torch.Tensor],
+                     gradients: list[torch.Tensor | None]) -> dict[str, torch.Tensor]:
+    """Per unit: |dL/dgamma_i|, or the mean over incoming row i of |dL/dW|; layer-normalised."""
+    scores = {}
+    for layer, param, gradient in zip(layers, params, gradients):
+        gradient = torch.zeros_like(param) if gradient is None else gradient.detach()
+        magnitude = gradient.abs() if gradient.dim() == 1 else gradient.abs().mean(dim=1)
+        scores[layer.name] = normalise(magnitude)
+    return scores
+
+
 def probe_activity(
     net: nn.Module,
     *,
     inputs: Any = None,
     loss_fn: Callable[[nn.Module, Any], torch.Tensor] | None = None,
     batch: Any = None,
+    grama_variants: tuple[str, ...] = ("pre_activation",),
 ) -> dict[str, LayerActivity]:
     """One probe pass over ``net``; the building block of every activity metric.
 
-    With ``loss_fn``: one forward through ``loss_fn(net, batch)`` and one backward to the
-    activation outputs, giving ``grama``, ``dormant`` and ``active`` from the same samples.
+    With ``loss_fn``: one forward through ``loss_fn(net, batch)`` and one backward, giving
+    the GraMa scores of ``grama_variants``, ``dormant`` and ``active`` from the same samples.
     Without: one forward ``net(*inputs)`` (or ``net(inputs)`` if not a tuple) under
     ``torch.no_grad``, giving ``dormant`` and ``active`` only.
 
@@ -306,42 +396,50 @@ def probe_activity(
     """
     if (loss_fn is not None) == (inputs is not None):
         raise ValueError("probe_activity takes either loss_fn and batch, or inputs")
-    return probe(net, inputs=inputs, loss_fn=loss_fn, batch=batch).activity
+    return probe(net, inputs=inputs, loss_fn=loss_fn, batch=batch, grama_variants=grama_variants).activity
 
 
 def _gradients(
-    loss: torch.Tensor, records: dict[str, _Record], parameters: list[torch.Tensor] | None
-) -> tuple[dict[str, list[torch.Tensor | None]], list[torch.Tensor | None] | None]:
-    """dL/dh for every captured differentiable output (None where h does not reach L) and
-    dL/dtheta for ``parameters``, from one backward."""
-    names, outputs = [], []
+    loss: torch.Tensor, records: dict[str, _Record], parameters: list[torch.Tensor]
+) -> tuple[dict[str, dict[str, list[torch.Tensor | None]]], list[torch.Tensor | None]]:
+    """dL/d(point) for every captured differentiable pre-activation / output, per record and
+    gradient point (None where it does not reach L), and dL/dtheta for ``parameters`` (None
+    for one that does not require grad or reach L), from one backward."""
+    keys, tensors = [], []
+    grads: dict[str, dict[str, list[torch.Tensor | None]]] = {}
     for name, record in records.items():
-        for output in record.outputs:
-            if output.requires_grad:
-                names.append(name)
-                outputs.append(output)
-    trainable = [i for i, p in enumerate(parameters or []) if p.requires_grad]
-    grads: dict[str, list[torch.Tensor | None]] = {name: [] for name in records}
-    parameter_gradients = None if parameters is None else [None] * len(parameters)
-    wanted = outputs + [parameters[i] for i in trainable]  # type: ignore[index]
+        grads[name] = {point: [torch.zeros_like(values[0]) if values else None] for point, values in
+                       record.gradient_points.items()}  # zeros: a layer no call of which is differentiable
+        for point, values in record.gradient_points.items():
+            for value in values:
+                if value.requires_grad:
+                    keys.append((name, point))
+                    tensors.append(value)
+    trainable = [i for i, p in enumerate(parameters) if p.requires_grad]
+    parameter_gradients: list[torch.Tensor | None] = [None] * len(parameters)
+    wanted = tensors + [parameters[i] for i in trainable]
     if wanted and loss.requires_grad:
         found = torch.autograd.grad(loss, wanted, allow_unused=True)
-        for name, grad in zip(names, found[: len(outputs)]):
-            grads[name].append(grad)
-        for i, grad in zip(trainable, found[len(outputs):]):
-            parameter_gradients[i] = grad  # type: ignore[index]
+        for (name, point), grad in zip(keys, found[: len(tensors)]):
+            grads[name][point].append(grad)
+        for i, grad in zip(trainable, found[len(tensors):]):
+            parameter_gradients[i] = grad
     for record in records.values():
-        record.outputs.clear()  # release the graph's tensors
+        record.gradient_points.clear()  # release the graph's tensors
     return grads, parameter_gradients
 
 
-def grama_scores(net: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], batch: Any) -> dict[str, torch.Tensor]:
-    """GraMa score per neuron: ``G_i = E_x|dL/dh_i(x)| / (mean_k E_x|dL/dh_k(x)| + 1e-9)``.
+def grama_scores(net: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.Tensor], batch: Any,
+                 variant: str = "pre_activation") -> dict[str, torch.Tensor]:
+    """GraMa score per neuron: ``G_i = E_x|dL/dz_i(x)| / (mean_k E_x|dL/dz_k(x)| + 1e-9)``.
 
-    ``loss_fn(net, batch)`` returns the scalar training loss; h are the outputs of the
-    hidden activation modules. Returns name → 1-D tensor (H,), in forward order.
+    ``loss_fn(net, batch)`` returns the scalar training loss; z are the inputs of the hidden
+    activation modules (the pre-activations; ``variant="output"``: their outputs h;
+    ``"released"``: the released code's weight-gradient score, see the module doc).
+    Returns name → 1-D tensor, in forward order.
     """
-    return {name: layer.grama for name, layer in probe_activity(net, loss_fn=loss_fn, batch=batch).items()}
+    activity = probe_activity(net, loss_fn=loss_fn, batch=batch, grama_variants=(check_grama_variant(variant),))
+    return {name: layer.grama_variants[variant] for name, layer in activity.items() if variant in layer.grama_variants}
 
 
 def dormant_scores(net: nn.Module, inputs: Any) -> dict[str, torch.Tensor]:

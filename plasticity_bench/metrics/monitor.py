@@ -17,9 +17,14 @@ from plasticity_bench.metrics.rank import (
 )
 
 # Thresholds at which the inactive ratios are logged: 0 (ReDo's strict dormancy and the
-# paper's ReLU theorem), 0.025 and 0.1 (the tau values studied by ReDo and GraMa).
-MONITOR_TAUS: tuple[float, ...] = (0.0, 0.025, 0.1)
+# GraMa paper's ReLU proposition), 0.01 (ReGraMa's own threshold), 0.025 and 0.1 (the tau
+# values studied by ReDo and GraMa).
+MONITOR_TAUS: tuple[float, ...] = (0.0, 0.01, 0.025, 0.1)
 NETWORK_WIDE = "all"
+# The metric name of each GraMa variant's inactive ratio (activity.GRAMA_VARIANTS): the
+# default, pre-activation GraMa keeps the plain name.
+GRAMA_RATIO_METRICS = {"pre_activation": "grama_inactive_ratio", "output": "grama_output_inactive_ratio",
+                       "released": "grama_released_inactive_ratio"}
 
 
 def _tau_name(tau: float) -> str:
@@ -39,8 +44,11 @@ def monitor_roles(
     One probe per role: the forward inside ``role.loss_fn(net, batch)`` and one backward
     (to the activation outputs and the parameters together) give, from the same samples:
 
-    - ``grama_inactive_ratio@tau`` and ``dormant_ratio@tau`` (tau in MONITOR_TAUS) and
-      ``active_fraction``, per hidden layer and "all" (every neuron weighted equally);
+    - ``grama_inactive_ratio@tau`` (pre-activation GraMa), its variants
+      ``grama_output_inactive_ratio@tau`` and ``grama_released_inactive_ratio@tau`` (all
+      three from the same backward), ``dormant_ratio@tau`` (tau in MONITOR_TAUS) and
+      ``active_fraction``, per hidden layer and "all" (every neuron weighted equally; the
+      released variant covers the layers ``neuron_layers`` describes);
     - ``srank``, ``effective_rank`` and ``feature_norm`` of each hidden layer's outputs and
       of the penultimate features (what each body's output layer reads; in an MLP the last
       hidden layer, in a residual net ``"<output layer>:input"``); their "all" is the mean
@@ -56,7 +64,8 @@ def monitor_roles(
     for role_name, role in roles.items():
         net = role.network
         params = list(net.parameters())
-        result = probe(net, loss_fn=role.loss_fn, batch=batch, keep_features=True, parameters=params)
+        result = probe(net, loss_fn=role.loss_fn, batch=batch, keep_features=True, parameters=params,
+                       grama_variants=tuple(GRAMA_RATIO_METRICS))
         _feature_rows(role_name, result.features, result.penultimate, names, values)
         names.append((role_name, NETWORK_WIDE, "grad_norm"))
         values.append(gradient_norm_of(result.parameter_gradients or []))
@@ -74,16 +83,23 @@ def monitor_roles(
         activity = result.activity
         if not activity:
             continue
-        per_layer = {layer: (a.grama, a.dormant, a.active) for layer, a in activity.items()}
-        per_layer[NETWORK_WIDE] = tuple(torch.cat(parts) for parts in zip(*per_layer.values()))
-        for layer, (grama, dormant, active) in per_layer.items():
-            for tau in MONITOR_TAUS:
-                names.append((role_name, layer, f"grama_inactive_ratio@{_tau_name(tau)}"))
-                values.append((grama <= tau).float().mean())
-                names.append((role_name, layer, f"dormant_ratio@{_tau_name(tau)}"))
-                values.append((dormant <= tau).float().mean())
+        # score name → layer → per-neuron scores; "all" pools every layer that has the score
+        scores: dict[str, dict[str, torch.Tensor]] = {"dormant_ratio": {}}
+        for layer, layer_activity in activity.items():
+            scores["dormant_ratio"][layer] = layer_activity.dormant
+            for variant, score in layer_activity.grama_variants.items():
+                scores.setdefault(GRAMA_RATIO_METRICS[variant], {})[layer] = score
+        for metric, by_layer in scores.items():
+            by_layer[NETWORK_WIDE] = torch.cat(list(by_layer.values()))
+            for layer, score in by_layer.items():
+                for tau in MONITOR_TAUS:
+                    names.append((role_name, layer, f"{metric}@{_tau_name(tau)}"))
+                    values.append((score <= tau).float().mean())
+        active = {layer: layer_activity.active for layer, layer_activity in activity.items()}
+        active[NETWORK_WIDE] = torch.cat(list(active.values()))
+        for layer, fraction in active.items():
             names.append((role_name, layer, "active_fraction"))
-            values.append(active.mean())
+            values.append(fraction.mean())
     if not values:
         return []
     floats = torch.stack([v.to(values[0].device, torch.float32) for v in values]).tolist()  # one host sync
