@@ -1,7 +1,9 @@
 """Task strings → gymnasium environments with one observation/action convention.
 
 A task is ``"<family>:<name>"``, e.g. ``mujoco:HalfCheetah-v5``, ``dmc:cheetah-run``,
-``gym:CartPole-v1``, ``minatar:breakout``. Every environment made here
+``gym:CartPole-v1``, ``minatar:breakout``. The family ``sl`` holds supervised tasks, not
+environments: the continual random-label control trained by algorithm ``sl``
+(``environments/supervised.py`` and ``plasticity_bench/supervised.py``). Every environment made here
 
 - returns observations as flat float32 1-D vectors,
 - takes continuous actions in [-1, 1] (``action_space`` is ``Box(-1, 1)``) and rescales them
@@ -25,16 +27,20 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 
 import functools  # noqa: E402
 
-__all__ = ["TASK_FAMILIES", "validate_task", "is_discrete", "make_env", "split_task"]
+__all__ = ["TASK_FAMILIES", "validate_task", "is_discrete", "is_supervised", "make_env", "split_task"]
 
 TASK_FAMILIES: dict[str, str] = {
     "mujoco": "gymnasium MuJoCo v5 locomotion, e.g. mujoco:HalfCheetah-v5",
     "dmc": "DeepMind Control suite via dm_control, domain-task, e.g. dmc:cheetah-run, dmc:ball_in_cup-catch",
     "gym": "gymnasium classic control, e.g. gym:CartPole-v1, gym:Pendulum-v1",
     "minatar": "MinAtar games (10x10 Atari analogues), e.g. minatar:breakout",
+    "sl": "continual supervised learning for algorithm sl (Lyle et al. 2023): sl:digits-random-labels, "
+          "scikit-learn's digits with labels re-drawn per task",
 }
 
 MINATAR_GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
+SUPERVISED_FAMILY = "sl"
+SUPERVISED_TASKS: tuple[str, ...] = ("digits-random-labels",)
 
 
 def split_task(task: str) -> tuple[str, str]:
@@ -100,6 +106,8 @@ def _valid_names(family: str) -> tuple[str, ...]:
         return _gymnasium_names(family)
     if family == "dmc":
         return dmc_tasks()
+    if family == SUPERVISED_FAMILY:
+        return SUPERVISED_TASKS
     return MINATAR_GAMES
 
 
@@ -117,11 +125,19 @@ def validate_task(task: str) -> None:
         )
 
 
+def is_supervised(task: str) -> bool:
+    """Whether ``task`` is a supervised task of family ``sl`` (no environment, no actions)."""
+    validate_task(task)
+    return split_task(task)[0] == SUPERVISED_FAMILY
+
+
 @functools.cache
 def is_discrete(task: str) -> bool:
     """Whether the task's action space is ``Discrete`` (constructs a gym env once, cached)."""
     validate_task(task)
     family, name = split_task(task)
+    if family == SUPERVISED_FAMILY:
+        raise ValueError(f"task {task!r} is a supervised task: it has no action space")
     if family == "minatar":
         return True
     if family in ("mujoco", "dmc"):
@@ -139,6 +155,8 @@ def make_env(task: str):
     """A ``gymnasium.Env`` for ``task`` following the conventions in the module docstring."""
     validate_task(task)
     family, name = split_task(task)
+    if family == SUPERVISED_FAMILY:
+        raise ValueError(f"task {task!r} is a supervised task, not an environment; algorithm 'sl' trains on it")
     if family in ("mujoco", "gym"):
         from plasticity_bench.environments.gym_tasks import make_gymnasium_env
 
