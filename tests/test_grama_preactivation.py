@@ -135,3 +135,20 @@ def test_diagnostics_count_resets_and_units_flagged_again_at_the_next_event():
     assert second["reset_again_neurons/q/layers.1"] == 3.0
     assert second["reset_again_neurons/q/layers.3"] == 1.0
     assert second["reset_neurons/q/layers.1"] >= 3.0
+
+
+@pytest.mark.parametrize("variant", ["pre_activation", "output"])
+def test_a_layer_no_differentiable_call_reaches_scores_zeros(variant):
+    """E.g. a network used only for a bootstrap target inside the loss: every unit scores 0
+    (nothing of the loss flows through it), with the layer's own width."""
+    net = MLP(4, 2, NetworkConfig(hidden_sizes=(6,), activation="CReLU"))
+    inputs, targets = data()
+
+    def target_only(module, batch):
+        with torch.no_grad():
+            frozen = module(batch[0])
+        return ((frozen - batch[1]) ** 2).mean()
+
+    grama = grama_scores(net, target_only, (inputs, targets), variant=variant)
+    width = 6 if variant == "pre_activation" else 12  # CReLU: one pre-activation per unit, two outputs
+    assert torch.equal(grama["layers.1"], torch.zeros(width))

@@ -13,7 +13,13 @@ from plasticity_bench.metrics.activity import dormant_scores
 
 class ReDo(NeuronRecycler):
     """Every ``period`` gradient updates, recycle the hidden neurons whose ReDo score
-    ``E|h_i| / mean_k E|h_k|`` on a separate replay batch of ``batch_size`` is <= ``tau``."""
+    ``E|h_i| / mean_k E|h_k|`` on a separate replay batch of ``batch_size`` is <= ``tau``.
+
+    Roles: every network by default. The official code (dopamine ``labs/redo``) recycles
+    the agent's whole online network, which for its DQN agents is the one Q-network; for
+    SAC, neither PAPERS.md nor the sources at hand say which networks the paper recycled,
+    so the suite recycles both actor and critic (``roles=["critic"]`` restricts it).
+    """
 
     name = "redo"
     description = "recycle tau-dormant neurons by activation score (Sokar et al. 2023)"

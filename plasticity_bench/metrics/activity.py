@@ -169,9 +169,11 @@ def _activation_hooks(net: nn.Module, gradient_points: tuple[str, ...] = (),
 
     def make_pre_hook(name: str) -> Callable[..., Any]:
         def pre_hook(module: nn.Module, args: Any) -> Any:
-            if not torch.is_grad_enabled() or not args or not isinstance(args[0], torch.Tensor):
+            if not args or not isinstance(args[0], torch.Tensor):
                 return None
-            pre_activation, replaced = _differentiable(args[0])
+            # A call without gradient (e.g. a bootstrap target) is kept too, detached: it
+            # contributes zeros, and gives the layer a score of zeros if no call has one.
+            pre_activation, replaced = _differentiable(args[0]) if torch.is_grad_enabled() else (args[0].detach(), False)
             records.setdefault(name, _Record()).gradient_points.setdefault("input", []).append(pre_activation)
             return (pre_activation, *args[1:]) if replaced else None
 
@@ -183,8 +185,8 @@ def _activation_hooks(net: nn.Module, gradient_points: tuple[str, ...] = (),
                 raise TypeError(f"activation module {name!r} returned {type(output).__name__}, not a Tensor")
             record = records.setdefault(name, _Record())
             result = None
-            if "output" in gradient_points and torch.is_grad_enabled():
-                output, replaced = _differentiable(output)
+            if "output" in gradient_points:
+                output, replaced = _differentiable(output) if torch.is_grad_enabled() else (output.detach(), False)
                 result = output if replaced else None
                 record.gradient_points.setdefault("output", []).append(output)
             record.add(output.detach())
@@ -330,7 +332,7 @@ def probe(
         scores: dict[str, torch.Tensor] = {}
         for variant in variants:
             if variant in _GRADIENT_POINTS:
-                scores[variant] = normalise(_mean_gradient_magnitude(grads[name].get(_GRADIENT_POINTS[variant], []),
+                scores[variant] = normalise(_mean_gradient_magnitude(grads[name][_GRADIENT_POINTS[variant]],
                                                                      record.count))
             elif name in released:
                 scores[variant] = released[name]
@@ -349,12 +351,9 @@ def probe(
 
 def _mean_gradient_magnitude(gradients: list[torch.Tensor | None], count: int) -> torch.Tensor:
     """``E_x |g_i(x)|`` per neuron over every call's samples; a call whose tensor does not
-    reach the loss (None) contributes zeros, as do calls made without gradient."""
-    known = [g for g in gradients if g is not None]
-    if not known:
-        raise ValueError("no gradient reached this activation")  # unreachable: callers keep a zero
-    total = sum(_per_neuron_sum(g.detach().abs())[0] for g in known)
-    return total / count
+    reach the loss (None) contributes zeros, as do calls made without gradient (``_gradients``
+    puts a zero tensor first, so the sum has the layer's width even when nothing reached it)."""
+    return sum(_per_neuron_sum(g.detach().abs())[0] for g in gradients if g is not None) / count
 
 
 def _released_parameter(layer: NeuronLayer) -> torch.Tensor:
@@ -408,8 +407,9 @@ def _gradients(
     keys, tensors = [], []
     grads: dict[str, dict[str, list[torch.Tensor | None]]] = {}
     for name, record in records.items():
-        grads[name] = {point: [torch.zeros_like(values[0]) if values else None] for point, values in
-                       record.gradient_points.items()}  # zeros: a layer no call of which is differentiable
+        # A zero tensor first: a layer none of whose calls reaches the loss scores zeros.
+        grads[name] = {point: [torch.zeros_like(values[0].detach())] for point, values in
+                       record.gradient_points.items()}
         for point, values in record.gradient_points.items():
             for value in values:
                 if value.requires_grad:
