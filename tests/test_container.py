@@ -3,6 +3,7 @@ machines): hadolint, the Dockerfile's pins against pyproject.toml and scripts/se
 `image` rule without an engine, and the training rules' container and resources."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -83,11 +84,20 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
         assert rule in result.stdout, (rule, result.stdout)
 
 
-def test_base_image_is_a_pinned_cuda_image():
-    base = next(arg for kind, arg in DOCKER if kind == "FROM")
-    name, _, tag = base.partition(":")
-    assert name == "nvidia/cuda" and tag and tag != "latest", base
+def test_base_image_is_an_argument_defaulting_to_a_pinned_cuda_image():
+    # ARG before FROM: scripts/image_smoke.sh builds the same file on a local Debian base.
+    assert DOCKER[0] == ("ARG", f"BASE_IMAGE={ARGS['BASE_IMAGE']}")
+    assert next(arg for kind, arg in DOCKER if kind == "FROM") == "${BASE_IMAGE}"
+    name, _, tag = ARGS["BASE_IMAGE"].partition(":")
+    assert name == "nvidia/cuda" and tag and tag != "latest", ARGS["BASE_IMAGE"]
     assert re.match(r"^\d+\.\d+\.\d+-", tag), tag
+
+
+def test_default_torch_variant_is_built_for_the_default_base_cuda():
+    # The build-time check below would fail the default build otherwise: cu128 <-> 12.8.x.
+    variant = ARGS["TORCH_VARIANT"]
+    base_cuda = re.match(r"(\d+)\.(\d+)\.", ARGS["BASE_IMAGE"].partition(":")[2])
+    assert variant == f"cu{base_cuda.group(1)}{base_cuda.group(2)}", (variant, ARGS["BASE_IMAGE"])
 
 
 def test_torch_pin_matches_setup_and_pyproject():
@@ -96,7 +106,32 @@ def test_torch_pin_matches_setup_and_pyproject():
     assert setup_default and setup_default.group(1) == torch_version
     torch_requirement = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch")
     assert torch_requirement.specifier.contains(torch_version), (torch_version, str(torch_requirement))
-    assert f"torch=={torch_version}" in pip_requirements()
+    # The exact local version (+cu128, +cpu): pip can never swap in another build of torch.
+    assert f"torch=={torch_version}+{ARGS['TORCH_VARIANT']}" in pip_requirements()
+
+
+def cuda_check(torch_variant: str, cuda_version: str | None) -> subprocess.CompletedProcess:
+    """The Dockerfile's CUDA check RUN step, run by sh with this venv's python and torch."""
+    (step,) = [command for kind, command in DOCKER if kind == "RUN" and "CUDA check" in command]
+    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TORCH_VARIANT": torch_variant,
+           "TORCH_VERSION": ARGS["TORCH_VERSION"], "BASE_IMAGE": "the-base"}
+    if cuda_version is not None:
+        env["CUDA_VERSION"] = cuda_version
+    return subprocess.run(["sh", "-c", step], capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_build_time_cuda_check_fails_on_a_mismatch_and_is_skipped_on_cpu_builds():
+    import torch
+
+    torch_cuda = str(torch.version.cuda)  # "None" for this machine's CPU torch
+    mismatch = cuda_check("cu128", "99.1.0")
+    assert mismatch.returncode != 0
+    assert f"is built for CUDA {torch_cuda} but the base image the-base has CUDA 99.1" in mismatch.stderr
+    no_cuda_base = cuda_check("cu128", None)  # a CUDA torch on a base without CUDA
+    assert no_cuda_base.returncode != 0 and "has CUDA none" in no_cuda_base.stderr
+    skipped = cuda_check("cpu", None)
+    assert skipped.returncode == 0, skipped.stderr
+    assert "CUDA check skipped: TORCH_VARIANT=cpu" in skipped.stdout
 
 
 def test_every_pinned_package_satisfies_pyproject():
@@ -128,9 +163,24 @@ def test_package_is_installed_from_the_repository_with_declared_extras():
         assert f"!{source}" in ignore or f"!{source}/" in ignore, f"{source} is excluded by .dockerignore"
 
 
+def image_env() -> dict[str, str]:
+    pairs = re.findall(r"(\w+)=(\S+)", " ".join(args for kind, args in DOCKER if kind == "ENV"))
+    return dict(pairs)
+
+
+def test_image_mujoco_gl_setting_loads_dm_control_without_a_display_or_gpu():
+    # MUJOCO_GL=egl made dm_control open an EGL display on import, which fails without a GPU;
+    # the image's setting must import and step a dm_control task on this GPU-less machine.
+    code = ("from dm_control import suite; env = suite.load('cartpole', 'swingup', task_kwargs={'random': 0}); "
+            "env.reset(); print(env.step([0.0]).observation['position'].shape)")
+    env = {**{k: v for k, v in os.environ.items() if k != "PYOPENGL_PLATFORM"}, "MUJOCO_GL": image_env()["MUJOCO_GL"]}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "PYOPENGL_PLATFORM" not in image_env()
+
+
 def test_runtime_settings():
-    env = " ".join(args for kind, args in DOCKER if kind == "ENV")
-    assert "MUJOCO_GL=egl" in env
+    assert image_env()["MUJOCO_GL"] == "disable"
     run = " ".join(args for kind, args in DOCKER if kind == "RUN")
     for library in ["libegl1", "libgl1"]:
         assert library in run
@@ -147,10 +197,8 @@ def test_default_container_image_is_what_the_image_rule_builds():
     assert default.endswith(f"plasticity-bench-{plasticity_bench.__version__}.sif"), default
 
 
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    import os
-
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+def snakemake(workdir: Path, *args: str, **env_overrides: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", **env_overrides}
     return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True, text=True,
                           timeout=300, env=env)
 
@@ -161,16 +209,36 @@ def docker_engine_reachable() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, timeout=60).returncode == 0
 
 
-def test_image_rule_without_a_docker_engine_says_so_and_succeeds(tmp_path):
-    if docker_engine_reachable():
-        pytest.skip("a Docker engine is reachable here: `snakemake image` would build the image")
-    result = snakemake(tmp_path, "image", "--cores", "1", "--configfile", str(SMOKE))
+def test_image_rule_without_an_engine_says_so_and_succeeds(tmp_path):
+    # DOCKER / BUILDAH name commands that do not exist: the machine has neither engine.
+    result = snakemake(tmp_path, "image", "--cores", "1", "--configfile", str(SMOKE),
+                       DOCKER=str(tmp_path / "no-docker"), BUILDAH=str(tmp_path / "no-buildah"))
     assert result.returncode == 0, result.stderr[-3000:]
-    message = "no Docker engine reachable ('docker info' failed)"
+    message = "no Docker engine reachable ('docker info' failed) and no buildah installed"
     assert message in result.stdout + result.stderr
     assert f"image plasticity-bench:{plasticity_bench.__version__} was not built" in result.stdout + result.stderr
     assert message in (tmp_path / "results" / "logs" / "image.log").read_text()
     assert not (tmp_path / "results" / "runs").exists()  # only the image rule ran
+    assert not (tmp_path / "images").exists()
+
+
+def test_image_rule_falls_back_to_buildah_and_fails_plainly_when_the_build_fails(tmp_path):
+    if docker_engine_reachable():
+        pytest.skip("a Docker engine is reachable here: `snakemake image` would build with it")
+    if not shutil.which("buildah"):
+        pytest.skip("buildah is not installed (scripts/image_smoke.sh installs it)")
+    # A base no registry has: the build fails in seconds, and the error shows the build
+    # arguments reached buildah. (scripts/image_smoke.sh builds the image for real.)
+    missing_base = "localhost/plasticity-bench-test-missing-base:none"
+    result = snakemake(tmp_path, "image", "--cores", "1", "--configfile", str(SMOKE),
+                       DOCKER=str(tmp_path / "no-docker"), STORAGE_DRIVER="vfs",
+                       PLASTICITY_BENCH_IMAGE_BUILD_ARGS=f"--build-arg BASE_IMAGE={missing_base}")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output[-3000:]
+    assert "no Docker engine reachable ('docker info' failed); building with buildah" in output
+    assert missing_base in output
+    assert f"buildah bud of plasticity-bench:{plasticity_bench.__version__} failed" in output
+    assert not (tmp_path / "images").exists()
 
 
 def test_image_is_not_part_of_the_default_target(tmp_path):
