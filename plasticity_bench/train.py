@@ -30,6 +30,7 @@ from plasticity_bench.environments import make_env
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.norms import snapshot_parameters
+from plasticity_bench.metrics.plasticity_probe import probe_roles
 from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
@@ -50,6 +51,7 @@ def derived_seed(*parts: int) -> int:
 RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas")
 EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
 EVAL_POLICY_STREAM = 3  # an evaluation episode's policy draws (DQN's ε), apart from its env seed
+PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no state to checkpoint
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
@@ -198,6 +200,8 @@ class Trainer:
             # state just after a reset that happens on the same update.
             if self.updates % self.hp["monitor_every"] == 0:
                 self.monitor()
+            if self.hp["probe_every"] and self.updates % self.hp["probe_every"] == 0:
+                self.probe_plasticity()
             for method in self.methods:
                 self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
 
@@ -215,6 +219,13 @@ class Trainer:
                              hessian_iterations=self.hp["hessian_iterations"])
         for row in rows:
             self.metric_rows.append({"step": self.env_steps, **row})
+
+    def probe_plasticity(self) -> None:
+        """Lyle et al.'s probe on copies of the networks; its own RNG, so training is unchanged."""
+        seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every"])
+        rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"],
+                           batch_size=self.hp["probe_batch_size"], seed=seed)
+        self.metric_rows += [{"step": self.env_steps, **row} for row in rows]
 
     def record_method_stats(self, stats: dict[str, float]) -> None:
         """Keys are ``metric``, ``metric/network`` or ``metric/network/layer``."""
