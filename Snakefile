@@ -21,5 +21,5 @@ include: "workflow/rules/image.smk"
 
 rule all:
     input:
-        REPORT_DIR,
+        REPORT_COPY,
     default_target: True

@@ -6,6 +6,7 @@ value and the valid choices, and exit with status 2 before anything is built or 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Optional
@@ -63,6 +64,8 @@ def train(
     progress: bool = typer.Option(True, help="show a progress bar"),
     print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit"),
     expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow check)"),
+    restart: bool = typer.Option(False, "--restart", help="delete the run's records (manifest, eval, metrics, "
+                                 "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged"),
 ) -> None:
     """Train one run and write its record (manifest, eval, metrics, checkpoint); resumes after a kill."""
     import json
@@ -81,28 +84,54 @@ def train(
         typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict()}, indent=2))
         return
 
+    run_dir = out or Path("results") / "runs" / spec.run_id
+    check_writable_folder(run_dir, "--out")
+
+    import traceback
+
     from plasticity_bench.devices import DeviceError, select_training_device
-    from plasticity_bench.train import NonFiniteLossError, RunConflictError
+    from plasticity_bench.results import CorruptRecordError, RunLockedError
+    from plasticity_bench.train import RunConflictError, RunFailedError
     from plasticity_bench.train import train as run_training
 
     try:
         torch_device, slot = select_training_device(device, gpu_slots)
     except DeviceError as error:
         fail(str(error))
-    run_dir = out or Path("results") / "runs" / spec.run_id
     try:
-        manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress)
-    except RunConflictError as error:
+        manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress,
+                                restart=restart)
+    except (RunConflictError, RunLockedError) as error:
         fail(str(error))
-    except NonFiniteLossError as error:
+    except OSError as error:  # before training started: the folder cannot be written
+        fail(f"--out {run_dir} cannot be written: {error}")
+    except CorruptRecordError as error:
+        fail(f"{error}; rerun with --restart to train this run from scratch (its records in {run_dir} are replaced)")
+    except RunFailedError as error:
         # Recorded as failed in the manifest; a distinct code lets the workflow go on and
         # let aggregation report the run as failed instead of stopping every other job.
+        # The traceback goes to the job's log for whoever debugs a method or a metric.
+        if error.__cause__ is not None:
+            traceback.print_exception(error.__cause__, file=sys.stderr)
         fail(f"run failed: {error}", code=RUN_FAILED_EXIT)
     finally:
         if slot is not None:
             slot.release()
     last = manifest.get("step")
     typer.echo(f"{spec.run_id}: {manifest['status']} at step {last}; record in {run_dir}")
+
+
+def check_writable_folder(path: Path, option: str) -> None:
+    """Fail with one line unless ``path`` is, or can be created as, a writable folder
+    (nothing is created here)."""
+    existing = Path(path)
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = "" if existing == Path(path) else f" (its parent {existing} is a file)"
+        fail(f"{option} {path} is not a folder{where}; give a folder path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"{option} {path} is not writable ({existing} is read-only for this user); give a folder you can write to")
 
 
 app.command("aggregate")(cli_pipeline.aggregate_command)

@@ -41,6 +41,8 @@ def aggregate_command(
         result = stats.aggregate(matrix_data, runs, out, reps=reps, seed=seed, allow_missing=allow_missing)
     except stats.StatsError as error:
         _fail(str(error))
+    except OSError as error:  # e.g. --out is a file, or a place this user cannot write
+        _fail(str(error))
     missing = len(result.missing)
     typer.echo(f"aggregated {len(result.scores)} runs into {out}"
                + (f" ({missing} missing, listed in {out / stats.FILES['missing']})" if missing else ""))
@@ -63,7 +65,9 @@ def report_command(
         target = report.build_report(aggregate, reports, matrix, version=version, metrics=_split(metric))
     except (stats.StatsError, report.ReportError, plots.PlotError) as error:
         _fail(str(error))
-    typer.echo(f"report written to {target}")
+    except OSError as error:
+        _fail(str(error))
+    typer.echo(f"report at {target}")
 
 
 FIGURE_NAMES = ("interval_estimates", "performance_profile", "probability_of_improvement", "sample_efficiency",
@@ -152,6 +156,8 @@ def plot_command(
             plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below
         paths = plots.plot_all(result, out, figures=figures, formats=formats, metrics=metrics)
     except (stats.StatsError, plots.PlotError) as error:
+        _fail(str(error))
+    except OSError as error:
         _fail(str(error))
     drawn = {name for name in figures for p in paths if p.name.startswith(_figure_prefix(name))}
     for name in figures:

@@ -70,6 +70,7 @@ def experiment_config(config: dict[str, Any], experiment: dict[str, Any]) -> dic
 def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:
     """Runs of the config's main product and of each entry of ``experiments`` (a product of
     its own, see ``experiment_config``), without duplicates."""
+    check_names(config)
     runs: dict[str, PlannedRun] = {}
     cells: dict[tuple, str] = {}  # leaderboard cell → the run id that fills it
     dropped: list[dict[str, Any]] = []
@@ -89,7 +90,48 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
                 )
             runs.setdefault(run.spec.run_id, run)
         dropped.extend(d for d in block_dropped if d not in dropped)
+    if not runs:
+        reasons = "; ".join(sorted({d["reason"] for d in dropped})[:3]) or "no combination"
+        raise SpecError(f"the config plans 0 runs: every combination was dropped ({reasons})")
     return list(runs.values()), dropped
+
+
+def check_names(config: dict[str, Any]) -> None:
+    """Every config key that names a suite, an algorithm or a method names one that a
+    product of the config runs (a misspelt or unlisted name would be silently ignored).
+    Top-level keys may name what any product runs; an experiment's, what it runs."""
+    experiments = config.get("experiments", [])
+    blocks = [config] + [experiment_config(config, experiment) for experiment in experiments]
+    listed = {kind: sorted({name for block in blocks for name in _names(block, kind)})
+              for kind in ("suites", "algos", "methods")}
+    _check_keys(config, "", listed)
+    for index, experiment in enumerate(experiments):
+        block = experiment_config(config, experiment)
+        _check_keys(experiment, f"experiments[{index}].",
+                    {kind: sorted(_names(block, kind)) for kind in ("suites", "algos", "methods")})
+
+
+def _names(block: dict[str, Any], kind: str) -> set[str]:
+    """Suites, algorithms or single methods (compositions split at '+') of one product."""
+    if kind == "methods":
+        return {name for method in block["methods"] for name in method.split("+")}
+    return set(block[kind])
+
+
+def _check_keys(section: dict[str, Any], prefix: str, listed: dict[str, list[str]]) -> None:
+    def check(where: str, keys, kind: str, allowed: tuple[str, ...] = ()) -> None:
+        for key in keys:
+            if key not in listed[kind] and key not in allowed:
+                valid = ", ".join([*allowed, *listed[kind]])
+                raise SpecError(f"{prefix}{where} names {kind[:-1]} {key!r}, which this config does not run; "
+                                f"valid: {valid}")
+
+    for where in ("tasks", "steps", "suite_overrides"):
+        check(where, section.get(where, {}), "suites")
+    for suite, per_algo in section.get("suite_overrides", {}).items():
+        check(f"suite_overrides.{suite}", per_algo, "algos")
+    check("overrides", section.get("overrides", {}), "algos", allowed=("all",))
+    check("method_options", section.get("method_options", {}), "methods")
 
 
 def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any]]]:

@@ -12,11 +12,12 @@ The leaderboard has one row per (scope, method), the overall scope (``all/all/al
 cell pooled; see ``stats``) first; besides P(> none) it carries P(> best baseline) and the
 name of that baseline (the highest-IQM built-in method of the scope other than the method).
 
-Versions and overwriting. The default version is ``v<package version>-<config_hash[:8]>``.
-A report's *provenance* is (package version, git sha, git dirty flag, hash of the
-uncommitted diff, config hash). A version directory is only ever rewritten by a build with
-the same provenance (the rewrite keeps the original date, so it is byte-identical for the
-same inputs). Otherwise:
+Versions and overwriting. The default version is ``v<package version>-<config_hash[:8]>-
+<git sha[:7]>`` (``-dirty`` with uncommitted changes), the name the workflow gives the same
+report. A report's *provenance* is (package version, git sha, git dirty flag, hash of the
+uncommitted diff, config hash, hash of the aggregate's files). A published version
+directory is never modified: a build whose version exists with the same provenance leaves
+it as it is (with any notes a user put there), and otherwise
 
 - with the default version, the build moves on to ``<version>-2``, ``<version>-3``, ... and
   uses the first directory that is free or has the same provenance;
@@ -32,6 +33,7 @@ the diff hash covers tracked changes and the *names* of untracked files.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import html
 import io
 import json
@@ -47,7 +49,7 @@ import pandas as pd
 import plasticity_bench
 from plasticity_bench import plots, stats
 from plasticity_bench.provenance import code_version, package_versions
-from plasticity_bench.results import atomic_write_bytes, write_json
+from plasticity_bench.results import DIR_MODE, atomic_write_bytes, write_json
 
 LEADERBOARD_COLUMNS = [
     "suite", "algo", "arch", "method",
@@ -59,9 +61,9 @@ LEADERBOARD_COLUMNS = [
     "best_baseline",
     "prob_improvement_over_best_baseline", "prob_improvement_over_best_baseline_low",
     "prob_improvement_over_best_baseline_high",
-    "runs", "tasks",
+    "runs", "tasks", "missing_runs",
 ]
-PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash")
+PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash", "aggregate_sha256")
 REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
                       "arch", "matplotlib", "seaborn")
 MANIFEST = "manifest.json"
@@ -80,10 +82,35 @@ def leaderboard(aggregate: stats.Aggregate) -> pd.DataFrame:
     The overall scope (``suite = algo = arch = "all"``, see ``stats``) comes first, then the
     scopes in order. ``best_baseline`` names the method's best baseline in its scope (see
     ``stats``) and ``prob_improvement_over_best_baseline`` is P(method > it).
+    ``missing_runs`` counts the expected runs a row's statistics lack; a method none of
+    whose runs in a scope could be scored keeps its row there, with 0 runs and no statistics.
     """
     intervals = aggregate.interval_estimates
     if intervals.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
+    keys = stats.SCOPE + ["method"]
+    table = _scored_rows(aggregate, intervals)
+    missing = aggregate.missing
+    counts = {key: len(rows) for key, rows in missing.groupby(keys)} if len(missing) else {}
+    if (table[stats.SCOPE] == stats.OVERALL).all(axis=1).any():
+        counts.update({(stats.OVERALL,) * 3 + (method,): len(rows) for method, rows in missing.groupby("method")})
+    present = set(table[keys].itertuples(index=False, name=None))
+    scored = set(aggregate.scores["method"])
+    # A method without any scored run keeps a row, marked by 0 runs; in the overall scope
+    # only when it has no run anywhere (one lacking cells is left out, see stats).
+    unscored = [key for key in counts if key not in present and (key[0] != stats.OVERALL or key[3] not in scored)]
+    if unscored:
+        table = pd.concat([table, pd.DataFrame(unscored, columns=keys).assign(runs=0, tasks=0)], ignore_index=True)
+    table["missing_runs"] = [counts.get(key, 0) for key in table[keys].itertuples(index=False, name=None)]
+    table["overall"] = (table[stats.SCOPE] == stats.OVERALL).all(axis=1)
+    table = table.sort_values(["overall"] + stats.SCOPE + ["iqm", "method"],
+                              ascending=[False, True, True, True, False, True], kind="stable", na_position="last")
+    table[["runs", "tasks", "missing_runs"]] = table[["runs", "tasks", "missing_runs"]].astype(int)
+    return table[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def _scored_rows(aggregate: stats.Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
+    """The leaderboard's rows of the (scope, method) pairs that have statistics."""
     keys = stats.SCOPE + ["method"]
     wide = intervals.pivot_table(index=keys, columns="statistic", values=["estimate", "low", "high"])
     table = pd.DataFrame(index=wide.index)
@@ -100,12 +127,7 @@ def leaderboard(aggregate: stats.Aggregate) -> pd.DataFrame:
         prefix = f"prob_improvement_over_{name}"
         table = table.merge(rows.rename(columns={"probability": prefix, "low": f"{prefix}_low",
                                                  "high": f"{prefix}_high"}), on=keys, how="left")
-    table = table.rename(columns={"baseline": "best_baseline"})
-    table["overall"] = (table[stats.SCOPE] == stats.OVERALL).all(axis=1)
-    table = table.sort_values(["overall"] + stats.SCOPE + ["iqm", "method"],
-                              ascending=[False, True, True, True, False, True], kind="stable")
-    table[["runs", "tasks"]] = table[["runs", "tasks"]].astype(int)
-    return table[LEADERBOARD_COLUMNS].reset_index(drop=True)
+    return table.rename(columns={"baseline": "best_baseline"})
 
 
 def _is_true(column, length: int) -> pd.Series:
@@ -137,6 +159,12 @@ def _best_baseline_name(row) -> str:
     return "" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name)
 
 
+def _runs_cell(row) -> str:
+    """Runs, marked with the missing ones (a method whose runs all failed shows 0)."""
+    missing = int(row.get("missing_runs", 0) or 0)
+    return f"{row['runs']}" + (f" ({missing} missing)" if missing else "")
+
+
 def _display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
     """Per scope (in the board's order), rows of strings: method, each statistic with its CI,
     runs, tasks; P(> best baseline) names the baseline."""
@@ -150,7 +178,7 @@ def _display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
                 if column == "prob_improvement_over_best_baseline" and cell != "-":
                     cell += f" vs {_best_baseline_name(row)}"
                 cells.append(cell)
-            rows.append(cells + [str(row["runs"]), str(row["tasks"])])
+            rows.append(cells + [_runs_cell(row), str(row["tasks"])])
         out[scope] = rows
     return out
 
@@ -210,7 +238,7 @@ def leaderboard_tex(board: pd.DataFrame) -> str:
                 if column == "prob_improvement_over_best_baseline":
                     cell += f" {{\\scriptsize vs {_tex_escape(_best_baseline_name(row))}}}"
                 cells.append(cell)
-            cells.append(f"{row['runs']}")
+            cells.append(_tex_escape(_runs_cell(row)))
             lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}",
               "\\caption{Normalised scores with 95\\% stratified-bootstrap confidence intervals "
@@ -268,8 +296,22 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
 # ----------------------------------------------------------------------------- provenance
 
 
-def default_version(config_hash: str) -> str:
-    return f"v{plasticity_bench.__version__}-{str(config_hash)[:8]}"
+def default_version(config_hash: str, reports_root: Path | None = None) -> str:
+    """``v<package>-<config hash[:8]>-<git sha[:7]>[-dirty]``: other code or another config is
+    another name. ``reports_root`` is left out of the dirty check (see the module docstring)."""
+    version = f"v{plasticity_bench.__version__}-{str(config_hash)[:8]}"
+    code = code_version(exclude=reports_root)
+    if code["git_sha"]:
+        version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
+    return version
+
+
+def aggregate_digest(aggregate_dir: Path) -> str:
+    """SHA-256 over the files ``stats.write_aggregate`` wrote (same runs, same digest)."""
+    digest = hashlib.sha256()
+    for name in sorted([*stats.FILES.values(), stats.SUMMARY]):
+        digest.update(name.encode() + b"\0" + (Path(aggregate_dir) / name).read_bytes())
+    return digest.hexdigest()
 
 
 def _provenance(manifest: Mapping) -> dict:
@@ -294,10 +336,11 @@ def choose_version(reports_root: Path, provenance: Mapping, version: str | None,
             raise ReportError(f"invalid report version name {version!r}")
         if taken_by_other(version):
             raise ReportError(
-                f"report version {version!r} already exists in {reports_root} and was built from a different "
-                "code version or config; choose another --version (reports are never overwritten)")
+                f"report version {version!r} already exists in {reports_root} and was built from other code, "
+                f"config or aggregated runs; reports are never replaced: move {reports_root / version} away to "
+                "rebuild it, or choose another --version")
         return version
-    base = default_version(config_hash)
+    base = default_version(config_hash, reports_root)
     candidate, suffix = base, 1
     while taken_by_other(candidate):
         suffix += 1
@@ -378,12 +421,13 @@ def build_report(
                           f"not the matrix's {config_hash}; rerun aggregate")
 
     provenance = {"package_version": plasticity_bench.__version__, **code_version(exclude=reports_root),
-                  "config_hash": config_hash}
+                  "config_hash": config_hash, "aggregate_sha256": aggregate_digest(aggregate_dir)}
     name = choose_version(reports_root, provenance, version, config_hash)
     target = reports_root / name
+    if target.exists():  # published from the same inputs: never touched again
+        write_reports_index(reports_root)
+        return target
     date = dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat()
-    if (target / MANIFEST).exists():  # same provenance: keep the original date, rewrite identically
-        date = json.loads((target / MANIFEST).read_text()).get("date", date)
 
     board = leaderboard(aggregate)
     missing = aggregate.missing
@@ -432,21 +476,12 @@ def build_report(
             "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for p in figures]),
         }
         write_json(staging / MANIFEST, manifest)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a published report is readable
-        _swap_into_place(staging, target)
+        os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; a published report is readable
+        if target.exists():  # another build published it meanwhile
+            raise ReportError(f"{target} appeared while this report was built; it is left as it is")
+        os.rename(staging, target)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
     write_reports_index(reports_root)
     return target
-
-
-def _swap_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished staging dir to ``target``, replacing a same-provenance old one."""
-    if target.exists():
-        old = target.with_name(f".{target.name}.old-{os.getpid()}")
-        os.replace(target, old)
-        os.replace(staging, target)
-        shutil.rmtree(old)
-    else:
-        os.replace(staging, target)

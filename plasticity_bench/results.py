@@ -2,17 +2,23 @@
 
 One folder per run (DESIGN.md): manifest.json, eval.parquet, metrics.parquet,
 checkpoint.pt. Every file is written to a temporary sibling, fsynced and renamed, so a
-kill at any moment leaves either the old or the new version, never a torn file.
+kill at any moment leaves either the old or the new version, never a torn file (only an
+orphan temporary, which ``remove_orphans`` deletes at the next start). Files are written
+0644 and folders 0755 whatever the umask: records and reports are meant to be shared.
+A checkpoint carries the SHA-256 of its payload, so a damaged one is recognised as such.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import io
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pandas as pd
 import torch
@@ -21,18 +27,45 @@ MANIFEST = "manifest.json"
 EVAL = "eval.parquet"
 METRICS = "metrics.parquet"
 CHECKPOINT = "checkpoint.pt"
+LOCK = ".train.lock"
+RECORD_FILES = (MANIFEST, EVAL, METRICS, CHECKPOINT)
+TMP_SUFFIX = ".tmp"
+FILE_MODE, DIR_MODE = 0o644, 0o755
+CHECKPOINT_MAGIC = b"plasticity-bench checkpoint sha256\n"
+
+
+class CorruptRecordError(Exception):
+    """A record file that cannot be read back (truncated, overwritten, damaged)."""
+
+
+class RunLockedError(Exception):
+    """Another process holds the run folder."""
+
 
 EVAL_COLUMNS = ["step", "return", "episodes"]
 METRIC_COLUMNS = ["step", "network", "layer", "metric", "value"]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def make_dirs(path: Path) -> None:
+    """``mkdir -p`` whose new folders are DIR_MODE whatever the umask."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    if path.is_dir():
+        return
+    make_dirs(path.parent)
+    path.mkdir(exist_ok=True)
+    os.chmod(path, DIR_MODE)
+
+
+def atomic_write_bytes(path: Path, *chunks: bytes | memoryview) -> None:
+    """Write the concatenated ``chunks`` to ``path`` (FILE_MODE) atomically."""
+    path = Path(path)
+    make_dirs(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            os.fchmod(f.fileno(), FILE_MODE)  # mkstemp makes it private
+            for chunk in chunks:
+                f.write(chunk)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -64,13 +97,72 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 def save_checkpoint(path: Path, state: dict) -> None:
     buffer = io.BytesIO()
     torch.save(state, buffer)
-    atomic_write_bytes(path, buffer.getvalue())
+    payload = buffer.getbuffer()
+    atomic_write_bytes(path, CHECKPOINT_MAGIC, hashlib.sha256(payload).digest(), payload)
 
 
 def load_checkpoint(path: Path) -> dict:
+    """The state ``save_checkpoint`` wrote; CorruptRecordError when the file is damaged."""
+    data = memoryview(Path(path).read_bytes())
+    header = len(CHECKPOINT_MAGIC)
+    if bytes(data[:header]) != CHECKPOINT_MAGIC:
+        raise CorruptRecordError(f"{path} is not a plasticity-bench checkpoint ({len(data)} bytes, no header)")
+    digest, payload = bytes(data[header:header + 32]), data[header + 32:]
+    if hashlib.sha256(payload).digest() != digest:
+        raise CorruptRecordError(f"{path} is damaged (its content does not match its SHA-256)")
     # Checkpoints hold numpy/python RNG states as well as tensors, so full unpickling is
     # needed; they are only ever read from the run's own folder.
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        return torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except Exception as error:
+        raise CorruptRecordError(f"{path} cannot be unpickled: {type(error).__name__}: {error}") from None
+
+
+def read_manifest(run_dir: Path) -> dict | None:
+    """The run's manifest (None when absent); CorruptRecordError when unreadable."""
+    path = Path(run_dir) / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        manifest = read_json(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise CorruptRecordError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(manifest, dict):
+        raise CorruptRecordError(f"{path} holds no JSON object")
+    return manifest
+
+
+@contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for one process (an advisory flock, released even on SIGKILL)."""
+    make_dirs(run_dir)
+    path = Path(run_dir) / LOCK
+    with open(path, "a+") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.seek(0)
+            holder = lock.read().strip() or "unknown"
+            raise RunLockedError(f"{run_dir} is being written by another plasticity-bench train process "
+                                 f"(pid {holder}); wait for it to finish or stop it") from None
+        lock.truncate(0)
+        lock.write(str(os.getpid()))
+        lock.flush()
+        yield
+
+
+def remove_orphans(run_dir: Path) -> list[Path]:
+    """Delete temporaries left by a writer killed mid-write (call with the run lock held)."""
+    orphans = sorted(Path(run_dir).glob(f".*{TMP_SUFFIX}"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def clear_run(run_dir: Path) -> None:
+    """Delete a run's records (``train --restart``); other files in the folder stay."""
+    for name in RECORD_FILES:
+        (Path(run_dir) / name).unlink(missing_ok=True)
 
 
 class RunRecord:
@@ -88,16 +180,26 @@ class RunRecord:
         return (self.dir / MANIFEST).exists()
 
     def manifest(self) -> dict:
-        return read_json(self.dir / MANIFEST)
+        manifest = read_manifest(self.dir)
+        if manifest is None:
+            raise CorruptRecordError(f"{self.dir / MANIFEST} does not exist")
+        return manifest
 
     @property
     def status(self) -> str | None:
         return self.manifest().get("status") if self.exists else None
 
     def eval(self) -> pd.DataFrame:
-        path = self.dir / EVAL
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=EVAL_COLUMNS)
+        return self._table(EVAL, EVAL_COLUMNS)
 
     def metrics(self) -> pd.DataFrame:
-        path = self.dir / METRICS
-        return pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=METRIC_COLUMNS)
+        return self._table(METRICS, METRIC_COLUMNS)
+
+    def _table(self, name: str, columns: list[str]) -> pd.DataFrame:
+        path = self.dir / name
+        if not path.exists():
+            return pd.DataFrame(columns=columns)
+        try:
+            return pd.read_parquet(path)
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            raise CorruptRecordError(f"{path} is unreadable: {type(error).__name__}: {error}") from None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -254,8 +255,8 @@ def build_spec(
         raise InvalidCombinationError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
     if steps <= 0:
         raise SpecError(f"steps must be positive, got {steps}")
-    if seed < 0:
-        raise SpecError(f"seed must be non-negative, got {seed}")
+    if seed not in SEED_RANGE:
+        raise SpecError(f"seed={seed} is out of range; valid: integers in {SEED_RANGE}")
 
     method_classes = {name: registry.method_class(name) for name in methods}
     validate_method_combination(method_classes, arch)
@@ -316,21 +317,62 @@ def _split_override(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric hyperparameter: an interval, open or closed at each
+    end. NaN lies in none, and a bound at infinity is always open."""
+
+    low: float = -math.inf
+    high: float = math.inf
+    low_open: bool = False
+    high_open: bool = False
+    note: str = ""
+
+    def __contains__(self, value: float) -> bool:
+        above = value > self.low if self.low_open or self.low == -math.inf else value >= self.low
+        below = value < self.high if self.high_open or self.high == math.inf else value <= self.high
+        return bool(above and below)
+
+    def __str__(self) -> str:
+        left = "(" if self.low_open or self.low == -math.inf else "["
+        right = ")" if self.high_open or self.high == math.inf else "]"
+        low, high = (str(b) if isinstance(b, int) else f"{b:g}" for b in (self.low, self.high))
+        return f"{left}{low}, {high}{right}" + (f" ({self.note})" if self.note else "")
+
+
+COUNT = Range(1)  # integers >= 1
+NON_NEGATIVE = Range(0)
+POSITIVE = Range(0, low_open=True)  # finite and > 0: learning rates, ratios
+PROBABILITY = Range(0, 1)
+
+# Every numeric hyperparameter of every algorithm and architecture, with its valid values
+# (tests/test_failures.py checks none is missing: a new key needs one line here).
+VALID_RANGES: dict[str, Range] = {
+    "eval_every": COUNT, "eval_episodes": COUNT, "checkpoint_every": COUNT, "monitor_every": COUNT,
+    "monitor_batch_size": COUNT, "hessian_iterations": COUNT,
+    "probe_every": Range(0, note="0 = no plasticity probe"), "probe_steps": COUNT, "probe_lr": POSITIVE,
+    "probe_batch_size": COUNT,
+    "residual_blocks": NON_NEGATIVE, "residual_actor_blocks": NON_NEGATIVE, "diffusion_steps": COUNT,
+    "gamma": PROBABILITY, "tau": Range(0, 1, low_open=True), "batch_size": COUNT, "buffer_size": COUNT,
+    "learning_starts": NON_NEGATIVE, "replay_ratio": POSITIVE,
+    "policy_lr": POSITIVE, "q_lr": POSITIVE, "learning_rate": POSITIVE, "alpha": POSITIVE,
+    "policy_frequency": COUNT, "target_network_frequency": COUNT,
+    "policy_noise": NON_NEGATIVE, "exploration_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
+    "start_e": PROBABILITY, "end_e": PROBABILITY, "exploration_fraction": Range(0, 1, low_open=True),
+    "eval_epsilon": PROBABILITY,
+}
+# numpy's SeedSequence takes any non-negative integer; torch.manual_seed at most 2**64 - 1.
+SEED_RANGE = Range(0, 2**64 - 1)
+
+
 def _check_values(hyperparams: dict[str, Any]) -> None:
+    for key, valid in VALID_RANGES.items():
+        if key in hyperparams and hyperparams[key] not in valid:
+            raise SpecError(f"{key}={hyperparams[key]!r} is out of range; valid: {valid}")
     if hyperparams["activation"] not in ACTIVATIONS:
         raise SpecError(f"unknown activation {hyperparams['activation']!r}; valid: {', '.join(ACTIVATIONS)}")
-    for key in ("eval_every", "eval_episodes", "checkpoint_every", "monitor_every", "monitor_batch_size", "batch_size", "buffer_size"):
-        if hyperparams[key] <= 0:
-            raise SpecError(f"{key} must be positive, got {hyperparams[key]}")
-    if hyperparams["replay_ratio"] <= 0:
-        raise SpecError(f"replay_ratio must be positive, got {hyperparams['replay_ratio']}")
     if not hyperparams["hidden_sizes"]:
         raise SpecError("hidden_sizes must list at least one layer width")
-    for key in ("residual_blocks", "residual_actor_blocks"):
-        if hyperparams.get(key, 0) < 0:
-            raise SpecError(f"{key} must be >= 0, got {hyperparams[key]}")
-    if hyperparams.get("diffusion_steps", 1) < 1:
-        raise SpecError(f"diffusion_steps must be >= 1, got {hyperparams['diffusion_steps']}")
     if hyperparams.get("denoiser_hidden_sizes") == ():
         raise SpecError("denoiser_hidden_sizes must list at least one layer width")
     if hyperparams.get("beta_schedule", BETA_SCHEDULES[0]) not in BETA_SCHEDULES:

@@ -16,7 +16,9 @@ Definitions used throughout:
 - **Scope**: the columns ``suite, algo, arch``; statistics are computed per scope and
   method, across the tasks of the scope.
 - **Missing run**: a run the matrix expects whose folder is absent, whose status is not
-  ``completed``, whose manifest disagrees with the matrix, or whose eval table is empty.
+  ``completed`` (the reason a failed run recorded is kept), whose manifest disagrees with
+  the matrix (its run id, the hash of the full spec, differs), whose records cannot be
+  read, or whose eval table is empty or holds a non-finite return.
   Missing runs are an error unless ``allow_missing=True`` (never a silent average over
   fewer seeds). With ``allow_missing`` a method's score matrix is kept rectangular by
   using, for every task, the first ``k`` seeds where ``k`` is the smallest number of
@@ -59,11 +61,13 @@ from typing import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import scipy.stats
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
-from plasticity_bench.results import RunRecord, atomic_write_bytes, write_json
+from plasticity_bench.results import (EVAL, MANIFEST, METRICS, CorruptRecordError, RunRecord, atomic_write_bytes,
+                                      write_json)
 
 SCOPE = ["suite", "algo", "arch"]
 RUN_COLUMNS = ["run_id", "suite", "algo", "arch", "method", "task", "seed"]
@@ -183,21 +187,54 @@ def final_return(eval_frame: pd.DataFrame, last_n: int = DEFAULT_LAST_N) -> floa
 
 
 def _check_run(record: RunRecord, expected: Mapping) -> tuple[str | None, str]:
-    """(status, reason) -- reason is '' for a run that can be scored."""
+    """(status, reason) -- reason is '' for a run that can be scored.
+
+    A record is the expected run only if its run id (a hash of the full spec: budget,
+    hyperparameters, options) is the matrix's; a record trained with other settings in
+    the run's folder is refused, naming what differs."""
     if not record.dir.is_dir():
         return None, "no run folder"
     if not record.exists:
-        return None, "no manifest.json"
-    manifest = record.manifest()
+        return None, f"no {MANIFEST}"
+    try:
+        manifest = record.manifest()
+    except CorruptRecordError as error:
+        return None, f"unreadable record: {error}"
     status = manifest.get("status")
+    spec = manifest.get("spec") or {}
+    if manifest.get("run_id") != expected["run_id"]:
+        differ = [f"{key} {spec[key]!r}, matrix {expected[key]!r}" for key in ("algo", "arch", "method", "task",
+                                                                           "seed", "steps")
+                  if key in spec and key in expected and spec[key] != expected[key]]
+        return status, (f"manifest run_id {manifest.get('run_id')!r} but matrix expects {expected['run_id']!r} ("
+                        + ("; ".join(differ) or "other hyperparameters or options") + ")")
     if status != "completed":
         error = manifest.get("error")
         return status, f"status {status}" + (f": {error}" if error else "")
-    spec = manifest.get("spec") or {}
-    for key in ("algo", "arch", "method", "task", "seed"):
-        if key in spec and spec[key] != expected[key]:
+    for key in ("algo", "arch", "method", "task", "seed", "steps"):
+        if key in spec and key in expected and spec[key] != expected[key]:
             return status, f"manifest {key}={spec[key]!r} but matrix expects {expected[key]!r}"
     return status, ""
+
+
+def _read_evals(record: RunRecord) -> tuple[pd.DataFrame | None, str]:
+    """(eval table, '') of a scorable run, or (None, reason); the metrics table must be
+    readable too (only its footer is read here; the curves read it later)."""
+    try:
+        evals = record.eval()
+    except CorruptRecordError as error:
+        return None, f"unreadable record: {error}"
+    if evals.empty:
+        return None, "empty eval"
+    if not np.isfinite(evals["return"].to_numpy(float)).all():
+        return None, f"non-finite return in {EVAL}"
+    metrics = record.dir / METRICS
+    if metrics.exists():
+        try:
+            pq.read_metadata(metrics)
+        except Exception as error:  # pyarrow raises several types for a damaged file
+            return None, f"unreadable record: {metrics} is unreadable: {type(error).__name__}: {error}"
+    return evals, ""
 
 
 def collect(
@@ -225,9 +262,7 @@ def collect(
         record = RunRecord(runs_dir / run["run_id"])
         status, reason = _check_run(record, run)
         if not reason:
-            evals = record.eval()
-            if evals.empty:
-                reason = "empty eval"
+            evals, reason = _read_evals(record)
         if reason:
             missing.append({**keys, "status": status, "reason": reason})
             continue

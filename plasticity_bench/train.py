@@ -36,8 +36,13 @@ from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 
 
-class NonFiniteLossError(RuntimeError):
-    pass
+class RunFailedError(RuntimeError):
+    """The run itself failed (it diverged, or torch, a method or a metric raised while it
+    trained); the manifest records status failed with this reason."""
+
+
+class NonFiniteError(RunFailedError):
+    """A loss, a parameter or an evaluation return is NaN or infinite."""
 
 
 class RunConflictError(RuntimeError):
@@ -55,24 +60,54 @@ PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no stat
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
-          progress: bool = True) -> dict:
+          progress: bool = True, restart: bool = False) -> dict:
     """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
 
     ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
     when visible, else CPU); an unavailable one raises DeviceError before anything is written.
+    A completed run is returned as it is; a failed one is tried again from its last
+    checkpoint (a transient failure passes; a divergence, being seeded, fails again).
+    ``restart`` deletes the run's records first and trains from scratch.
+
+    Raises RunFailedError after recording status failed; RunLockedError while another
+    process trains in ``run_dir``; CorruptRecordError for a damaged checkpoint or manifest.
     """
     device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir)
-    manifest_path = run_dir / results.MANIFEST
-    if manifest_path.exists():
-        previous = results.read_json(manifest_path)
-        if previous.get("run_id") != spec.run_id:
+    with results.run_lock(run_dir):
+        results.remove_orphans(run_dir)
+        previous = results.read_manifest(run_dir) if not restart else _manifest_or_none(run_dir)
+        if previous is not None and previous.get("run_id") != spec.run_id:
             raise RunConflictError(
                 f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out"
             )
-        if previous.get("status") == "completed":
+        if restart:
+            results.clear_run(run_dir)
+        elif previous is not None and previous.get("status") == "completed":
             return previous
-    return Trainer(spec, run_dir, threads, device, progress).run()
+        try:
+            trainer = Trainer(spec, run_dir, threads, device, progress)
+        except Exception as error:  # a method's setup, an environment, a network that cannot be built
+            reason = one_line(error)
+            results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
+                                                            "seed": spec.seed, "status": "failed", "error": reason,
+                                                            "updated": datetime.now(timezone.utc).isoformat()})
+            raise RunFailedError(reason) from error
+        return trainer.run()
+
+
+def _manifest_or_none(run_dir: Path) -> dict | None:
+    """With --restart a damaged manifest is replaced, not read."""
+    try:
+        return results.read_manifest(run_dir)
+    except results.CorruptRecordError:
+        return None
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` (torch's messages run over several lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
 class Trainer:
@@ -116,6 +151,10 @@ class Trainer:
         self.metric_rows: list[dict] = []
         self.wall_time = 0.0
         self.resumes = 0
+        # Losses summed on the device since the last health check: NaN and inf survive a sum,
+        # so one add per loss and update replaces a host sync per update.
+        self.loss_sums: dict[str, torch.Tensor] = {}
+        self.checked_update = 0
         self.next_checkpoint = self.hp["checkpoint_every"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = code_version()
@@ -126,7 +165,11 @@ class Trainer:
     def run(self) -> dict:
         checkpoint = self.run_dir / results.CHECKPOINT
         if checkpoint.exists():
-            self.restore(results.load_checkpoint(checkpoint))
+            state = results.load_checkpoint(checkpoint)
+            try:
+                self.restore(state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:  # another layout or another run's shapes
+                raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
         self.write_manifest("running")
         start = time.perf_counter()
         bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
@@ -137,7 +180,9 @@ class Trainer:
                 obs, episode_over = self.env_step(obs)
                 self.train_on_replay()
                 if self.env_steps % self.hp["eval_every"] == 0 or self.env_steps == self.spec.steps:
+                    self.check_finite()
                     self.evaluate()
+                    self.check_eval_return()
                     bar.set_postfix(ret=f"{self.eval_rows[-1]['return']:.1f}")
                 if self.env_steps % 100 == 0:
                     bar.update(self.env_steps - bar.n)
@@ -147,17 +192,35 @@ class Trainer:
                         start = time.perf_counter()
                         self.save_checkpoint()
                     obs = self.start_episode()
-        except BaseException as error:
             self.wall_time += time.perf_counter() - start
-            if not isinstance(error, KeyboardInterrupt):
-                self.write_records()
-                self.write_manifest("failed", error=f"{type(error).__name__}: {error}")
+            start = time.perf_counter()
+            self.save_checkpoint()  # checks the final state first
+        except KeyboardInterrupt:  # status stays running: the next start resumes
+            self.wall_time += time.perf_counter() - start
             raise
+        except Exception as error:
+            # Whatever raised (torch on a diverged net, a method, a metric), the run failed:
+            # record why, keep its records, and let the caller go on with other runs.
+            self.wall_time += time.perf_counter() - start
+            reason = self.failure_reason(error)
+            self.write_records()
+            self.write_manifest("failed", error=reason)
+            raise RunFailedError(reason) from error
         finally:
             bar.close()
-        self.wall_time += time.perf_counter() - start
-        self.save_checkpoint()
         return self.write_manifest("completed")
+
+    def failure_reason(self, error: Exception) -> str:
+        """The error, after the non-finite value that most likely caused it, if any."""
+        if isinstance(error, NonFiniteError):
+            return str(error)
+        try:
+            self.check_finite()
+        except NonFiniteError as nonfinite:
+            return f"{nonfinite}; then {one_line(error)}"
+        except Exception:  # the device itself failed: the error says more than the check
+            pass
+        return one_line(error)
 
     def start_episode(self) -> np.ndarray:
         obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
@@ -194,11 +257,13 @@ class Trainer:
             batch = self.replay.sample(self.hp["batch_size"])
             losses = self.agent.update(batch)
             self.updates += 1
-            if self.updates % 100 == 0:
-                self.check_finite(losses)
+            for name, value in losses.items():
+                value, total = torch.as_tensor(value).detach(), self.loss_sums.get(name)
+                self.loss_sums[name] = value.double() if total is None else total + value
             # Measure before the methods act, so metrics show the trained network, not the
             # state just after a reset that happens on the same update.
             if self.updates % self.hp["monitor_every"] == 0:
+                self.check_finite()  # the monitor syncs anyway; a diverged run stops here
                 self.monitor()
             if self.hp["probe_every"] and self.updates % self.hp["probe_every"] == 0:
                 self.probe_plasticity()
@@ -208,10 +273,26 @@ class Trainer:
     def sample_batch(self, batch_size: int | None = None):
         return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
 
-    def check_finite(self, losses: dict[str, torch.Tensor]) -> None:
-        for name, value in losses.items():
-            if not torch.isfinite(value).all():
-                raise NonFiniteLossError(f"{name} is {value.item()} at env step {self.env_steps} (update {self.updates})")
+    def check_finite(self) -> None:
+        """Raise NonFiniteError if a loss since the last check, or a parameter now, is NaN or
+        infinite. One host sync; called at every evaluation, checkpoint and at the end."""
+        names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in self.loss_sums]
+        flags = [torch.isfinite(total).all() for total in self.loss_sums.values()]
+        for role_name, role in self.agent.roles.items():
+            for param_name, param in role.network.named_parameters():
+                names.append(f"parameter {role_name}.{param_name}")
+                flags.append(torch.isfinite(param).all())
+        finite = torch.stack(flags).tolist() if flags else []
+        bad = [name for name, ok in zip(names, finite) if not ok]
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise NonFiniteError(f"non-finite {bad[0]}{more} at env step {self.env_steps} (update {self.updates})")
+        self.loss_sums, self.checked_update = {}, self.updates
+
+    def check_eval_return(self) -> None:
+        value = self.eval_rows[-1]["return"]
+        if not math.isfinite(value):
+            raise NonFiniteError(f"evaluation return is {value} at env step {self.env_steps}")
 
     def monitor(self) -> None:
         batch = self.replay.sample(self.hp["monitor_batch_size"])
@@ -260,6 +341,7 @@ class Trainer:
         results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
 
     def save_checkpoint(self) -> None:
+        self.check_finite()  # a checkpoint never holds a diverged state
         self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every"] + 1) * self.hp["checkpoint_every"]
         state = {
             "run_id": self.spec.run_id,

@@ -41,7 +41,9 @@ def snapshot(directory: Path) -> dict[str, bytes]:
 def test_report_contents(aggregated, tmp_path):
     aggregate_dir, matrix, _ = aggregated
     target = report.build_report(aggregate_dir, tmp_path / "reports", matrix)
-    assert target == tmp_path / "reports" / f"v{plasticity_bench.__version__}-{matrix['config_hash'][:8]}"
+    # The workflow's name for the same report: package, config hash, code commit.
+    assert target == tmp_path / "reports" / report.default_version(matrix["config_hash"], tmp_path / "reports")
+    assert target.name.startswith(f"v{plasticity_bench.__version__}-{matrix['config_hash'][:8]}-")
 
     everything = pd.read_csv(target / "leaderboard.csv")
     assert list(everything.columns) == report.LEADERBOARD_COLUMNS
@@ -123,7 +125,7 @@ def test_versions_are_never_overwritten(aggregated, tmp_path):
     summary = json.loads((other_aggregate / stats.SUMMARY).read_text())
     write_json(other_aggregate / stats.SUMMARY, {**summary, "config_hash": other_matrix["config_hash"]})
     second = report.build_report(other_aggregate, reports, other_matrix)
-    assert second != first and second.name.endswith("-99999999")
+    assert second != first and second.name.startswith(f"v{plasticity_bench.__version__}-99999999-")
     assert snapshot(first) == before
 
     # An explicit version that is taken by another config fails and leaves it alone.

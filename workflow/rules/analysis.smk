@@ -26,15 +26,19 @@ rule report:
         matrix=MATRIX,
     output:
         report(
-            directory(REPORT_DIR),
+            directory(REPORT_COPY),
             patterns=["figures/{name}.png"],
             caption="../report/figures.rst",
             category="Figures",
         ),
     params:
-        version=lambda wildcards: REPORT_DIR.split("/")[-1],
+        version=REPORT_VERSION,
         reports=config["reports_dir"],
+        published=REPORT_DIR,
         metrics=" ".join(f"--metric {shlex.quote(metric)}" for metric in config.get("report_metrics", [])),
+    # `report` publishes REPORT_DIR (or leaves an existing one of the same inputs as it is,
+    # and refuses one of other inputs); the rule's output is a copy (see common.smk).
     shell:
         "plasticity-bench report --aggregate {AGGREGATE_DIR} --matrix {input.matrix} "
-        "--reports {params.reports} --version {params.version} {params.metrics}"
+        "--reports {params.reports} --version {params.version} {params.metrics} "
+        "&& cp -r {params.published} {output}"

@@ -1,10 +1,10 @@
 # Validate the config, expand it into runs and name this configuration's outputs.
 import os
+import shutil
 import sys
 
 from snakemake.utils import validate
 
-from plasticity_bench.provenance import code_version
 from plasticity_bench.report import default_version
 from plasticity_bench.matrix import config_hash, expand as expand_config
 
@@ -30,16 +30,21 @@ REPORT_VERSION_VARIABLE = f"PLASTICITY_BENCH_REPORT_VERSION_{CONFIG_HASH[:8]}"
 
 
 def report_version():
-    """Package version + config hash + code commit: other code or another config is always
-    a new report directory, so a published report is never overwritten."""
+    """Package version + config hash + code commit (report.default_version, the CLI's name
+    for the same report): other code or another config is always a new report directory."""
     if os.environ.get(REPORT_VERSION_VARIABLE):
         return os.environ[REPORT_VERSION_VARIABLE]
-    code = code_version(exclude=config["reports_dir"])
-    version = default_version(CONFIG_HASH)
-    if code["git_sha"]:
-        version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
+    version = default_version(CONFIG_HASH, config["reports_dir"])
     os.environ[REPORT_VERSION_VARIABLE] = version
     return version
 
 
-REPORT_DIR = f"{config['reports_dir']}/{report_version()}"
+REPORT_VERSION = report_version()
+REPORT_DIR = f"{config['reports_dir']}/{REPORT_VERSION}"
+# The published report is not a Snakemake output: Snakemake deletes a job's outputs before
+# a forced rerun and after a failure, and a published report must survive both. The rule's
+# output is this copy of it (for `snakemake --report`); once the published one is gone
+# (moved away to rebuild it), the copy goes too, so the rule runs again.
+REPORT_COPY = f"{RESULTS}/reports/{REPORT_VERSION}"
+if os.path.isdir(REPORT_COPY) and not os.path.isdir(REPORT_DIR):
+    shutil.rmtree(REPORT_COPY)

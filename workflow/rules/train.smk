@@ -1,6 +1,8 @@
 # One job per run. The CLI resumes from the run's checkpoint after a kill, and exits 3 when
-# the run itself failed (non-finite loss, recorded in its manifest): that is a result for
-# aggregation to report, not a reason to stop the other jobs.
+# the run itself failed (a non-finite value, or anything torch, a method or a metric raised
+# while it trained; its manifest says why): that is a result for aggregation to report, not
+# a reason to stop the other jobs. The job then succeeds, so Snakemake keeps the manifest
+# (it deletes a failed job's outputs) and does not run it again by itself.
 
 
 rule matrix:
