@@ -152,3 +152,21 @@ def test_a_layer_no_differentiable_call_reaches_scores_zeros(variant):
     grama = grama_scores(net, target_only, (inputs, targets), variant=variant)
     width = 6 if variant == "pre_activation" else 12  # CReLU: one pre-activation per unit, two outputs
     assert torch.equal(grama["layers.1"], torch.zeros(width))
+
+
+def test_redo_can_keep_the_adam_state_of_recycled_entries():
+    """The ablation of methods/redo.py's diagnosis: moments survive with reset_optimizer=False."""
+    for reset_optimizer, survives in ((True, False), (False, True)):
+        net = net_with_dead_units()
+        role = role_of(net)
+        for _ in range(3):
+            role.optimizer.zero_grad()
+            role.loss_fn(net, batch_of()).backward()
+            role.optimizer.step()
+        for state in role.optimizer.state.values():
+            state["exp_avg"].fill_(1.0)
+        ReDo(tau=0.0, period=1, reset_optimizer=reset_optimizer).after_update({"q": role}, 1, batch_of)
+        moments = role.optimizer.state[net.layers[0].weight]["exp_avg"]
+        assert bool((moments[1] == 1.0).all()) is survives  # unit 1 of layer 1 was dead, hence recycled
+    with pytest.raises(ValueError, match="reset_optimizer must be true or false"):
+        ReDo(reset_optimizer="yes")
