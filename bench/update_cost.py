@@ -43,7 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     baseline = seconds_per_update("sac", "mlp", args.updates)
     print(f"{'cell':<16} {'ms/update':>10} {'ratio to sac-mlp':>17}")
-    for algo in registry.ALGOS:
+    for algo in TASKS:  # the RL algorithms; sl trains no agent on an environment
         for arch in registry.ARCHS:
             try:
                 cost = baseline if (algo, arch) == ("sac", "mlp") else seconds_per_update(algo, arch, args.updates)

@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from plasticity_bench import registry
-from plasticity_bench.environments import is_discrete, validate_task
+from plasticity_bench.environments import is_discrete, is_supervised, validate_task
+from plasticity_bench.environments.supervised import DIGITS_COUNT
 from plasticity_bench.networks.diffusion import BETA_SCHEDULES
 from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.layers import ACTIVATIONS
@@ -116,7 +117,23 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "replay_ratio": 0.1,  # CleanRL's train_frequency = 10
         "hidden_sizes": (120, 84),
     },
+    # Continual supervised learning (supervised.py), Lyle et al. 2023's random-label
+    # memorisation scaled down to CPU seconds (theirs: a 2x1024 MLP on MNIST). Its steps are
+    # gradient steps, a whole number of tasks: steps = tasks x task_steps. At these defaults
+    # a fresh MLP memorises a task (accuracy ~0.99) and, without intervention, later tasks
+    # fall towards chance (tests/test_supervised.py, README).
+    "sl": {
+        "learning_rate": 3e-3,  # Adam, kept (with its moments) from task to task
+        "batch_size": 64,  # samples per gradient step, drawn uniformly with replacement
+        "task_steps": 500,  # gradient steps per task; the labels are re-drawn at each task's start
+        "samples": 512,  # digits memorised by every task: the data set's first ones
+        "hidden_sizes": (256, 256),
+        "checkpoint_every": 5000,  # gradient steps
+    },
 }
+# Trainer keys that only the RL trainer reads: a supervised run (sl) evaluates at the end
+# of every task instead, and neither carries nor accepts them.
+RL_TRAINER_KEYS = ("eval_every", "eval_episodes")
 
 
 @dataclass(frozen=True)
@@ -186,12 +203,14 @@ def parse_methods(method: str) -> tuple[str, ...]:
 
 # Architecture hyperparameters that only a policy network reads (DQN has none).
 ACTOR_ONLY_KEYS = {"residual_actor_blocks"}
+ACTORLESS_ALGOS = ("dqn", "sl")
 
 
 def default_hyperparams(algo: str, arch: str = "mlp") -> dict[str, Any]:
     algo_defaults = {k: v for k, v in ALGO_DEFAULTS[algo].items() if k not in ARCH_DEFAULTS[arch]}
-    arch_defaults = {k: v for k, v in ARCH_DEFAULTS[arch].items() if algo != "dqn" or k not in ACTOR_ONLY_KEYS}
-    return {**TRAINER_DEFAULTS, **arch_defaults, **algo_defaults}
+    arch_defaults = {k: v for k, v in ARCH_DEFAULTS[arch].items() if algo not in ACTORLESS_ALGOS or k not in ACTOR_ONLY_KEYS}
+    trainer_defaults = {k: v for k, v in TRAINER_DEFAULTS.items() if algo != "sl" or k not in RL_TRAINER_KEYS}
+    return {**trainer_defaults, **arch_defaults, **algo_defaults}
 
 
 def _coerce(key: str, raw: str, default: Any) -> Any:
@@ -243,16 +262,10 @@ def build_spec(
         validate_task(task)
     except ValueError as error:
         raise SpecError(str(error)) from None
-    if algo == "dqn" and arch == "diffusion":
-        raise InvalidCombinationError(
-            "algorithm 'dqn' has no actor; architecture 'diffusion' is a diffusion policy for "
-            "actor-critic algorithms (sac, td3)"
-        )
-    discrete = is_discrete(task)
-    if algo == "dqn" and not discrete:
-        raise InvalidCombinationError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
-    if algo != "dqn" and discrete:
-        raise InvalidCombinationError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
+    if algo == "sl" or is_supervised(task):
+        _check_supervised_combination(algo, arch, task)
+    else:
+        _check_rl_combination(algo, arch, task)
     if steps <= 0:
         raise SpecError(f"steps must be positive, got {steps}")
     if seed not in SEED_RANGE:
@@ -279,6 +292,10 @@ def build_spec(
         else:
             raise SpecError(f"unknown hyperparameter {key!r} for {algo} with arch {arch}; valid: {', '.join(sorted(hyperparams))}")
     _check_values(hyperparams)
+    if algo == "sl" and steps % hyperparams["task_steps"]:
+        task_steps = hyperparams["task_steps"]
+        raise SpecError(f"steps={steps} is not a whole number of tasks of task_steps={task_steps} gradient steps; "
+                        f"valid: a multiple of {task_steps}, e.g. {max(1, round(steps / task_steps)) * task_steps}")
     if arch == "residual" and getattr(ACTIVATIONS[hyperparams["activation"]], "copies", 1) > 1:
         raise InvalidCombinationError(f"activation {hyperparams['activation']!r} doubles each layer's width, which the "
                                       "residual stream of architecture 'residual' keeps fixed; use arch 'mlp' or 'diffusion'")
@@ -290,6 +307,31 @@ def build_spec(
         except (TypeError, ValueError) as error:
             raise SpecError(f"method {name}: {error}") from None
     return RunSpec(algo, arch, methods, task, seed, steps, hyperparams, method_options)
+
+
+def _check_rl_combination(algo: str, arch: str, task: str) -> None:
+    if algo == "dqn" and arch == "diffusion":
+        raise InvalidCombinationError(
+            "algorithm 'dqn' has no actor; architecture 'diffusion' is a diffusion policy for "
+            "actor-critic algorithms (sac, td3)"
+        )
+    discrete = is_discrete(task)
+    if algo == "dqn" and not discrete:
+        raise InvalidCombinationError(f"algorithm 'dqn' needs a discrete-action task; {task!r} has continuous actions")
+    if algo != "dqn" and discrete:
+        raise InvalidCombinationError(f"algorithm {algo!r} needs a continuous-action task; {task!r} has discrete actions")
+
+
+def _check_supervised_combination(algo: str, arch: str, task: str) -> None:
+    """Algorithm sl trains a classifier on supervised tasks (family sl) and nothing else does."""
+    if algo != "sl":
+        raise InvalidCombinationError(f"task {task!r} is a supervised task; only algorithm 'sl' trains on it, not {algo!r}")
+    if not is_supervised(task):
+        raise InvalidCombinationError(f"algorithm 'sl' trains on supervised tasks (family 'sl', e.g. "
+                                      f"sl:digits-random-labels); {task!r} is a reinforcement-learning task")
+    if arch == "diffusion":
+        raise InvalidCombinationError("algorithm 'sl' trains one classifier; architecture 'diffusion' is a diffusion "
+                                      "policy for actor-critic algorithms (sac, td3); valid for sl: mlp, residual")
 
 
 def validate_method_combination(method_classes: dict[str, type], arch: str) -> None:
@@ -360,6 +402,7 @@ VALID_RANGES: dict[str, Range] = {
     "policy_noise": NON_NEGATIVE, "exploration_noise": NON_NEGATIVE, "noise_clip": NON_NEGATIVE,
     "start_e": PROBABILITY, "end_e": PROBABILITY, "exploration_fraction": Range(0, 1, low_open=True),
     "eval_epsilon": PROBABILITY,
+    "task_steps": COUNT, "samples": Range(1, DIGITS_COUNT, note="digits in scikit-learn's data set"),
 }
 # numpy's SeedSequence takes any non-negative integer; torch.manual_seed at most 2**64 - 1.
 SEED_RANGE = Range(0, 2**64 - 1)

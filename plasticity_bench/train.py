@@ -86,7 +86,7 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
         elif previous is not None and previous.get("status") == "completed":
             return previous
         try:
-            trainer = Trainer(spec, run_dir, threads, device, progress)
+            trainer = make_trainer(spec, run_dir, threads, device, progress)
         except Exception as error:  # a method's setup, an environment, a network that cannot be built
             reason = one_line(error)
             results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
@@ -94,6 +94,15 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
                                                             "updated": datetime.now(timezone.utc).isoformat()})
             raise RunFailedError(reason) from error
         return trainer.run()
+
+
+def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool) -> Trainer:
+    """The RL Trainer, or for algorithm sl the continual supervised one (supervised.py)."""
+    if spec.algo == "sl":
+        from plasticity_bench.supervised import SupervisedTrainer  # it imports this module
+
+        return SupervisedTrainer(spec, run_dir, threads, device, progress)
+    return Trainer(spec, run_dir, threads, device, progress)
 
 
 def _manifest_or_none(run_dir: Path) -> dict | None:
