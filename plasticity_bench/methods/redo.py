@@ -26,21 +26,21 @@ class ReDo(NeuronRecycler):
     of training, with or without ReDo (q1 dormant@0: 0.50 at update 100). ReDo re-draws
     them at each event, and the reset diagnostics show that nearly every recycled unit is
     flagged again at the next one (q1 layer 2: 163 of 166 at the second event). Tracked
-    unit by unit after the first event: 96% of the 167 recycled units are alive on a
-    replay batch at birth, 27% after 5 updates, 2% after 10, none after 50. The cause is
-    the recipe's optimizer reset, which we follow as the official code does: the recycled
-    entries' Adam moments are zeroed while the step count stays mature (per tensor here,
-    global in optax), so bias correction is ~1 and the first steps are full-size,
-    m/sqrt(v) = 0.1 g / sqrt(0.001 g^2) ~ 3.2 lr per weight; as a ReLU layer's inputs are
-    non-negative, the whole row moves one way and the pre-activation swings by O(0.1)
-    per update (mean z of the recycled units: -0.01 at birth, -0.73 after 10 updates).
-    Keeping the Adam state instead (``reset_optimizer=False``, an ablation), 64% of them
-    are still alive 1000 updates later. ReDo at tau = 0.1 therefore turns low-but-alive
+    unit by unit after the first event (``bench/redo_recycled_survival.py``, on a fixed
+    replay batch of 1024): 96% of the recycled units are alive at birth, 25% after 5
+    updates, 2% after 10, none after 20. The cause is the recipe's optimizer reset, which we
+    follow as the official code does: the recycled entries' Adam moments are zeroed while
+    the step count stays mature (per tensor here, global in optax), so bias correction is
+    ~1 and the first steps are full-size, m/sqrt(v) = 0.1 g / sqrt(0.001 g^2) ~ 3.2 lr per
+    weight; as a ReLU layer's inputs are non-negative, the whole row moves one way and the
+    pre-activation swings by O(0.1) per update (mean z of the recycled units: -0.01 at
+    birth, -0.75 after 10 updates). Keeping the Adam state instead (``reset_optimizer=False``,
+    an ablation), 78% are alive after 10 updates and 58% at the next event, 999 updates
+    later. ReDo at tau = 0.1 therefore turns low-but-alive
     units (score in (0, 0.1]) into dead ones: the critic's layer-2 dead fraction settles at
     0.65 against 0.52 without ReDo (dormant@0.025 of the whole critic 0.32 vs 0.27-0.30).
     DQN (lr 2.5e-4, narrower layers, one update per 10 steps) takes steps a quarter the
-    size, and there ReDo lowers the dormant ratio as in the paper. ``bench/redo_recycled_survival.py``
-    reproduces the unit-by-unit numbers.
+    size, and there ReDo lowers the dormant ratio as in the paper.
     """
 
     name = "redo"
