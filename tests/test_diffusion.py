@@ -287,7 +287,7 @@ def test_dqn_with_a_diffusion_actor_is_an_invalid_combination():
     from plasticity_bench.spec import SpecError
 
     for override, message in [("beta_schedule=cosine", "unknown beta_schedule 'cosine'; valid: squaredcos_cap_v2"),
-                              ("diffusion_steps=0", "diffusion_steps must be >= 1"),
+                              ("diffusion_steps=0", r"diffusion_steps=0 is out of range; valid: \[1, inf\)"),
                               ("denoiser_hidden_sizes=[]", "denoiser_hidden_sizes must list")]:
         with pytest.raises(SpecError, match=message):
             build_spec("sac", "diffusion", "none", "gym:Pendulum-v1", seed=0, steps=1000, overrides=[override])

@@ -188,7 +188,7 @@ def test_build_body_and_the_trainer_make_residual_networks(tmp_path):
         build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["hidden_sizes=[8, 16]"])
     with pytest.raises(SpecError, match="residual_blocks"):
         build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["residual_blocks=-1"])
-    with pytest.raises(SpecError, match="residual_actor_blocks must be >= 0"):
+    with pytest.raises(SpecError, match=r"residual_actor_blocks=-1 is out of range; valid: \[0, inf\)"):
         build_spec("sac", "residual", "none", "gym:Pendulum-v1", seed=0, steps=100, overrides=["residual_actor_blocks=-1"])
     # DQN has no actor, so its Q-network's depth is residual_blocks alone.
     with pytest.raises(SpecError, match="unknown hyperparameter 'residual_actor_blocks'"):
