@@ -49,7 +49,7 @@ import pandas as pd
 import plasticity_bench
 from plasticity_bench import plots, stats
 from plasticity_bench.provenance import code_version, package_versions
-from plasticity_bench.results import DIR_MODE, atomic_write_bytes, write_json
+from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json
 
 LEADERBOARD_COLUMNS = [
     "suite", "algo", "arch", "method",
@@ -476,7 +476,10 @@ def build_report(
             "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for p in figures]),
         }
         write_json(staging / MANIFEST, manifest)
-        os.chmod(staging, DIR_MODE)  # mkdtemp makes it private; a published report is readable
+        # A published report is readable by all, whatever the umask (mkdtemp makes the
+        # folder private; the figures are written by matplotlib).
+        for path in [staging, *staging.rglob("*")]:
+            os.chmod(path, DIR_MODE if path.is_dir() else FILE_MODE)
         if target.exists():  # another build published it meanwhile
             raise ReportError(f"{target} appeared while this report was built; it is left as it is")
         os.rename(staging, target)

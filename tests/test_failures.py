@@ -260,7 +260,8 @@ def test_config_that_plans_no_run_fails():
 def test_out_that_cannot_be_a_folder_is_one_line(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
-    for out, message in ((a_file, "is not a folder"), (a_file / "run", "its parent")):
+    for out, message in ((a_file, "is not a folder"), (a_file / "run", "its parent"),
+                         (Path("/proc/plasticity-bench/run"), "cannot be written")):
         result = train_cli(*TINY_DQN, "--out", str(out))
         assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.output
 
@@ -314,15 +315,20 @@ def test_second_train_process_on_one_folder_is_refused(interrupted_run, tmp_path
     assert (out / results.MANIFEST).read_bytes() == before
 
 
-def test_records_are_world_readable_whatever_the_umask(tmp_path):
+def test_records_and_reports_are_world_readable_whatever_the_umask(toy_runs, tmp_path):
+    matrix, runs = toy_runs
     previous = os.umask(0o077)
     try:
         results.write_json(tmp_path / "a" / "b" / "manifest.json", {"x": 1})
+        stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100)
+        published = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix, version="v1")
     finally:
         os.umask(previous)
     assert (tmp_path / "a" / "b" / "manifest.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "a").stat().st_mode & 0o777 == 0o755
     assert (tmp_path / "a" / "b").stat().st_mode & 0o777 == 0o755
+    for path in [published, *published.rglob("*")]:
+        assert path.stat().st_mode & 0o777 == (0o755 if path.is_dir() else 0o644), path
 
 
 def test_method_whose_runs_all_failed_keeps_a_marked_row(toy_runs, tmp_path):
