@@ -384,3 +384,40 @@ def test_workflow_keeps_failed_runs_and_published_reports(tmp_path):
     assert forced.returncode == 0, forced.stderr[-4000:]
     assert (published[0] / "notes.md").read_text() == "my notes"
     assert "Nothing to be done" in snakemake().stderr
+
+
+@pytest.mark.slow
+def test_workflow_after_ctrl_c_is_finished_by_the_same_command(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group) while a job trains; the same command
+    then resumes the run from its checkpoint and finishes the workflow."""
+    import signal
+    import time
+
+    config = {"name": "interrupted", "algos": ["dqn"], "archs": ["mlp"], "suites": ["classic_control"],
+              "methods": ["none"], "tasks": {"classic_control": ["gym:CartPole-v1"]}, "seeds": [0],
+              "steps": {"classic_control": 10000},
+              "overrides": {"dqn": {"learning_starts": 500, "eval_every": 5000, "eval_episodes": 1,
+                                    "checkpoint_every": 500, "hidden_sizes": [16]}},
+              "aggregate": {"reps": 100}, "report_metrics": ["dormant_ratio@0.1"]}
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(config))
+    command = [*SNAKEMAKE, "--cores", "1", "--configfile", str(config_path)]
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    process = subprocess.Popen(command, cwd=tmp_path, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    runs = tmp_path / "results" / "runs"
+    deadline = time.monotonic() + 600
+    while not list(runs.glob(f"*/{results.CHECKPOINT}")):
+        assert process.poll() is None, "the workflow ended before the first checkpoint"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGINT)
+    process.wait(timeout=120)
+    assert process.returncode != 0
+
+    again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
+    assert again.returncode == 0, again.stderr[-4000:]
+    (run,) = runs.iterdir()
+    manifest = results.RunRecord(run).manifest()
+    assert manifest["status"] == "completed" and manifest["resumes"] >= 1
+    assert [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
