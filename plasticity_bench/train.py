@@ -284,7 +284,8 @@ class Trainer:
 
     def check_finite(self) -> None:
         """Raise NonFiniteError if a loss since the last check, or a parameter now, is NaN or
-        infinite. One host sync; called at every evaluation, checkpoint and at the end."""
+        infinite. One host sync; called at every monitor call, evaluation and checkpoint,
+        and at the end."""
         names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in self.loss_sums]
         flags = [torch.isfinite(total).all() for total in self.loss_sums.values()]
         for role_name, role in self.agent.roles.items():
