@@ -4,8 +4,10 @@ Actions live in [-1, 1] (environments rescale), so the tanh squashing needs no a
 The entropy coefficient follows CleanRL's rule: with ``autotune`` it starts at alpha = 1
 (log alpha = 0) and is learned; without it, alpha is the fixed ``alpha`` hyperparameter.
 As in CleanRL, the trainer acts uniformly at random for the first ``learning_starts`` steps.
-Deviation: the delayed actor and target updates are keyed on the agent's own update
+Deviations: the delayed actor and target updates are keyed on the agent's own update
 counter, not on the env step: the same schedule at replay ratio 1, defined at any other.
+Evaluation acts with the policy's mean action (CleanRL's SAC has no evaluation; the SAC
+paper evaluates the mean), so evaluation returns measure the learned policy, not its noise.
 """
 
 from __future__ import annotations

@@ -1,9 +1,18 @@
 """Twin Delayed DDPG, following CleanRL's td3_continuous_action.py update by update.
 
 Actions live in [-1, 1] (environments rescale), so CleanRL's action_scale is 1 and its
-action_bias 0. One difference: CleanRL keys the delayed actor and target updates on the
-env step (one update per step); here they are keyed on the agent's own update counter,
-which is the same schedule at replay ratio 1 and the right one at any other ratio.
+action_bias 0. As in CleanRL, the trainer acts uniformly at random for the first
+``learning_starts`` steps, time-limit truncation bootstraps, and one Adam optimizer
+holds both critics. Measured against CleanRL's script on InvertedDoublePendulum-v5
+(20k steps, learning_starts 5000, seeds 1-5) with the same measures, the returns agree
+within the spread between seeds: mean training return over the last 2.5k steps 1288 here
+vs 1107, deterministic evaluation at 20k 2616 vs 2593 (per seed 733-2072, 1017-6735).
+
+Deviations: CleanRL keys the delayed actor and target updates on the env step (one
+update per step); here they are keyed on the agent's own update counter, the same
+schedule at replay ratio 1 and the right one at any other ratio. Evaluation acts with
+the deterministic policy, as the TD3 paper evaluates; CleanRL's td3_eval adds the
+exploration noise, which would make evaluation returns measure the noise too.
 """
 
 from __future__ import annotations
