@@ -135,21 +135,26 @@ def test_neuron_layers_are_the_metric_keys():
     assert list(grama_scores(actor, lambda net, o: -FixedCritic()(o, net(o)).mean(), obs)) == names
 
 
-def hand_chain(actor: DiffusionActor, obs: torch.Tensor) -> tuple[torch.Tensor, list[list[torch.Tensor]]]:
+def hand_chain(actor: DiffusionActor, obs: torch.Tensor):
     """The actor's action written out with the DDPM posterior formulas (Ho et al. 2020,
     Eqs. 7 and 15) and explicit layers; returns the action and, per hidden layer, the
-    activation output of each of the K denoiser calls (gradients retained)."""
+    pre-activation z and the activation output h = ReLU(z) of each of the K denoiser calls
+    (gradients retained)."""
     first, second, out = [m for m in actor.denoiser.layers if isinstance(m, nn.Linear)]
     alphas_cumprod = actor.scheduler.alphas_cumprod.double()
+    pre: list[list[torch.Tensor]] = [[], []]
     hidden: list[list[torch.Tensor]] = [[], []]
     x = torch.randn(obs.shape[0], ACTION_DIM, dtype=obs.dtype)
     for index, t in enumerate(actor.timesteps):
         embedding = actor.time_embeddings[index].to(obs.dtype).expand(obs.shape[0], -1)
-        h1 = torch.relu(first(torch.cat([x, obs, embedding], dim=-1)))
-        h2 = torch.relu(second(h1))
-        for layer, h in zip(hidden, (h1, h2)):
-            h.retain_grad()
-            layer.append(h)
+        z1 = first(torch.cat([x, obs, embedding], dim=-1))
+        h1 = torch.relu(z1)
+        z2 = second(h1)
+        h2 = torch.relu(z2)
+        for layer_pre, layer_hidden, z, h in zip(pre, hidden, (z1, z2), (h1, h2)):
+            z.retain_grad()
+            layer_pre.append(z)
+            layer_hidden.append(h)
         noise = out(h2)
         ab_t = alphas_cumprod[t]
         ab_prev = alphas_cumprod[actor.timesteps[index + 1]] if index + 1 < len(actor.timesteps) else torch.tensor(1.0)
@@ -161,7 +166,7 @@ def hand_chain(actor: DiffusionActor, obs: torch.Tensor) -> tuple[torch.Tensor, 
             x = mean + variance.sqrt() * torch.randn(obs.shape[0], ACTION_DIM, dtype=obs.dtype)
         else:
             x = mean
-    return torch.tanh(x), hidden
+    return torch.tanh(x), pre, hidden
 
 
 def test_grama_and_dormant_pool_the_k_denoiser_calls_as_a_hand_computation_does():
@@ -174,7 +179,7 @@ def test_grama_and_dormant_pool_the_k_denoiser_calls_as_a_hand_computation_does(
         return -critic(o, net(o)).mean()
 
     torch.manual_seed(21)
-    action, hidden = hand_chain(actor, obs)
+    action, pre, hidden = hand_chain(actor, obs)
     torch.manual_seed(21)
     torch.testing.assert_close(action, actor(obs))  # the scheduler's step is the DDPM step
     (-critic(obs, action).mean()).backward()
@@ -182,10 +187,10 @@ def test_grama_and_dormant_pool_the_k_denoiser_calls_as_a_hand_computation_does(
     def normalise(m: torch.Tensor) -> torch.Tensor:
         return m / (m.mean() + 1e-9)
 
-    # Per sample and per call: |dL/dh| and |h|, averaged over the B x K rows.
-    expected_grama = [normalise(torch.cat([h.grad.abs() for h in calls]).mean(0)) for calls in hidden]
+    # Per sample and per call: |dL/dz| at the pre-activation and |h|, averaged over the B x K rows.
+    expected_grama = [normalise(torch.cat([z.grad.abs() for z in calls]).mean(0)) for calls in pre]
     expected_dormant = [normalise(torch.cat([h.detach().abs() for h in calls]).mean(0)) for calls in hidden]
-    last_call_only = [normalise(calls[-1].grad.abs().mean(0)) for calls in hidden]
+    last_call_only = [normalise(calls[-1].grad.abs().mean(0)) for calls in pre]
     assert any(e.abs().sum() > 0 for e in expected_grama)
 
     grama = grama_scores(actor, loss_fn, obs)

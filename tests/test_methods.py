@@ -273,7 +273,7 @@ def test_option_validation():
         ReDo(period=0)
     with pytest.raises(ValueError, match="batch_size"):
         ReDo(batch_size=2.5)
-    with pytest.raises(ValueError, match=r"'taus'.*tau, period, batch_size, roles"):
+    with pytest.raises(ValueError, match=r"'taus'.*tau, period, batch_size, roles, reset_optimizer"):
         make_method("redo", taus=0.1)
     with pytest.raises(ValueError, match="valid options: \\(none\\)"):
         make_method("layer_norm", tau=1)
@@ -283,7 +283,7 @@ def test_option_validation():
         "tau": 0.01, "period": 1000, "batch_size": 256, "roles": "critics", "mode": "threshold", "percent": 5.0,
         "variant": "pre_activation",
     }
-    assert ReDo.options() == {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None}
+    assert ReDo.options() == {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None, "reset_optimizer": True}
     defaults = make_method("regrama")
     assert (defaults.tau, defaults.period, defaults.mode) == (0.01, 1000, "threshold")
     assert ReDo.owns_reset_schedule and ReGraMa.owns_reset_schedule

@@ -63,31 +63,38 @@ def norm(z, layer):
 
 
 def reference_activations(net: ResidualNet, x: torch.Tensor):
-    """The network written out by formula; returns (output, {neuron-layer name: activation})."""
-    hidden = {}
+    """The network written out by formula; returns (output, pre, hidden): per neuron layer its
+    pre-activation z (the ReLU's input, after the LayerNorm where there is one) and h = ReLU(z)."""
+    pre, hidden = {}, {}
     if net.config.pre_norm:
         stream = linear(x, net.input_dense)
     else:
-        stream = hidden["input_activation"] = torch.relu(norm(linear(x, net.input_dense), net.input_norm))
+        pre["input_activation"] = norm(linear(x, net.input_dense), net.input_norm)
+        stream = hidden["input_activation"] = torch.relu(pre["input_activation"])
     for index, block in enumerate(net.blocks):
+        name = f"blocks.{index}.activation"
         if net.config.pre_norm:
-            h = hidden[f"blocks.{index}.activation"] = torch.relu(linear(norm(stream, block.norm), block.dense1))
-            stream = stream + linear(h, block.dense2)
+            pre[name] = linear(norm(stream, block.norm), block.dense1)
+            hidden[name] = torch.relu(pre[name])
+            stream = stream + linear(hidden[name], block.dense2)
         else:
-            h = hidden[f"blocks.{index}.activation"] = torch.relu(norm(linear(stream, block.dense1), block.norm1))
-            stream = stream + norm(linear(h, block.dense2), block.norm2)
+            pre[name] = norm(linear(stream, block.dense1), block.norm1)
+            hidden[name] = torch.relu(pre[name])
+            stream = stream + norm(linear(hidden[name], block.dense2), block.norm2)
     if net.config.pre_norm:
         stream = norm(stream, net.output_norm)
-    return linear(stream, net.output), hidden
+    return linear(stream, net.output), pre, hidden
 
 
-def reference_scores(net: ResidualNet, x: torch.Tensor, t: torch.Tensor):
-    """ReDo and GraMa scores from the formulas; each sample's output depends only on its own
-    input, so the gradient of the batch loss w.r.t. h holds the per-sample gradients."""
+def reference_scores(net: ResidualNet, x: torch.Tensor, t: torch.Tensor, at: str = "pre_activation"):
+    """ReDo and GraMa scores from the formulas; GraMa's gradient is taken at the pre-activation
+    z (the default) or at the ReLU's output h (``at="output"``). Each sample's output depends
+    only on its own input, so the gradient of the batch loss holds the per-sample gradients."""
     x = x.clone().requires_grad_(True)  # so that every activation is a differentiable node
-    output, hidden = reference_activations(net, x)
+    output, pre, hidden = reference_activations(net, x)
     loss = ((output - t) ** 2).mean()
-    grads = torch.autograd.grad(loss, list(hidden.values()))
+    points = pre if at == "pre_activation" else hidden
+    grads = torch.autograd.grad(loss, list(points.values()))
     dormant, grama = {}, {}
     for (name, h), grad in zip(hidden.items(), grads):
         magnitude = h.detach().abs().mean(dim=0)
@@ -113,12 +120,20 @@ def test_bro_scores_match_the_formulas():
     for name in dormant:
         torch.testing.assert_close(measured_dormant[name], dormant[name])
         torch.testing.assert_close(measured_grama[name], grama[name])
-    # The hand-dead neurons are ReDo-dormant ...
+    # The hand-dead neurons are ReDo-dormant, and GraMa at the pre-activation scores them
+    # exactly 0: the ReLU passes no gradient below zero.
     assert measured_dormant["input_activation"][2] == 0 and measured_dormant["blocks.0.activation"][1] == 0
-    # ... but the dead input neuron still receives gradient through the skip connection (the
-    # output reads its stream coordinate), while the dead block neuron's dL/dh does not vanish
-    # either (its outgoing weights are non-zero): a zero activation is not a zero gradient.
-    assert measured_grama["input_activation"][2] > 0.1 and measured_grama["blocks.0.activation"][1] > 0.1
+    assert measured_grama["input_activation"][2] == 0 and measured_grama["blocks.0.activation"][1] == 0
+    assert (measured_grama["input_activation"][:2] > 0.1).all()
+    # The output variant (the literal notation, an ablation) misses both: the dead input
+    # neuron's output feeds the skip connection and the block's Dense, the dead block neuron's
+    # outgoing weights are non-zero, so dL/dh does not vanish. A zero activation is not a zero
+    # gradient at h, only at z.
+    _, _, grama_at_output = reference_scores(net, X, T, at="output")
+    measured_output = grama_scores(net, mse, (X, T), variant="output")
+    for name in grama_at_output:
+        torch.testing.assert_close(measured_output[name], grama_at_output[name])
+    assert measured_output["input_activation"][2] > 0.1 and measured_output["blocks.0.activation"][1] > 0.1
 
 
 @pytest.mark.parametrize("config", [
@@ -293,7 +308,8 @@ def test_redo_recycles_dead_neurons_inside_residual_blocks():
     before, state_before = snapshot(role)
 
     stats = ReDo(tau=0.0, period=1).after_update({"critic": role}, 1, lambda: batch)
-    assert stats == {"reset_fraction/critic": pytest.approx(4 / 18)}
+    assert stats == {"reset_fraction/critic": pytest.approx(4 / 18), "reset_neurons/critic/input_activation": 1,
+                     "reset_neurons/critic/blocks.0.activation": 2, "reset_neurons/critic/blocks.1.activation": 1}
     rows = {
         "input_dense.weight": [1], "input_dense.bias": [1], "input_norm.weight": [1], "input_norm.bias": [1],
         "blocks.0.dense1.weight": [2, 4], "blocks.0.dense1.bias": [2, 4],
@@ -362,7 +378,8 @@ def test_regrama_recycles_neurons_without_gradient_inside_residual_blocks():
     before, state_before = snapshot(role)
 
     stats = ReGraMa(tau=0.01, period=1).after_update({"critic": role}, 1, lambda: batch)
-    assert stats == {"reset_fraction/critic": pytest.approx(2 / 10)}
+    assert stats == {"reset_fraction/critic": pytest.approx(2 / 10), "reset_neurons/critic/input_activation": 1,
+                     "reset_neurons/critic/blocks.0.activation": 1}
     rows = {"input_dense.weight": [0], "input_dense.bias": [0], "input_norm.weight": [0], "input_norm.bias": [0],
             "blocks.0.dense1.weight": [3], "blocks.0.dense1.bias": [3],
             "blocks.0.norm1.weight": [3], "blocks.0.norm1.bias": [3]}
