@@ -316,9 +316,33 @@ def test_monitor_rows_from_one_probe_pass():
         ("layers.3", "grama_inactive_ratio@0.01"): 1 / 2,
         ("all", "grama_output_inactive_ratio@0.1"): 0.0,  # smallest output-gradient score is 3/7
         ("all", "grama_released_inactive_ratio@0"): 3 / 5,
+        ("all", "dormant_not_grama_ratio@0"): 0.0,  # both dead ReLUs have dL/dz = 0
         ("layers.1", "active_fraction"): 0.5,
         ("layers.3", "active_fraction"): 1 / 8,
         ("all", "active_fraction"): 7 / 20,
     }
     for (layer, metric), value in expected.items():
         assert table[("critic", layer, metric)] == pytest.approx(value), (layer, metric)
+
+
+def test_containment_metric_counts_a_dormant_unit_that_grama_does_not_flag():
+    """A tanh unit whose pre-activation is 0 on every sample outputs 0 (dormant at tau 0),
+    yet tanh'(0) = 1 passes dL/dh through: GraMa scores it above 0. ReLU nets cannot do this
+    (test above); the metric is the fraction of such units, here 1 of layer 1's 3."""
+    net = MLP(2, 1, NetworkConfig(hidden_sizes=(3,), activation="Tanh"))
+    torch.manual_seed(0)
+    with torch.no_grad():
+        first, last = net.layers[0], net.layers[-1]
+        first.weight.normal_()
+        first.bias.zero_()
+        first.weight[2].zero_()  # unit 3: z = 0 on every sample
+        last.weight.fill_(1.0)
+    zeros = torch.zeros(4, 1)
+    batch = Batch(obs=X, actions=zeros, rewards=T, next_obs=X, terminations=zeros)
+    role = Role(network=net, optimizer=torch.optim.Adam(net.parameters()),
+                loss_fn=lambda n, b: ((n(b.obs) - b.rewards) ** 2).mean(), forward_inputs=lambda b: (b.obs,))
+    table = {(r["layer"], r["metric"]): r["value"] for r in monitor_roles({"critic": role}, batch)}
+    assert table[("layers.1", "dormant_ratio@0")] == pytest.approx(1 / 3)
+    assert table[("layers.1", "grama_inactive_ratio@0")] == 0.0
+    assert table[("layers.1", "dormant_not_grama_ratio@0")] == pytest.approx(1 / 3)
+    assert table[("all", "dormant_not_grama_ratio@0")] == pytest.approx(1 / 3)

@@ -59,6 +59,8 @@ METRICS: dict[str, str] = {
         "(ReDo: E|h_i| over the batch / its layer mean; Sokar et al. 2023)"
         for tau in MONITOR_TAUS
     },
+    "dormant_not_grama_ratio@0": "fraction of hidden neurons dormant at tau 0 (ReDo score 0) whose GraMa "
+    "score is not 0: exactly 0 in ReLU nets (the GraMa paper's containment proposition)",
     "active_fraction": "mean over batch and hidden neurons of 1[h > 0] (fraction of active units)",
     "srank": f"smallest k with sum_(i<=k) sigma_i / sum sigma >= {1 - SRANK_DELTA:g}, sigma = singular values "
     "of the (batch x features) matrix; 'all' = mean over penultimate layers (Kumar et al. 2021)",

@@ -49,6 +49,8 @@ def monitor_roles(
       three from the same backward), ``dormant_ratio@tau`` (tau in MONITOR_TAUS) and
       ``active_fraction``, per hidden layer and "all" (every neuron weighted equally; the
       released variant covers the layers ``neuron_layers`` describes);
+    - ``dormant_not_grama_ratio@0``: neurons dormant at tau 0 that GraMa does not flag
+      (0 in ReLU nets, by the GraMa paper's proposition), per layer and "all";
     - ``srank``, ``effective_rank`` and ``feature_norm`` of each hidden layer's outputs and
       of the penultimate features (what each body's output layer reads; in an MLP the last
       hidden layer, in a residual net ``"<output layer>:input"``); their "all" is the mean
@@ -95,6 +97,7 @@ def monitor_roles(
                 for tau in MONITOR_TAUS:
                     names.append((role_name, layer, f"{metric}@{_tau_name(tau)}"))
                     values.append((score <= tau).float().mean())
+        _containment_rows(role_name, scores, names, values)
         active = {layer: layer_activity.active for layer, layer_activity in activity.items()}
         active[NETWORK_WIDE] = torch.cat(list(active.values()))
         for layer, fraction in active.items():
@@ -107,6 +110,19 @@ def monitor_roles(
         {"network": network, "layer": layer, "metric": metric, "value": value}
         for (network, layer, metric), value in zip(names, floats)
     ]
+
+
+def _containment_rows(role_name: str, scores: dict[str, dict[str, torch.Tensor]],
+                      names: list[tuple[str, str, str]], values: list[torch.Tensor]) -> None:
+    """``dormant_not_grama_ratio@0``: the fraction of a layer's neurons that ReDo flags at
+    tau 0 (no activation on any sample) but pre-activation GraMa does not. The GraMa paper's
+    proposition makes it exactly 0 in ReLU nets (a dead unit's dL/dz is 0 on every sample);
+    the claims report checks it on real training runs."""
+    grama = scores.get(GRAMA_RATIO_METRICS["pre_activation"], {})
+    for layer, dormant in scores["dormant_ratio"].items():
+        if layer in grama:
+            names.append((role_name, layer, "dormant_not_grama_ratio@0"))
+            values.append(((dormant <= 0) & (grama[layer] > 0)).float().mean())
 
 
 def _feature_rows(role_name: str, features: dict[str, torch.Tensor], penultimate: dict[str, torch.Tensor],
