@@ -23,6 +23,10 @@ class PlannedRun:
     spec: RunSpec
     suite: str
     overrides: dict[str, Any]
+    # An experiment's label for settings that differ from another entry's runs of the same
+    # method (e.g. "rr1" for replay ratio 1): the claims report compares variants, and
+    # aggregation treats each variant as a method of its own.
+    variant: str = ""
 
     def cli_args(self) -> list[str]:
         """``plasticity-bench train`` arguments that rebuild exactly this spec."""
@@ -35,8 +39,11 @@ class PlannedRun:
 
     def row(self) -> dict[str, Any]:
         s = self.spec
-        return {"run_id": s.run_id, "algo": s.algo, "arch": s.arch, "method": s.method, "task": s.task,
-                "seed": s.seed, "suite": self.suite, "steps": s.steps}
+        row = {"run_id": s.run_id, "algo": s.algo, "arch": s.arch, "method": s.method, "task": s.task,
+               "seed": s.seed, "suite": self.suite, "steps": s.steps}
+        if self.variant:
+            row["variant"] = self.variant
+        return row
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -79,14 +86,14 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
         block_runs, block_dropped = _expand_product(block)
         for run in block_runs:
             row = run.row()
-            cell = tuple(row[key] for key in ("suite", "algo", "arch", "method", "task", "seed"))
+            cell = tuple(row.get(key, "") for key in ("suite", "algo", "arch", "method", "variant", "task", "seed"))
             # Aggregation keys runs by this cell; two different specs in one cell (e.g. an
             # experiment's tau next to the main one) would be pooled as one method.
             if cells.setdefault(cell, run.spec.run_id) != run.spec.run_id:
                 raise SpecError(
-                    f"two planned runs share suite/algo/arch/method/task/seed {'/'.join(map(str, cell))} "
-                    f"with different settings ({cells[cell]} and {run.spec.run_id}); give the "
-                    "experiments disjoint cells"
+                    f"two planned runs share suite/algo/arch/method/variant/task/seed "
+                    f"{'/'.join(map(str, cell))} with different settings ({cells[cell]} and "
+                    f"{run.spec.run_id}); give the experiments disjoint cells or a `variant` label each"
                 )
             runs.setdefault(run.spec.run_id, run)
         dropped.extend(d for d in block_dropped if d not in dropped)
@@ -159,7 +166,8 @@ def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict
                             dropped.append({"suite": suite_name, "algo": algo, "arch": arch, "method": method,
                                             "task": task, "reason": str(error)})
                             continue
-                        runs.extend(PlannedRun(spec, suite_name, overrides) for spec in specs)
+                        runs.extend(PlannedRun(spec, suite_name, overrides, config.get("variant", ""))
+                                    for spec in specs)
     return runs, dropped
 
 

@@ -30,8 +30,26 @@ def test_experiment_tau_reaches_only_its_cells():
 
 def test_two_settings_in_one_leaderboard_cell_are_refused():
     config = {**BASE, "experiments": [{"method_options": {"regrama": {"tau": 0.0}}}]}
-    with pytest.raises(SpecError, match="share suite/algo/arch/method/task/seed classic_control/dqn/mlp/regrama"):
+    with pytest.raises(SpecError, match="share suite/algo/arch/method/variant/task/seed classic_control/dqn/mlp/regrama//"):
         expand(config)
+
+
+def test_variants_let_two_settings_share_a_cell_and_are_kept_apart():
+    config = {**BASE, "methods": ["none"], "method_options": {}, "experiments": [
+        {"variant": "rr1", "overrides": {"dqn": {"replay_ratio": 1.0}}},
+        {"variant": "rr025", "overrides": {"dqn": {"replay_ratio": 0.25}}}]}
+    runs, _ = expand(config)
+    ratios = {(run.row().get("variant", ""), run.spec.hyperparams["replay_ratio"]) for run in runs}
+    assert ratios == {("", 0.1), ("rr1", 1.0), ("rr025", 0.25)}
+    assert len({run.spec.run_id for run in runs}) == 3
+
+
+def test_validation_config_expands_with_its_variants():
+    with open("workflow/config/validation.yaml") as handle:
+        runs, _ = expand(yaml.safe_load(handle))
+    variants = {run.variant for run in runs if run.spec.algo == "dqn" and run.spec.arch == "mlp"}
+    assert variants == {"rr1", "rr025"}
+    assert {run.spec.seed for run in runs} == {0, 1, 2, 3, 4}
 
 
 def test_paper_config_uses_each_papers_tau_per_cell():
