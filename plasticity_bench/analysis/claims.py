@@ -1,0 +1,286 @@
+"""The seed papers' findings, re-measured on a config's runs: one verdict per claim, with its CI.
+
+A config's ``claims:`` list (see workflow/config/validation.yaml) names, per claim, a
+statistic over groups of runs. Per run, a metric's monitor rows (one network, one layer)
+reduce to one value: ``first``, ``last``, ``mean`` or ``max`` over the run. The statistics:
+
+- ``change``: per-run ``last - first`` of a metric, averaged over the group's runs;
+- ``level``: a per-run value (``value:``), averaged over the group's runs;
+- ``metric_gap``: per run, ``metric - minus`` (two metrics of the same rows, same reduction),
+  averaged over the group's runs;
+- ``difference``: a per-run value, group ``a``'s mean minus group ``b``'s;
+- ``score_iqm_difference``: IQM of normalised final scores (the aggregate's ``score``),
+  group ``a`` minus group ``b``, with P(a > b) and its CI beside it.
+
+Each group is a (runs x tasks) matrix, seeds in rows and tasks in columns, and the 95% CI
+is rliable's stratified percentile bootstrap over runs, tasks as strata (the two groups
+of a difference resampled independently). The verdict follows the CI alone: ``yes`` when
+the whole CI is on the expected side of the threshold, ``no`` when it is wholly on the
+other side, ``inconclusive`` otherwise. Nothing here is tuned to make a claim hold.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+STATISTICS = ("change", "level", "metric_gap", "difference", "score_iqm_difference")
+REDUCTIONS = ("first", "last", "mean", "max")
+# Expected side of a threshold → (phrase, holds when the CI is inside, fails when inside)
+EXPECTATIONS = ("above", "below", "at_least", "at_most")
+GROUP_KEYS = ("suite", "algo", "arch", "method", "variant", "task")
+CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
+              "expect"}
+CLAIM_COLUMNS = ["claim", "source", "statistic", "expected", "measured", "ci_low", "ci_high", "holds", "runs",
+                 "detail"]
+VERDICTS = ("yes", "no", "inconclusive")
+CLAIMS_CSV = "claims.csv"
+CLAIMS_MD = "claims.md"
+
+
+class ClaimError(ValueError):
+    """A claim entry that cannot be measured as written (named in the message)."""
+
+
+@dataclass(frozen=True)
+class Claim:
+    claim: str
+    source: str
+    statistic: str
+    expect: str  # one of EXPECTATIONS
+    threshold: float
+    metric: str = ""
+    minus: str = ""
+    network: str = ""
+    layer: str = "all"
+    value: str = "last"
+    groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # "group", or "a" and "b"
+
+    @property
+    def two_groups(self) -> bool:
+        return self.statistic in ("difference", "score_iqm_difference")
+
+    def expected(self) -> str:
+        symbol = {"above": ">", "below": "<", "at_least": ">=", "at_most": "<="}[self.expect]
+        return f"{symbol} {self.threshold:g}"
+
+    def description(self) -> str:
+        if self.statistic == "score_iqm_difference":
+            return "IQM of normalised final score, a - b"
+        where = f"{self.network}/{self.layer}"
+        if self.statistic == "change":
+            return f"{self.metric} ({where}), last - first monitor row, mean over runs"
+        if self.statistic == "metric_gap":
+            return f"{self.metric} - {self.minus} ({where}), {self.value} over each run, mean over runs"
+        if self.statistic == "level":
+            return f"{self.metric} ({where}), {self.value} over each run, mean over runs"
+        return f"{self.metric} ({where}), {self.value} over each run, mean of a - mean of b"
+
+
+def parse_claims(entries: Sequence[Mapping[str, Any]]) -> list[Claim]:
+    """Claims from a config's ``claims:`` list; a bad entry raises ClaimError naming it."""
+    claims = []
+    for index, entry in enumerate(entries):
+        where = f"claims[{index}]"
+        unknown = sorted(set(entry) - CLAIM_KEYS)
+        if unknown:
+            raise ClaimError(f"{where} has unknown keys {unknown}; valid: {', '.join(sorted(CLAIM_KEYS))}")
+        for key in ("claim", "source", "statistic", "expect"):
+            if key not in entry:
+                raise ClaimError(f"{where} lacks {key!r}")
+        statistic = entry["statistic"]
+        if statistic not in STATISTICS:
+            raise ClaimError(f"{where}.statistic is {statistic!r}; valid: {', '.join(STATISTICS)}")
+        expect = entry["expect"]
+        if not isinstance(expect, Mapping) or len(expect) != 1 or next(iter(expect)) not in EXPECTATIONS:
+            raise ClaimError(f"{where}.expect is {expect!r}; give one of {', '.join(EXPECTATIONS)} with a "
+                             "threshold, e.g. {above: 0}")
+        (side, threshold), = expect.items()
+        if not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
+            raise ClaimError(f"{where}.expect.{side} is {threshold!r}; give a finite number")
+        two = statistic in ("difference", "score_iqm_difference")
+        group_keys = ("a", "b") if two else ("group",)
+        wrong = sorted({"group", "a", "b"} - set(group_keys) & set(entry))
+        if wrong or any(key not in entry for key in group_keys):
+            raise ClaimError(f"{where} ({statistic}) takes {' and '.join(group_keys)}, got "
+                             f"{sorted({'group', 'a', 'b'} & set(entry))}")
+        groups = {}
+        for key in group_keys:
+            group = entry[key]
+            bad = sorted(set(group) - set(GROUP_KEYS)) if isinstance(group, Mapping) else group
+            if bad or not group:
+                raise ClaimError(f"{where}.{key} is {group!r}; a non-empty mapping of {', '.join(GROUP_KEYS)}")
+            groups[key] = dict(group)
+        needs_metric = statistic != "score_iqm_difference"
+        if needs_metric and not (entry.get("metric") and entry.get("network")):
+            raise ClaimError(f"{where} ({statistic}) needs a metric and a network")
+        if statistic == "metric_gap" and not entry.get("minus"):
+            raise ClaimError(f"{where} (metric_gap) needs `minus`, the metric subtracted")
+        value = entry.get("value", "last")
+        if value not in REDUCTIONS:
+            raise ClaimError(f"{where}.value is {value!r}; valid: {', '.join(REDUCTIONS)}")
+        claims.append(Claim(claim=str(entry["claim"]), source=str(entry["source"]), statistic=statistic,
+                            expect=side, threshold=float(threshold), metric=entry.get("metric", ""),
+                            minus=entry.get("minus", ""), network=entry.get("network", ""),
+                            layer=entry.get("layer", "all"), value=value, groups=groups))
+    return claims
+
+
+def select(rows: Sequence[Mapping[str, Any]], group: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The matrix rows a group names (a row without a variant has variant "")."""
+    return [row for row in rows if all(str(row.get(key, "")) == str(value) for key, value in group.items())]
+
+
+def check_claim_groups(claims: Sequence[Claim], rows: Sequence[Mapping[str, Any]]) -> None:
+    """Every group of every claim names planned runs (checked before any training)."""
+    for claim in claims:
+        for name, group in claim.groups.items():
+            if not select(rows, group):
+                raise ClaimError(f"claim {claim.claim!r}: group {name} {group} names no planned run")
+
+
+def verdict(expect: str, threshold: float, low: float, high: float) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "inconclusive"
+    inside = {"above": low > threshold, "below": high < threshold,
+              "at_least": low >= threshold, "at_most": high <= threshold}[expect]
+    outside = {"above": high <= threshold, "below": low >= threshold,
+               "at_least": high < threshold, "at_most": low > threshold}[expect]
+    return "yes" if inside else "no" if outside else "inconclusive"
+
+
+# ----------------------------------------------------------------------------- per-run values
+
+
+def _run_metric(runs_dir: Path, run_id: str, claim: Claim, metric: str) -> float | None:
+    from plasticity_bench.results import METRICS  # the record's file name
+
+    path = runs_dir / run_id / METRICS
+    if not path.is_file():
+        return None
+    frame = pd.read_parquet(path, columns=["step", "network", "layer", "metric", "value"],
+                            filters=[("metric", "==", metric), ("network", "==", claim.network),
+                                     ("layer", "==", claim.layer)])
+    values = frame.sort_values("step")["value"].to_numpy(dtype=float)
+    if values.size == 0:
+        return None
+    if claim.statistic == "change":
+        return float(values[-1] - values[0])
+    return float({"first": values[0], "last": values[-1], "mean": values.mean(), "max": values.max()}[claim.value])
+
+
+def _run_value(runs_dir: Path, run_id: str, claim: Claim, scores: Mapping[str, float]) -> float | None:
+    if claim.statistic == "score_iqm_difference":
+        return scores.get(run_id)
+    value = _run_metric(runs_dir, run_id, claim, claim.metric)
+    if value is None or claim.statistic != "metric_gap":
+        return value
+    minus = _run_metric(runs_dir, run_id, claim, claim.minus)
+    return None if minus is None else value - minus
+
+
+def group_matrix(rows: Sequence[Mapping[str, Any]], values: Mapping[str, float | None]) -> tuple[np.ndarray, int]:
+    """(runs x tasks) matrix of a group's per-run values, seeds in order, and how many runs
+    were left out: runs with no value, and (so the matrix is rectangular, as rliable needs)
+    a task's runs beyond the smallest count of any task."""
+    by_task: dict[str, list[float]] = {}
+    for row in sorted(rows, key=lambda row: (row["task"], row["seed"])):
+        by_task.setdefault(row["task"], [])
+        value = values.get(row["run_id"])
+        if value is not None and np.isfinite(value):
+            by_task[row["task"]].append(value)
+    count = min((len(task_values) for task_values in by_task.values()), default=0)
+    matrix = np.array([task_values[:count] for task_values in by_task.values()], dtype=float).T
+    return matrix.reshape(count, len(by_task)), len(rows) - matrix.size
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def _bootstrap(data: np.ndarray | list[np.ndarray], func, reps: int, seed: int) -> tuple[float, float, float]:
+    """Point estimate and 95% percentile CI of func by rliable's stratified bootstrap (its
+    bootstrap draws from numpy's global RNG whatever random_state says: seeded here)."""
+    from rliable import library as rly
+
+    np.random.seed(seed)
+    point, interval = rly.get_interval_estimates({"x": data}, lambda *args: np.array([func(*args)]), reps=reps)
+    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+
+
+def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], runs_dir: Path, scores: Mapping[str, float],
+                  reps: int, seed: int) -> dict[str, Any]:
+    from rliable import metrics as rly_metrics
+
+    matrices, left_out = {}, 0
+    for name, group in claim.groups.items():
+        members = select(rows, group)
+        values = {row["run_id"]: _run_value(runs_dir, row["run_id"], claim, scores) for row in members}
+        matrices[name], missing = group_matrix(members, values)
+        left_out += missing
+    used = sum(matrix.size for matrix in matrices.values())
+    row = {"claim": claim.claim, "source": claim.source, "statistic": claim.description(),
+           "expected": claim.expected(), "runs": used, "detail": ""}
+    if any(matrix.shape[0] < 2 for matrix in matrices.values()):
+        sizes = ", ".join(f"{name}: {matrix.shape[0]}" for name, matrix in matrices.items())
+        return {**row, "measured": np.nan, "ci_low": np.nan, "ci_high": np.nan, "holds": "inconclusive",
+                "detail": f"too few runs with this metric per task ({sizes})"}
+    if claim.two_groups:
+        data = [matrices["a"], matrices["b"]]
+        if claim.statistic == "score_iqm_difference":
+            func = lambda a, b: rly_metrics.aggregate_iqm(a) - rly_metrics.aggregate_iqm(b)  # noqa: E731
+        else:
+            func = lambda a, b: a.mean() - b.mean()  # noqa: E731
+    else:
+        data, func = matrices["group"], np.mean
+    measured, low, high = _bootstrap(data, func, reps, seed)
+    details = []
+    if claim.statistic == "score_iqm_difference":
+        probability, p_low, p_high = _bootstrap(data, rly_metrics.probability_of_improvement, reps, seed)
+        details.append(f"P(a > b) = {probability:.2f} [{p_low:.2f}, {p_high:.2f}]")
+    if claim.two_groups:
+        details.append(f"a: {matrices['a'].mean():.4g} over {matrices['a'].size} runs, "
+                       f"b: {matrices['b'].mean():.4g} over {matrices['b'].size}")
+    if left_out:
+        details.append(f"{left_out} planned runs left out (no value, or unequal runs per task)")
+    return {**row, "measured": measured, "ci_low": low, "ci_high": high,
+            "holds": verdict(claim.expect, claim.threshold, low, high), "detail": "; ".join(details)}
+
+
+def measure_claims(entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], runs_dir: Path,
+                   scores: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+    """One row per claim (CLAIM_COLUMNS). ``rows``: the matrix's planned runs; ``scores``:
+    the aggregate's per-run table (run_id, score) for the return claims."""
+    claims = parse_claims(entries)
+    check_claim_groups(claims, rows)
+    by_run = dict(zip(scores["run_id"], scores["score"])) if len(scores) else {}
+    measured = [measure_claim(claim, rows, Path(runs_dir), by_run, reps, seed) for claim in claims]
+    return pd.DataFrame(measured, columns=CLAIM_COLUMNS)
+
+
+def claims_markdown(table: pd.DataFrame, reps: int) -> str:
+    """claims.md: the table, and what its columns mean."""
+    lines = [
+        "# Claims of the seed papers, re-measured",
+        "",
+        f"95% CIs: rliable's stratified percentile bootstrap over runs ({reps} resamples; tasks are strata, "
+        "the two groups of a difference are resampled independently). holds = yes when the whole CI lies on "
+        "the expected side, no when it lies wholly on the other side, inconclusive otherwise. Settings were "
+        "fixed before the runs; a claim that does not hold is a finding at this scale.",
+        "",
+        "| claim | source | statistic | expected | measured | 95% CI | holds | runs | detail |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in table.itertuples():
+        interval = "" if pd.isna(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
+        measured = "" if pd.isna(row.measured) else f"{row.measured:.4g}"
+        cells = [row.claim, row.source, row.statistic, row.expected, measured, interval, f"**{row.holds}**",
+                 str(row.runs), row.detail]
+        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+    counts = table["holds"].value_counts()
+    lines += ["", ", ".join(f"{verdict}: {counts.get(verdict, 0)}" for verdict in VERDICTS), ""]
+    return "\n".join(lines)
