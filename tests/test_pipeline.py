@@ -105,7 +105,22 @@ def test_paper_config_dry_run_lists_the_full_matrix(tmp_path):
     assert "runs planned" in result.stderr
 
 
-@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
+def test_default_config_can_separate_methods():
+    """Issue 11's default: every scope (suite x algo x arch) runs the four seed methods on at
+    least 2 tasks with at least 5 seeds; it cuts cells (TD3, residual, diffusion: the smoke
+    and validation configs run those) rather than seeds."""
+    runs, _ = expand(yaml.safe_load((ROOT / "workflow" / "config" / "default.yaml").read_text()))
+    scopes: dict[tuple, list] = {}
+    for run in runs:
+        scopes.setdefault((run.suite, run.spec.algo, run.spec.arch), []).append(run.spec)
+    assert len(scopes) >= 2
+    for scope, specs in scopes.items():
+        assert {spec.method for spec in specs} == {"none", "layer_norm", "redo", "regrama"}, scope
+        assert len({spec.task for spec in specs}) >= 2, scope
+        assert len({spec.seed for spec in specs}) >= 5, scope
+
+
+@pytest.mark.parametrize("name", ["smoke", "paper"])
 def test_every_config_has_every_valid_algorithm_architecture_cell(name):
     from plasticity_bench import registry
     from plasticity_bench.spec import InvalidCombinationError, build_spec
