@@ -21,8 +21,8 @@ import os
 
 # Rendering is never needed. Choosing the backend before MuJoCo / dm_control are imported
 # keeps them from probing GLFW (which warns on headless machines). "disable" works on every
-# machine; "osmesa" is not installed here. The GPU image sets MUJOCO_GL=egl itself, which
-# setdefault respects.
+# machine; "osmesa" is not installed here. The container image sets "disable" too (see
+# Dockerfile); a user who renders sets MUJOCO_GL=egl, which setdefault respects.
 os.environ.setdefault("MUJOCO_GL", "disable")
 
 import functools  # noqa: E402
