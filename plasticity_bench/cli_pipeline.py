@@ -32,20 +32,23 @@ def aggregate_command(
         "--allow-missing", help="Aggregate even if expected runs are missing (listed in missing.csv).")] = False,
 ) -> None:
     """Aggregate run records into rliable interval estimates, curves and a missing-run table."""
-    from plasticity_bench import stats  # heavy imports only when the command runs
+    # heavy imports only when the command runs
+    from plasticity_bench.analysis.aggregate import aggregate as aggregate_runs
+    from plasticity_bench.analysis.runs import load_matrix
+    from plasticity_bench.analysis.vocabulary import FILES, AnalysisError
 
     try:
-        matrix_data = stats.load_matrix(matrix)
+        matrix_data = load_matrix(matrix)
         if not runs.is_dir():
             _fail(f"runs directory not found: {runs}")
-        result = stats.aggregate(matrix_data, runs, out, reps=reps, seed=seed, allow_missing=allow_missing)
-    except stats.StatsError as error:
+        result = aggregate_runs(matrix_data, runs, out, reps=reps, seed=seed, allow_missing=allow_missing)
+    except AnalysisError as error:
         _fail(str(error))
     except OSError as error:  # e.g. --out is a file, or a place this user cannot write
         _fail(str(error))
     missing = len(result.missing)
     typer.echo(f"aggregated {len(result.scores)} runs into {out}"
-               + (f" ({missing} missing, listed in {out / stats.FILES['missing']})" if missing else ""))
+               + (f" ({missing} missing, listed in {out / FILES['missing']})" if missing else ""))
 
 
 def report_command(
@@ -59,11 +62,13 @@ def report_command(
              "'dormant_ratio@0.1' [default: the stored ones of plots.REPORT_METRICS].")] = None,
 ) -> None:
     """Build the versioned report: leaderboard (md/csv/tex), figures, index.html, manifest."""
-    from plasticity_bench import plots, report, stats
+    from plasticity_bench.analysis.plots import PlotError
+    from plasticity_bench.analysis.report import ReportError, build_report
+    from plasticity_bench.analysis.vocabulary import AnalysisError
 
     try:
-        target = report.build_report(aggregate, reports, matrix, version=version, metrics=_split(metric))
-    except (stats.StatsError, report.ReportError, plots.PlotError) as error:
+        target = build_report(aggregate, reports, matrix, version=version, metrics=_split(metric))
+    except (AnalysisError, ReportError, PlotError) as error:
         _fail(str(error))
     except OSError as error:
         _fail(str(error))
@@ -130,13 +135,17 @@ def plot_command(
         _fail("--methods / --tasks recompute the statistics from the run records: give --matrix and --runs "
               "instead of --aggregate")
 
-    from plasticity_bench import plots, stats  # heavy imports only when the command runs
+    # heavy imports only when the command runs
+    from plasticity_bench.analysis import plots
+    from plasticity_bench.analysis.aggregate import aggregate as aggregate_runs
+    from plasticity_bench.analysis.runs import load_matrix
+    from plasticity_bench.analysis.vocabulary import AnalysisError, read_aggregate
 
     try:
         if aggregate is not None:
-            result = stats.read_aggregate(aggregate)
+            result = read_aggregate(aggregate)
         else:
-            matrix_data = stats.load_matrix(matrix)
+            matrix_data = load_matrix(matrix)
             if not runs.is_dir():
                 _fail(f"runs directory not found: {runs}")
             planned = matrix_data["runs"]
@@ -149,13 +158,13 @@ def plot_command(
                 valid = sorted({run[column] for run in planned})
                 _check_choices(option, wanted, valid)
                 planned = [run for run in planned if run[column] in wanted]
-            result = stats.aggregate({**matrix_data, "runs": planned}, runs, reps=reps, seed=seed,
-                                     allow_missing=allow_missing)
+            result = aggregate_runs({**matrix_data, "runs": planned}, runs, reps=reps, seed=seed,
+                                    allow_missing=allow_missing)
         metrics = _split(metric)
         if metrics is not None and "metric_curves" in figures:
             plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below
         paths = plots.plot_all(result, out, figures=figures, formats=formats, metrics=metrics)
-    except (stats.StatsError, plots.PlotError) as error:
+    except (AnalysisError, plots.PlotError) as error:
         _fail(str(error))
     except OSError as error:
         _fail(str(error))

@@ -55,3 +55,18 @@ def package_versions(packages: tuple[str, ...]) -> dict[str, str | None]:
         except PackageNotFoundError:
             versions[package] = None
     return versions
+
+
+def default_version(config_hash: str, reports_root: Path | None = None) -> str:
+    """The default name of a report: ``v<package>-<config hash[:8]>-<git sha[:7]>[-dirty]``;
+    other code or another config is another name. ``reports_root`` is left out of the dirty
+    check (a report is itself a change to the tree).
+
+    Here, not with the report: the workflow names the report while it is parsed (every
+    SLURM job parses it again) and must not import plotting or rliable to do so.
+    """
+    version = f"v{plasticity_bench.__version__}-{str(config_hash)[:8]}"
+    code = code_version(exclude=reports_root)
+    if code["git_sha"]:
+        version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
+    return version

@@ -1,4 +1,4 @@
-"""Run records on disk: atomic writers and readers.
+"""Run records on disk: atomic writers, the manifest reader and the run-folder lock.
 
 One folder per run (DESIGN.md): manifest.json, eval.parquet, metrics.parquet,
 checkpoint.pt. Every file is written to a temporary sibling, fsynced and renamed, so a
@@ -6,6 +6,8 @@ kill at any moment leaves either the old or the new version, never a torn file (
 orphan temporary, which ``remove_orphans`` deletes at the next start). Files are written
 0644 and folders 0755 whatever the umask: records and reports are meant to be shared.
 A checkpoint carries the SHA-256 of its payload, so a damaged one is recognised as such.
+The analysis reads run folders with ``plasticity_bench.analysis.runs``, which uses the names
+and the manifest reader defined here; importing this module does not import torch.
 """
 
 from __future__ import annotations
@@ -21,7 +23,6 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pandas as pd
-import torch
 
 MANIFEST = "manifest.json"
 EVAL = "eval.parquet"
@@ -95,6 +96,8 @@ def write_parquet(path: Path, frame: pd.DataFrame) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    import torch  # here, not at the top: the analysis reads records with this module and never needs torch
+
     buffer = io.BytesIO()
     torch.save(state, buffer)
     payload = buffer.getbuffer()
@@ -103,6 +106,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict:
     """The state ``save_checkpoint`` wrote; CorruptRecordError when the file is damaged."""
+    import torch  # see save_checkpoint
+
     data = memoryview(Path(path).read_bytes())
     header = len(CHECKPOINT_MAGIC)
     if bytes(data[:header]) != CHECKPOINT_MAGIC:
@@ -163,43 +168,3 @@ def clear_run(run_dir: Path) -> None:
     """Delete a run's records (``train --restart``); other files in the folder stay."""
     for name in RECORD_FILES:
         (Path(run_dir) / name).unlink(missing_ok=True)
-
-
-class RunRecord:
-    """Read access to one run folder (used by aggregation and reports)."""
-
-    def __init__(self, run_dir: Path):
-        self.dir = Path(run_dir)
-
-    @property
-    def run_id(self) -> str:
-        return self.dir.name
-
-    @property
-    def exists(self) -> bool:
-        return (self.dir / MANIFEST).exists()
-
-    def manifest(self) -> dict:
-        manifest = read_manifest(self.dir)
-        if manifest is None:
-            raise CorruptRecordError(f"{self.dir / MANIFEST} does not exist")
-        return manifest
-
-    @property
-    def status(self) -> str | None:
-        return self.manifest().get("status") if self.exists else None
-
-    def eval(self) -> pd.DataFrame:
-        return self._table(EVAL, EVAL_COLUMNS)
-
-    def metrics(self) -> pd.DataFrame:
-        return self._table(METRICS, METRIC_COLUMNS)
-
-    def _table(self, name: str, columns: list[str]) -> pd.DataFrame:
-        path = self.dir / name
-        if not path.exists():
-            return pd.DataFrame(columns=columns)
-        try:
-            return pd.read_parquet(path)
-        except Exception as error:  # pyarrow raises several types for a damaged file
-            raise CorruptRecordError(f"{path} is unreadable: {type(error).__name__}: {error}") from None

@@ -337,7 +337,7 @@ def test_td3_builds_the_diffusion_actor_by_arch():
 
 
 def final_return(spec, tmp_path) -> float:
-    from plasticity_bench.results import RunRecord
+    from plasticity_bench.analysis.runs import RunRecord
     from plasticity_bench.train import train
 
     manifest = train(spec, tmp_path / spec.run_id, progress=False, device="cpu")
@@ -381,7 +381,7 @@ def test_sigkill_then_resume_equals_uninterrupted_with_the_diffusion_actor(tmp_p
 
     import pandas as pd
 
-    from plasticity_bench.results import RunRecord
+    from plasticity_bench.analysis.runs import RunRecord
 
     args = ["--algo", "sac", "--arch", "diffusion", "--method", "regrama", "--task", "gym:Pendulum-v1",
             "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every=400",

@@ -19,7 +19,12 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from plasticity_bench import registry, report, results, stats
+from plasticity_bench import registry, results
+from plasticity_bench.analysis import leaderboard, report
+from plasticity_bench.analysis.aggregate import MissingRunsError, aggregate
+from plasticity_bench.analysis.runs import RunRecord
+from plasticity_bench.analysis.scores import collect
+from plasticity_bench.analysis.vocabulary import OVERALL
 from plasticity_bench.cli import app
 from plasticity_bench.matrix import expand
 from plasticity_bench.methods.base import Method
@@ -104,7 +109,7 @@ def test_failure_inside_training_is_a_failed_run_with_exit_3(tmp_path, args, rea
     result = train_cli(*args, "--out", str(tmp_path / "run"))
     assert result.exit_code == 3, result.output
     assert last_line(result).startswith("error: run failed: ") and reason in last_line(result)
-    manifest = results.RunRecord(tmp_path / "run").manifest()
+    manifest = RunRecord(tmp_path / "run").manifest()
     assert manifest["status"] == "failed" and reason in manifest["error"]
     assert "\n" not in manifest["error"]
 
@@ -112,7 +117,7 @@ def test_failure_inside_training_is_a_failed_run_with_exit_3(tmp_path, args, rea
 def test_failure_while_building_the_run_is_recorded(tmp_path):
     result = train_cli(*TINY_DQN, "--method", "test_failures:BrokenSetup", "--out", str(tmp_path / "run"))
     assert result.exit_code == 3 and "RuntimeError: cannot set up" in last_line(result)
-    assert results.RunRecord(tmp_path / "run").manifest()["error"] == "RuntimeError: cannot set up"
+    assert RunRecord(tmp_path / "run").manifest()["error"] == "RuntimeError: cannot set up"
 
 
 # ---- 4. aggregation checks the run id ---------------------------------------------------
@@ -131,7 +136,7 @@ def test_aggregation_refuses_a_record_of_other_settings(toy_runs):
     manifest = results.read_json(runs / expected["run_id"] / results.MANIFEST)
     results.write_json(runs / expected["run_id"] / results.MANIFEST,
                        {**manifest, "run_id": "sac-mlp-none-TaskA-v0-s0-0123456789", "spec": {**manifest["spec"], "steps": 600}})
-    scores, missing = stats.collect(matrix, runs)
+    scores, missing = collect(matrix, runs)
     assert expected["run_id"] not in set(scores["run_id"])
     reason = missing.set_index("run_id").loc[expected["run_id"], "reason"]
     assert "sac-mlp-none-TaskA-v0-s0-0123456789" in reason and "steps 600, matrix 5000" in reason
@@ -177,9 +182,9 @@ def test_damaged_checkpoint_is_one_line_and_touches_no_record(interrupted_run, t
 
     restarted = train_cli(*TINY_DQN, "--out", str(out), "--restart")
     assert restarted.exit_code == 0, restarted.output
-    assert results.RunRecord(out).manifest()["status"] == "completed"
-    reference = results.RunRecord(interrupted_run).eval()
-    pd.testing.assert_frame_equal(results.RunRecord(out).eval(), reference)  # from scratch, same seed
+    assert RunRecord(out).manifest()["status"] == "completed"
+    reference = RunRecord(interrupted_run).eval()
+    pd.testing.assert_frame_equal(RunRecord(out).eval(), reference)  # from scratch, same seed
 
 
 @pytest.mark.parametrize("table", [results.EVAL, results.METRICS])
@@ -187,9 +192,9 @@ def test_damaged_table_is_missing_with_its_reason(toy_runs, tmp_path, table):
     matrix, runs = toy_runs
     damaged = runs / matrix["runs"][2]["run_id"] / table
     damage(damaged, "truncated")
-    with pytest.raises(stats.MissingRunsError, match=matrix["runs"][2]["run_id"]):
-        stats.aggregate(matrix, runs, reps=100)
-    result = stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
+    with pytest.raises(MissingRunsError, match=matrix["runs"][2]["run_id"]):
+        aggregate(matrix, runs, reps=100)
+    result = aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
     reason = result.missing.set_index("run_id").loc[matrix["runs"][2]["run_id"], "reason"]
     assert reason.startswith("unreadable record") and str(damaged) in reason
 
@@ -279,7 +284,7 @@ def test_aggregate_out_that_is_a_file_is_one_line(toy_runs, tmp_path):
 # ---- 7. published reports --------------------------------------------------------------
 def test_published_report_is_never_replaced(toy_runs, tmp_path):
     matrix, runs = toy_runs
-    stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100)
+    aggregate(matrix, runs, tmp_path / "aggregate", reps=100)
     published = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix, version="v1")
     (published / "notes.md").write_text("my notes")
     before = {p.name: p.read_bytes() for p in published.rglob("*") if p.is_file()}
@@ -288,7 +293,7 @@ def test_published_report_is_never_replaced(toy_runs, tmp_path):
 
     # Other aggregated runs (one more failed) under the same name: refused, nothing touched.
     shutil.rmtree(runs / matrix["runs"][0]["run_id"])
-    stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
+    aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
     with pytest.raises(report.ReportError, match="never replaced"):
         report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix, version="v1")
     assert {p.name: p.read_bytes() for p in published.rglob("*") if p.is_file()} == before
@@ -320,7 +325,7 @@ def test_records_and_reports_are_world_readable_whatever_the_umask(toy_runs, tmp
     previous = os.umask(0o077)
     try:
         results.write_json(tmp_path / "a" / "b" / "manifest.json", {"x": 1})
-        stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100)
+        aggregate(matrix, runs, tmp_path / "aggregate", reps=100)
         published = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix, version="v1")
     finally:
         os.umask(previous)
@@ -338,14 +343,14 @@ def test_method_whose_runs_all_failed_keeps_a_marked_row(toy_runs, tmp_path):
             manifest = results.read_json(runs / row["run_id"] / results.MANIFEST)
             results.write_json(runs / row["run_id"] / results.MANIFEST,
                                {**manifest, "status": "failed", "error": "NonFiniteError: diverged"})
-    result = stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
-    board = report.leaderboard(result).set_index(["suite", "method"])
-    for scope in ("toy", stats.OVERALL):
+    result = aggregate(matrix, runs, tmp_path / "aggregate", reps=100, allow_missing=True)
+    board = leaderboard.leaderboard(result).set_index(["suite", "method"])
+    for scope in ("toy", OVERALL):
         row = board.loc[(scope, "regrama")]
         assert row["runs"] == 0 and row["missing_runs"] == 6 and math.isnan(row["iqm"])
         assert board.loc[(scope, "none"), "missing_runs"] == 0
-    assert "| regrama | - |" in report.leaderboard_markdown(report.leaderboard(result), "t", [])
-    assert "0 (6 missing)" in report.leaderboard_tex(report.leaderboard(result))
+    assert "| regrama | - |" in leaderboard.leaderboard_markdown(leaderboard.leaderboard(result), "t", [])
+    assert "0 (6 missing)" in leaderboard.leaderboard_tex(leaderboard.leaderboard(result))
     reasons = set(result.missing["reason"])
     assert reasons == {"status failed: NonFiniteError: diverged"}
 
@@ -371,7 +376,7 @@ def test_workflow_keeps_failed_runs_and_published_reports(tmp_path):
     done = snakemake()
     assert done.returncode == 0, done.stderr[-4000:]
     failed = [p for p in (tmp_path / "results" / "runs").iterdir() if "RaisingMethod" in p.name]
-    assert len(failed) == 1 and results.RunRecord(failed[0]).manifest()["status"] == "failed"
+    assert len(failed) == 1 and RunRecord(failed[0]).manifest()["status"] == "failed"
     missing = pd.read_csv(next((tmp_path / "results" / "aggregate").iterdir()) / "missing.csv")
     assert list(missing["reason"]) == ["status failed: ZeroDivisionError: raised by a user method"]
     published = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
@@ -418,6 +423,6 @@ def test_workflow_after_ctrl_c_is_finished_by_the_same_command(tmp_path):
     again = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=900)
     assert again.returncode == 0, again.stderr[-4000:]
     (run,) = runs.iterdir()
-    manifest = results.RunRecord(run).manifest()
+    manifest = RunRecord(run).manifest()
     assert manifest["status"] == "completed" and manifest["resumes"] >= 1
     assert [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]

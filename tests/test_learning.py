@@ -2,7 +2,7 @@
 
 import pytest
 
-from plasticity_bench.results import RunRecord
+from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.spec import build_spec
 from plasticity_bench.train import train
 

@@ -8,7 +8,9 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from plasticity_bench import plots, stats
+from plasticity_bench.analysis import plots
+from plasticity_bench.analysis.aggregate import aggregate
+from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.cli import app
 from plasticity_bench.matrix import PlannedRun, write_matrix
 from plasticity_bench.spec import build_spec
@@ -97,16 +99,16 @@ def test_subsets_recompute_from_the_records(recorded, tmp_path):
     assert set(files(out)) == {f"interval_estimates_{scope}.pdf"}  # nothing to compare redo with
     assert "probability_of_improvement: nothing to draw" in result.stderr
     # The same subset as the library computes it (seeded): redo's numbers do not depend on none.
-    full = stats.aggregate(stats.load_matrix(matrix), runs, reps=int(REPS), seed=0).interval_estimates
-    only = stats.aggregate({**stats.load_matrix(matrix), "runs": [
-        r for r in stats.load_matrix(matrix)["runs"] if r["method"] == "redo"]}, runs, reps=int(REPS), seed=0)
+    full = aggregate(load_matrix(matrix), runs, reps=int(REPS), seed=0).interval_estimates
+    only = aggregate({**load_matrix(matrix), "runs": [
+        r for r in load_matrix(matrix)["runs"] if r["method"] == "redo"]}, runs, reps=int(REPS), seed=0)
     pick = lambda frame: frame[(frame["method"] == "redo") & (frame["suite"] == SUITE)].reset_index(drop=True)
     pd.testing.assert_frame_equal(pick(full), pick(only.interval_estimates))
 
 
 def test_plot_from_an_aggregate_dir(recorded, tmp_path):
     matrix, runs = recorded
-    stats.aggregate(stats.load_matrix(matrix), runs, tmp_path / "agg", reps=int(REPS), seed=0)
+    aggregate(load_matrix(matrix), runs, tmp_path / "agg", reps=int(REPS), seed=0)
     out = tmp_path / "figures"
     result = invoke("--aggregate", str(tmp_path / "agg"), "--out", str(out), "--figure", "performance_profile",
                     "--format", "svg,png")

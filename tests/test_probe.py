@@ -17,7 +17,7 @@ from torch import nn
 
 from plasticity_bench.metrics.plasticity_probe import PROBE_METRIC, fit_random_targets, probe_roles, probe_seeds, random_targets
 from plasticity_bench.networks import MLP, NetworkConfig
-from plasticity_bench.results import RunRecord
+from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.spec import SpecError, build_spec
 from plasticity_bench.train import Trainer, train
 

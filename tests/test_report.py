@@ -12,7 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 import plasticity_bench
-from plasticity_bench import plots, report, stats
+from plasticity_bench import provenance
+from plasticity_bench.analysis import leaderboard, plots, report
+from plasticity_bench.analysis.aggregate import aggregate
+from plasticity_bench.analysis.vocabulary import OVERALL, SUMMARY
 from plasticity_bench.results import write_json
 from rliable import metrics as rly_metrics
 
@@ -30,7 +33,7 @@ def aggregated(tmp_path_factory):
         patch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(root / "suites")))
         matrix, runs = make_runs(root)
         shutil.rmtree(runs / run_id("none", "gym:TaskB-v0", 2))
-        stats.aggregate(matrix, runs, root / "aggregate", reps=REPS, seed=0, allow_missing=True)
+        aggregate(matrix, runs, root / "aggregate", reps=REPS, seed=0, allow_missing=True)
     return root / "aggregate", matrix, runs
 
 
@@ -42,13 +45,13 @@ def test_report_contents(aggregated, tmp_path):
     aggregate_dir, matrix, _ = aggregated
     target = report.build_report(aggregate_dir, tmp_path / "reports", matrix)
     # The workflow's name for the same report: package, config hash, code commit.
-    assert target == tmp_path / "reports" / report.default_version(matrix["config_hash"], tmp_path / "reports")
+    assert target == tmp_path / "reports" / provenance.default_version(matrix["config_hash"], tmp_path / "reports")
     assert target.name.startswith(f"v{plasticity_bench.__version__}-{matrix['config_hash'][:8]}-")
 
     everything = pd.read_csv(target / "leaderboard.csv")
-    assert list(everything.columns) == report.LEADERBOARD_COLUMNS
+    assert list(everything.columns) == leaderboard.LEADERBOARD_COLUMNS
     # The overall scope first, then toy/sac/mlp, each with both methods.
-    assert list(everything["suite"]) == [stats.OVERALL] * len(METHODS) + ["toy"] * len(METHODS)
+    assert list(everything["suite"]) == [OVERALL] * len(METHODS) + ["toy"] * len(METHODS)
     board = everything[everything["suite"] == "toy"]
     assert list(board["iqm"]) == sorted(board["iqm"], reverse=True)  # ranked by IQM
     assert list(board["method"]) == ["regrama", "none"]
@@ -122,8 +125,8 @@ def test_versions_are_never_overwritten(aggregated, tmp_path):
     other_matrix = {**matrix, "config": {**matrix["config"], "name": "other"}, "config_hash": "99999999ffff"}
     other_aggregate = tmp_path / "other_aggregate"
     shutil.copytree(aggregate_dir, other_aggregate)
-    summary = json.loads((other_aggregate / stats.SUMMARY).read_text())
-    write_json(other_aggregate / stats.SUMMARY, {**summary, "config_hash": other_matrix["config_hash"]})
+    summary = json.loads((other_aggregate / SUMMARY).read_text())
+    write_json(other_aggregate / SUMMARY, {**summary, "config_hash": other_matrix["config_hash"]})
     second = report.build_report(other_aggregate, reports, other_matrix)
     assert second != first and second.name.startswith(f"v{plasticity_bench.__version__}-99999999-")
     assert snapshot(first) == before
@@ -176,13 +179,13 @@ def test_cli_report(aggregated, tmp_path):
 def test_leaderboard_overall_scope_and_best_baseline(tmp_path, monkeypatch):
     monkeypatch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(tmp_path / "suites")))
     matrix, runs = make_runs(tmp_path, WIDE_CELLS)  # none/redo/regrama on mlp and residual, a user method on mlp
-    stats.aggregate(matrix, runs, tmp_path / "aggregate", reps=REPS, seed=0)
+    aggregate(matrix, runs, tmp_path / "aggregate", reps=REPS, seed=0)
     target = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix)
     board = pd.read_csv(target / "leaderboard.csv")
     scopes = list(dict.fromkeys(zip(board["suite"], board["algo"], board["arch"])))
     assert scopes == [("all", "all", "all"), ("toy", "sac", "mlp"), ("toy", "sac", "residual")]
 
-    overall = board[board["suite"] == stats.OVERALL].set_index("method")
+    overall = board[board["suite"] == OVERALL].set_index("method")
     assert list(overall.index) == ["regrama", "redo", "none"]  # ranked by IQM; the user's method lacks residual
     assert (overall["tasks"] == 4).all() and (overall["runs"] == 12).all()
     assert list(overall["best_baseline"]) == ["redo", "regrama", "regrama"]

@@ -9,7 +9,7 @@ import time
 import pandas as pd
 import pytest
 
-from plasticity_bench.results import RunRecord
+from plasticity_bench.analysis.runs import RunRecord
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,12 @@ import typer
 from rliable import metrics as rly_metrics
 from typer.testing import CliRunner
 
-from plasticity_bench import stats
+from plasticity_bench.analysis.aggregate import MissingRunsError, aggregate
+from plasticity_bench.analysis.baselines import best_baselines
+from plasticity_bench.analysis.scores import collect
+from plasticity_bench.analysis.stats import STATISTICS, interval_estimates
+from plasticity_bench.analysis.vocabulary import (FILES, OVERALL, SCOPE, SUMMARY, AnalysisError, read_aggregate,
+                                                  write_aggregate)
 from plasticity_bench.cli_pipeline import aggregate_command, report_command
 from plasticity_bench.results import EVAL, MANIFEST, METRICS, write_json, write_parquet
 
@@ -116,7 +121,7 @@ def complete(tmp_path):
 
 def test_final_scores_are_normalised_means_of_last_three_evals(complete):
     matrix, runs = complete
-    scores, missing = stats.collect(matrix, runs)
+    scores, missing = collect(matrix, runs)
     assert missing.empty and len(scores) == 12
     for row in scores.itertuples():
         assert row.score == pytest.approx(expected_score(row.method, row.task, row.seed))
@@ -126,14 +131,14 @@ def test_final_scores_are_normalised_means_of_last_three_evals(complete):
 
 def test_iqm_equals_rliable_on_same_arrays_and_cis_contain_estimates(complete, tmp_path):
     matrix, runs = complete
-    result = stats.aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
+    result = aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
     everything = result.interval_estimates
     estimates = everything[everything["suite"] == SUITE].reset_index(drop=True)
-    assert len(estimates) == len(METHODS) * len(stats.STATISTICS)
+    assert len(estimates) == len(METHODS) * len(STATISTICS)
     # One scope: the overall scope is the same matrix (cells in the same order), so the same numbers.
-    overall = everything[everything["suite"] == stats.OVERALL].reset_index(drop=True)
-    assert (overall[["algo", "arch"]] == stats.OVERALL).all().all()
-    pd.testing.assert_frame_equal(overall.drop(columns=stats.SCOPE), estimates.drop(columns=stats.SCOPE))
+    overall = everything[everything["suite"] == OVERALL].reset_index(drop=True)
+    assert (overall[["algo", "arch"]] == OVERALL).all().all()
+    pd.testing.assert_frame_equal(overall.drop(columns=SCOPE), estimates.drop(columns=SCOPE))
     for method in METHODS:
         array = np.array([[expected_score(method, t, s) for t in sorted(TASKS)] for s in SEEDS])  # (runs, tasks)
         rows = estimates[estimates["method"] == method].set_index("statistic")
@@ -162,7 +167,7 @@ def test_iqm_by_hand_on_tiny_example():
     values = [[0.0, 6.0], [1.0, 100.0], [2.0, 4.0], [3.0, 5.0]]
     rows = [{"run_id": f"r{s}{t}", "suite": "s", "algo": "a", "arch": "b", "method": "none", "task": f"t{t}",
              "seed": s, "score": values[s][t]} for s in range(4) for t in range(2)]
-    table = stats.interval_estimates(pd.DataFrame(rows), reps=50, seed=0).set_index("statistic")
+    table = interval_estimates(pd.DataFrame(rows), reps=50, seed=0).set_index("statistic")
     assert table.loc["iqm", "estimate"] == pytest.approx(3.5)
     assert table.loc["mean", "estimate"] == pytest.approx(121.0 / 8)
     # scipy's trim_mean (rliable's IQM) cuts floor(n/4) from each end: with 6 scores, one each.
@@ -171,12 +176,12 @@ def test_iqm_by_hand_on_tiny_example():
 
 def test_same_seed_gives_identical_files_and_another_seed_changes_cis(complete, tmp_path):
     matrix, runs = complete
-    first = stats.write_aggregate(stats.aggregate(matrix, runs, reps=REPS, seed=3), tmp_path / "a")
+    first = write_aggregate(aggregate(matrix, runs, reps=REPS, seed=3), tmp_path / "a")
     np.random.seed(12345)  # global state before the call must not matter
-    second = stats.write_aggregate(stats.aggregate(matrix, runs, reps=REPS, seed=3), tmp_path / "b")
-    for name in stats.FILES:
+    second = write_aggregate(aggregate(matrix, runs, reps=REPS, seed=3), tmp_path / "b")
+    for name in FILES:
         assert first[name].read_bytes() == second[name].read_bytes(), name
-    other = stats.aggregate(matrix, runs, reps=REPS, seed=4).interval_estimates
+    other = aggregate(matrix, runs, reps=REPS, seed=4).interval_estimates
     same = pd.read_csv(first["interval_estimates"])
     assert np.allclose(other["estimate"], same["estimate"])
     assert not np.allclose(other[["low", "high"]].to_numpy(), same[["low", "high"]].to_numpy())
@@ -187,13 +192,13 @@ def test_missing_seed_raises_without_allow_missing_and_is_listed_with_it(complet
     gone = run_id("regrama", "gym:TaskB-v0", 2)
     shutil.rmtree(runs / gone)
     out = tmp_path / "agg"
-    with pytest.raises(stats.MissingRunsError) as error:
-        stats.aggregate(matrix, runs, out, reps=REPS)
+    with pytest.raises(MissingRunsError) as error:
+        aggregate(matrix, runs, out, reps=REPS)
     assert "1 of the expected runs are missing" in str(error.value) and gone in str(error.value)
     assert list(error.value.missing["run_id"]) == [gone]
     assert not out.exists()
 
-    result = stats.aggregate(matrix, runs, out, reps=REPS, allow_missing=True)
+    result = aggregate(matrix, runs, out, reps=REPS, allow_missing=True)
     missing = pd.read_csv(out / "missing.csv")
     assert gone in set(missing["run_id"])
     assert missing.set_index("run_id").loc[gone, "reason"] == "no run folder"
@@ -214,12 +219,12 @@ def test_missing_seed_raises_without_allow_missing_and_is_listed_with_it(complet
 def test_unfinished_runs_count_as_missing(complete, status, error, reason):
     matrix, runs = complete
     write_run(runs, "none", "gym:TaskA-v0", 1, status=status, error=error)
-    scores, missing = stats.collect(matrix, runs)
+    scores, missing = collect(matrix, runs)
     assert list(missing["run_id"]) == [run_id("none", "gym:TaskA-v0", 1)]
     assert list(missing["reason"]) == [reason] and list(missing["status"]) == [status]
     assert len(scores) == 11
-    with pytest.raises(stats.MissingRunsError, match="1 of the expected runs are missing"):
-        stats.aggregate(matrix, runs, reps=REPS)
+    with pytest.raises(MissingRunsError, match="1 of the expected runs are missing"):
+        aggregate(matrix, runs, reps=REPS)
 
 
 def test_empty_eval_and_spec_mismatch_count_as_missing(complete):
@@ -228,7 +233,7 @@ def test_empty_eval_and_spec_mismatch_count_as_missing(complete):
         {"step": pd.Series([], dtype=int), "return": pd.Series([], dtype=float),
          "episodes": pd.Series([], dtype=int)}))
     matrix["runs"][1]["seed"] = 7  # the folder's manifest says seed 1
-    _, missing = stats.collect(matrix, runs)
+    _, missing = collect(matrix, runs)
     reasons = missing.set_index("run_id")["reason"]
     assert reasons[run_id("none", "gym:TaskA-v0", 0)] == "empty eval"
     assert "seed=1" in reasons[run_id("none", "gym:TaskA-v0", 1)]
@@ -242,13 +247,13 @@ def test_task_outside_the_suite_is_a_user_error(complete):
     manifest = json.loads(manifest_path.read_text())
     manifest["spec"]["task"] = "gym:Unknown-v0"
     write_json(manifest_path, manifest)
-    with pytest.raises(stats.StatsError, match="gym:Unknown-v0"):
-        stats.collect(matrix, runs)
+    with pytest.raises(AnalysisError, match="gym:Unknown-v0"):
+        collect(matrix, runs)
 
 
 def test_sample_efficiency_iqm_per_step_and_metric_curves(complete):
     matrix, runs = complete
-    result = stats.aggregate(matrix, runs, reps=REPS)
+    result = aggregate(matrix, runs, reps=REPS)
     curves = result.sample_efficiency
     assert sorted(curves["step"].unique()) == list(EVAL_STEPS)
     for method in METHODS:
@@ -266,14 +271,14 @@ def test_sample_efficiency_iqm_per_step_and_metric_curves(complete):
     assert row["mean"].iloc[0] == pytest.approx(0.021) and row["runs"].iloc[0] == 6
     profiles = result.performance_profiles
     assert ((profiles["fraction"] >= 0) & (profiles["fraction"] <= 1)).all()
-    assert set(profiles["suite"]) == {SUITE, stats.OVERALL}
-    assert profiles.groupby(stats.SCOPE + ["method"])["fraction"].apply(lambda f: f.is_monotonic_decreasing).all()
+    assert set(profiles["suite"]) == {SUITE, OVERALL}
+    assert profiles.groupby(SCOPE + ["method"])["fraction"].apply(lambda f: f.is_monotonic_decreasing).all()
 
 
 def test_read_aggregate_round_trip(complete, tmp_path):
     matrix, runs = complete
-    written = stats.aggregate(matrix, runs, tmp_path / "agg", reps=REPS)
-    read = stats.read_aggregate(tmp_path / "agg")
+    written = aggregate(matrix, runs, tmp_path / "agg", reps=REPS)
+    read = read_aggregate(tmp_path / "agg")
     pd.testing.assert_frame_equal(read.interval_estimates, written.interval_estimates, check_dtype=False)
     assert read.summary["config_hash"] == matrix["config_hash"] and read.summary["reps"] == REPS
 
@@ -318,8 +323,8 @@ def score_array(method: str, cells: list[tuple[str, str]]) -> np.ndarray:
 
 def test_overall_scope_pools_cells_and_excludes_methods_missing_one(tmp_path):
     matrix, runs = make_runs(tmp_path, WIDE_CELLS)
-    result = stats.aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
-    overall = result.interval_estimates[result.interval_estimates["suite"] == stats.OVERALL]
+    result = aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
+    overall = result.interval_estimates[result.interval_estimates["suite"] == OVERALL]
     assert set(overall["method"]) == {"none", "redo", "regrama"}  # the user's method lacks residual
     cells = sorted((a, t) for a in ("mlp", "residual") for t in TASKS)  # the order of "sac/<arch>/<task>" names
     for method in ("none", "redo", "regrama"):
@@ -327,7 +332,7 @@ def test_overall_scope_pools_cells_and_excludes_methods_missing_one(tmp_path):
         assert rows.loc["iqm", "estimate"] == pytest.approx(rly_metrics.aggregate_iqm(score_array(method, cells)))
         assert rows.loc["iqm", "tasks"] == 4 and rows.loc["iqm", "runs"] == 12
         assert rows.loc["iqm", "low"] <= rows.loc["iqm", "estimate"] <= rows.loc["iqm", "high"]
-    summary = json.loads((tmp_path / "agg" / stats.SUMMARY).read_text())["overall"]
+    summary = json.loads((tmp_path / "agg" / SUMMARY).read_text())["overall"]
     assert summary["cells"] == 4 and summary["methods"] == ["none", "redo", "regrama"]
     assert summary["excluded"] == {USER_METHOD: [f"{SUITE}/sac/residual/{t}" for t in sorted(TASKS)]}
     # Per-scope rows are untouched by pooling: the mlp scope still ranks all four methods.
@@ -338,7 +343,7 @@ def test_overall_scope_pools_cells_and_excludes_methods_missing_one(tmp_path):
 
 def test_best_baseline_is_highest_iqm_builtin_other_than_itself(tmp_path):
     matrix, runs = make_runs(tmp_path, WIDE_CELLS)
-    result = stats.aggregate(matrix, runs, reps=REPS, seed=0)
+    result = aggregate(matrix, runs, reps=REPS, seed=0)
     poi = result.probability_of_improvement
     mlp = poi[(poi["arch"] == "mlp") & poi["best_baseline"]].set_index("method")["baseline"]
     # IQMs on mlp: regrama > user > redo > none; the user's method is never a baseline.
@@ -354,14 +359,14 @@ def test_best_baseline_is_highest_iqm_builtin_other_than_itself(tmp_path):
     assert set(against_none["method"]) == {"redo", "regrama", USER_METHOD}
     assert not against_none["best_baseline"].any()  # none is nobody's best baseline here
     # The pairs stay unique.
-    assert not poi.duplicated(stats.SCOPE + ["method", "baseline"]).any()
+    assert not poi.duplicated(SCOPE + ["method", "baseline"]).any()
 
 
 def test_best_baselines_ties_and_lonely_scopes():
     rows = [{"suite": "s", "algo": "a", "arch": "b", "method": m, "statistic": "iqm", "estimate": v}
             for m, v in (("none", 0.5), ("redo", 0.5), ("x:Y", 0.9))]
     rows.append({"suite": "s", "algo": "a", "arch": "c", "method": "none", "statistic": "iqm", "estimate": 0.1})
-    best = stats.best_baselines(pd.DataFrame(rows), builtin={"none", "redo"}).set_index(["arch", "method"])
+    best = best_baselines(pd.DataFrame(rows), builtin={"none", "redo"}).set_index(["arch", "method"])
     assert best.loc[("b", "x:Y"), "best_baseline"] == "none"  # tie: none first
     assert best.loc[("b", "none"), "best_baseline"] == "redo"
     assert best.loc[("c", "none"), "best_baseline"] is None  # no other built-in in the scope

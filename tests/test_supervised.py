@@ -21,7 +21,8 @@ from plasticity_bench.environments.supervised import DIGITS_COUNT, task_inputs, 
 from plasticity_bench.matrix import expand
 from plasticity_bench.methods import Method
 from plasticity_bench.networks import build_body
-from plasticity_bench.results import RunRecord, load_checkpoint
+from plasticity_bench.analysis.runs import RunRecord
+from plasticity_bench.results import load_checkpoint
 from plasticity_bench.spec import InvalidCombinationError, SpecError, build_spec
 from plasticity_bench.train import RunFailedError, make_trainer, train
 

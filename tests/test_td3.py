@@ -14,7 +14,7 @@ from plasticity_bench.agents.sac import TwinQ
 from plasticity_bench.agents.td3 import TD3, DeterministicActor
 from plasticity_bench.metrics import grama_scores
 from plasticity_bench.networks import NetworkConfig, neuron_layers
-from plasticity_bench.results import RunRecord
+from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.spec import build_spec, default_hyperparams
 from plasticity_bench.train import train
 

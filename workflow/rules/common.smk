@@ -5,7 +5,7 @@ import sys
 
 from snakemake.utils import validate
 
-from plasticity_bench.report import default_version
+from plasticity_bench.provenance import default_version
 from plasticity_bench.matrix import config_hash, expand as expand_config
 
 validate(config, "../schemas/config.schema.yaml")
@@ -30,7 +30,7 @@ REPORT_VERSION_VARIABLE = f"PLASTICITY_BENCH_REPORT_VERSION_{CONFIG_HASH[:8]}"
 
 
 def report_version():
-    """Package version + config hash + code commit (report.default_version, the CLI's name
+    """Package version + config hash + code commit (provenance.default_version, the CLI's name
     for the same report): other code or another config is always a new report directory."""
     if os.environ.get(REPORT_VERSION_VARIABLE):
         return os.environ[REPORT_VERSION_VARIABLE]

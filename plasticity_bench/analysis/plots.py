@@ -1,6 +1,6 @@
 """Publication figures from an aggregate (one style, colour-blind palette, PDF + PNG).
 
-Every figure function takes tables written by ``plasticity_bench.stats`` and an output
+Every figure function takes tables of an aggregate (``analysis.vocabulary.Aggregate``) and an output
 directory, writes ``<name>.<format>`` (default PDF and PNG) per scope (suite/algo/arch; the
 overall scope is named ``overall``) and returns the written paths. Widths follow a
 two-column paper: ``COLUMN_WIDTH`` inches for a one-column figure, ``PAGE_WIDTH`` for a
@@ -25,11 +25,12 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from plasticity_bench.analysis.vocabulary import (BASELINE, OVERALL, SCOPE, is_overall, method_order,  # noqa: E402
+                                                  scope_title, scopes)
+
 COLUMN_WIDTH = 3.3  # inches, one column of a two-column paper
 PAGE_WIDTH = 6.9  # inches, both columns
 DPI = 300
-BASELINE = "none"
-OVERALL = "all"  # stats.OVERALL (not imported: plots must not pull in rliable)
 FORMATS = ("pdf", "png")
 SUPPORTED_FORMATS = ("pdf", "png", "svg")
 STATISTIC_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
@@ -64,12 +65,6 @@ def paper_style() -> Iterator[None]:
         yield
 
 
-def method_order(methods: Iterable[str]) -> list[str]:
-    """Baseline first, then alphabetical: the same order (and colour) in every figure."""
-    methods = sorted(set(methods))
-    return ([BASELINE] if BASELINE in methods else []) + [m for m in methods if m != BASELINE]
-
-
 def method_colours(methods: Iterable[str]) -> dict[str, tuple]:
     """Colour-blind palette (seaborn 'colorblind'), assigned in ``method_order``."""
     ordered = method_order(methods)
@@ -82,7 +77,7 @@ def slug(text: str) -> str:
 
 
 def scope_slug(suite: str, algo: str, arch: str) -> str:
-    if suite == algo == arch == OVERALL:
+    if is_overall((suite, algo, arch)):
         return "overall"
     return slug(f"{suite}_{algo}_{arch}")
 
@@ -107,17 +102,6 @@ def save(fig: plt.Figure, out_dir: Path, name: str, formats: Sequence[str] = FOR
     return paths
 
 
-def _scopes(frame: pd.DataFrame):
-    for (suite, algo, arch), group in frame.groupby(["suite", "algo", "arch"], sort=True):
-        yield (suite, algo, arch), group
-
-
-def _title(scope: tuple) -> str:
-    if all(part == OVERALL for part in scope):
-        return "Overall (all suites / algos / archs)"
-    return " / ".join(str(part) for part in scope)
-
-
 MIN_SCORE_SPAN = 0.05  # normalised score: narrower panels would only magnify float noise
 
 
@@ -137,7 +121,7 @@ def plot_interval_estimates(intervals: pd.DataFrame, out_dir: Path, colours: dic
     """One row of panels per scope (IQM, mean, median, optimality gap), CI bars per method."""
     paths: list[Path] = []
     colours = colours or method_colours(intervals["method"])
-    for scope, group in _scopes(intervals):
+    for scope, group in scopes(intervals):
         methods = method_order(group["method"])
         statistics = [s for s in STATISTIC_LABELS if s in set(group["statistic"])]
         with paper_style():
@@ -159,7 +143,7 @@ def plot_interval_estimates(intervals: pd.DataFrame, out_dir: Path, colours: dic
                 ax.invert_yaxis()
                 ax.grid(axis="y", visible=False)
             fig.supxlabel("Normalised score", fontsize=7)
-            fig.suptitle(_title(scope), fontsize=7)
+            fig.suptitle(scope_title(scope), fontsize=7)
             fig.tight_layout()
             paths += save(fig, out_dir, f"interval_estimates_{scope_slug(*scope)}", formats)
     return paths
@@ -185,7 +169,7 @@ def plot_probability_of_improvement(poi: pd.DataFrame, out_dir: Path, colours: d
     if poi.empty:
         return paths
     colours = colours or method_colours(list(poi["method"]) + list(poi["baseline"]))
-    for scope, group in _scopes(poi):
+    for scope, group in scopes(poi):
         panels = _poi_panels(group)
         if not panels:
             continue
@@ -211,7 +195,7 @@ def plot_probability_of_improvement(poi: pd.DataFrame, out_dir: Path, colours: d
                 ax.invert_yaxis()
                 ax.set_title(title)
                 ax.set_xlabel("Probability of improvement")
-            fig.suptitle(_title(scope), fontsize=7)
+            fig.suptitle(scope_title(scope), fontsize=7)
             fig.tight_layout()
             paths += save(fig, out_dir, f"probability_of_improvement_{scope_slug(*scope)}", formats)
     return paths
@@ -225,7 +209,7 @@ def _plot_banded_curves(frame: pd.DataFrame, out_dir: Path, colours: dict | None
     if frame.empty:
         return paths
     colours = colours or method_colours(frame["method"])
-    for scope, group in _scopes(frame):
+    for scope, group in scopes(frame):
         with paper_style():
             fig, ax = plt.subplots(figsize=(COLUMN_WIDTH, 2.3))
             for method in method_order(group["method"]):
@@ -237,7 +221,7 @@ def _plot_banded_curves(frame: pd.DataFrame, out_dir: Path, colours: dict | None
             ax.set_ylabel(ylabel)
             if ylim is not None:
                 ax.set_ylim(*ylim)
-            ax.set_title(_title(scope))
+            ax.set_title(scope_title(scope))
             ax.legend(loc="best")
             fig.tight_layout()
             paths += save(fig, out_dir, f"{name}_{scope_slug(*scope)}", formats)
@@ -291,7 +275,7 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, colours
     if metric_curves.empty:
         return paths
     colours = colours or method_colours(metric_curves["method"])
-    for scope, group in _scopes(metric_curves):
+    for scope, group in scopes(metric_curves):
         grama = _pick_metric(group["metric"], GRAMA_PREFIX)
         dormant = _pick_metric(group["metric"], DORMANT_PREFIX)
         shown = [(name, style) for name, style in ((grama, "-"), (dormant, "--")) if name]
@@ -313,7 +297,7 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, colours
             axes[0][0].set_ylabel("Fraction of neurons")
             handles = [plt.Line2D([], [], color=colours[m], label=m) for m in method_order(group["method"])]
             handles += [plt.Line2D([], [], color="black", linestyle=style, label=name) for name, style in shown]
-            fig.suptitle(_title(scope), fontsize=7)
+            fig.suptitle(scope_title(scope), fontsize=7)
             fig.tight_layout()
             # Below the panels, after tight_layout; bbox_inches="tight" keeps it in the file.
             fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 6),
@@ -367,7 +351,7 @@ def plot_metric_curves(metric_curves: pd.DataFrame, out_dir: Path, colours: dict
         return paths
     colours = colours or method_colours(metric_curves["method"])
     for metric in metric_names(metric_curves, metrics):
-        for scope, group in _scopes(metric_curves[metric_curves["metric"] == metric]):
+        for scope, group in scopes(metric_curves[metric_curves["metric"] == metric]):
             networks = sorted(group["network"].unique())
             width = COLUMN_WIDTH if len(networks) == 1 else PAGE_WIDTH
             methods = method_order(group["method"])
@@ -387,7 +371,7 @@ def plot_metric_curves(metric_curves: pd.DataFrame, out_dir: Path, colours: dict
                 axes[0][0].set_ylabel(metric)
                 handles = [plt.Line2D([], [], color=colours[m], label=m) for m in methods]
                 handles.append(Patch(color="grey", alpha=0.3, label="\u00b11 s.d. over runs"))
-                fig.suptitle(f"{_title(scope)}: {metric}", fontsize=7)
+                fig.suptitle(f"{scope_title(scope)}: {metric}", fontsize=7)
                 fig.tight_layout()
                 fig.legend(handles=handles, loc="upper center", ncol=min(len(handles), 5), bbox_to_anchor=(0.5, 0.0))
                 paths += save(fig, out_dir, f"metric_curves_{scope_slug(*scope)}_{slug(metric)}", formats)
@@ -409,14 +393,14 @@ def _without_redundant_overall(table: pd.DataFrame) -> pd.DataFrame:
     """Drop the overall scope's rows when there is one other scope: it would repeat its figure."""
     if table.empty:
         return table
-    overall = (table[["suite", "algo", "arch"]] == OVERALL).all(axis=1)
-    scopes = table.loc[~overall, ["suite", "algo", "arch"]].drop_duplicates()
-    return table[~overall] if overall.any() and len(scopes) == 1 else table
+    overall = (table[SCOPE] == OVERALL).all(axis=1)
+    others = table.loc[~overall, SCOPE].drop_duplicates()
+    return table[~overall] if overall.any() and len(others) == 1 else table
 
 
 def plot_all(aggregate, out_dir: Path, figures: Iterable[str] | None = None, formats: Sequence[str] = FORMATS,
              metrics: Iterable[str] | None = None) -> list[Path]:
-    """The figures named in ``figures`` (default all of ``FIGURES``) of a ``stats.Aggregate``.
+    """The figures named in ``figures`` (default all of ``FIGURES``) of an ``Aggregate``.
 
     One colour per method across all figures; ``metrics`` selects the metrics of
     ``metric_curves`` (default every stored metric).

@@ -1,6 +1,6 @@
 """Versioned reports: leaderboard (md/csv/tex), figures, index.html and a manifest.
 
-``build_report`` turns an aggregate dir (``plasticity_bench.stats``) into
+``build_report`` turns an aggregate dir (``analysis.aggregate``) into
 ``<reports_root>/<version>/``::
 
     leaderboard.md  leaderboard.csv  leaderboard.tex  missing.md (only if runs were missing)
@@ -8,13 +8,11 @@
 
 and regenerates ``<reports_root>/index.md`` from the manifests of every version there.
 
-The leaderboard has one row per (scope, method), the overall scope (``all/all/all``, every
-cell pooled; see ``stats``) first; besides P(> none) it carries P(> best baseline) and the
-name of that baseline (the highest-IQM built-in method of the scope other than the method).
+The leaderboard and its renderings are ``analysis.leaderboard``'s.
 
 Versions and overwriting. The default version is ``v<package version>-<config_hash[:8]>-
-<git sha[:7]>`` (``-dirty`` with uncommitted changes), the name the workflow gives the same
-report. A report's *provenance* is (package version, git sha, git dirty flag, hash of the
+<git sha[:7]>`` (``-dirty`` with uncommitted changes; ``provenance.default_version``), the
+name the workflow gives the same report. A report's *provenance* is (package version, git sha, git dirty flag, hash of the
 uncommitted diff, config hash, hash of the aggregate's files). A published version
 directory is never modified: a build whose version exists with the same provenance leaves
 it as it is (with any notes a user put there), and otherwise
@@ -43,26 +41,17 @@ import tempfile
 from pathlib import Path
 from typing import Iterable, Mapping
 
-import numpy as np
 import pandas as pd
 
 import plasticity_bench
-from plasticity_bench import plots, stats
-from plasticity_bench.provenance import code_version, package_versions
+from plasticity_bench.analysis import plots
+from plasticity_bench.analysis.leaderboard import (BASELINE_NOTE, HEADER, display_rows, leaderboard,
+                                                   leaderboard_markdown, leaderboard_tex)
+from plasticity_bench.analysis.runs import load_matrix
+from plasticity_bench.analysis.vocabulary import FILES, SUMMARY, read_aggregate, scope_title
+from plasticity_bench.provenance import code_version, default_version, package_versions
 from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json
 
-LEADERBOARD_COLUMNS = [
-    "suite", "algo", "arch", "method",
-    "iqm", "iqm_low", "iqm_high",
-    "mean", "mean_low", "mean_high",
-    "median", "median_low", "median_high",
-    "optimality_gap", "optimality_gap_low", "optimality_gap_high",
-    "prob_improvement_over_none", "prob_improvement_over_none_low", "prob_improvement_over_none_high",
-    "best_baseline",
-    "prob_improvement_over_best_baseline", "prob_improvement_over_best_baseline_low",
-    "prob_improvement_over_best_baseline_high",
-    "runs", "tasks", "missing_runs",
-]
 PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash", "aggregate_sha256")
 REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
                       "arch", "matplotlib", "seaborn")
@@ -71,182 +60,6 @@ MANIFEST = "manifest.json"
 
 class ReportError(Exception):
     """A user-facing problem building a report (inputs disagree, version taken...)."""
-
-
-# ----------------------------------------------------------------------------- leaderboard
-
-
-def leaderboard(aggregate: stats.Aggregate) -> pd.DataFrame:
-    """One row per (scope, method), ``LEADERBOARD_COLUMNS``, ranked by IQM within a scope.
-
-    The overall scope (``suite = algo = arch = "all"``, see ``stats``) comes first, then the
-    scopes in order. ``best_baseline`` names the method's best baseline in its scope (see
-    ``stats``) and ``prob_improvement_over_best_baseline`` is P(method > it).
-    ``missing_runs`` counts the expected runs a row's statistics lack; a method none of
-    whose runs in a scope could be scored keeps its row there, with 0 runs and no statistics.
-    """
-    intervals = aggregate.interval_estimates
-    if intervals.empty:
-        return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
-    keys = stats.SCOPE + ["method"]
-    table = _scored_rows(aggregate, intervals)
-    missing = aggregate.missing
-    counts = {key: len(rows) for key, rows in missing.groupby(keys)} if len(missing) else {}
-    if (table[stats.SCOPE] == stats.OVERALL).all(axis=1).any():
-        counts.update({(stats.OVERALL,) * 3 + (method,): len(rows) for method, rows in missing.groupby("method")})
-    present = set(table[keys].itertuples(index=False, name=None))
-    scored = set(aggregate.scores["method"])
-    # A method without any scored run keeps a row, marked by 0 runs; in the overall scope
-    # only when it has no run anywhere (one lacking cells is left out, see stats).
-    unscored = [key for key in counts if key not in present and (key[0] != stats.OVERALL or key[3] not in scored)]
-    if unscored:
-        table = pd.concat([table, pd.DataFrame(unscored, columns=keys).assign(runs=0, tasks=0)], ignore_index=True)
-    table["missing_runs"] = [counts.get(key, 0) for key in table[keys].itertuples(index=False, name=None)]
-    table["overall"] = (table[stats.SCOPE] == stats.OVERALL).all(axis=1)
-    table = table.sort_values(["overall"] + stats.SCOPE + ["iqm", "method"],
-                              ascending=[False, True, True, True, False, True], kind="stable", na_position="last")
-    table[["runs", "tasks", "missing_runs"]] = table[["runs", "tasks", "missing_runs"]].astype(int)
-    return table[LEADERBOARD_COLUMNS].reset_index(drop=True)
-
-
-def _scored_rows(aggregate: stats.Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
-    """The leaderboard's rows of the (scope, method) pairs that have statistics."""
-    keys = stats.SCOPE + ["method"]
-    wide = intervals.pivot_table(index=keys, columns="statistic", values=["estimate", "low", "high"])
-    table = pd.DataFrame(index=wide.index)
-    for statistic in stats.STATISTICS:
-        table[statistic] = wide[("estimate", statistic)]
-        table[f"{statistic}_low"] = wide[("low", statistic)]
-        table[f"{statistic}_high"] = wide[("high", statistic)]
-    counts = intervals.drop_duplicates(keys).set_index(keys)[["runs", "tasks"]]
-    table = table.join(counts).reset_index()
-    poi = aggregate.probability_of_improvement
-    for name, rows in (("none", poi[poi["baseline"] == stats.BASELINE]),
-                       ("best_baseline", poi[_is_true(poi.get("best_baseline"), len(poi))])):
-        rows = rows[keys + ["probability", "low", "high"] + (["baseline"] if name == "best_baseline" else [])]
-        prefix = f"prob_improvement_over_{name}"
-        table = table.merge(rows.rename(columns={"probability": prefix, "low": f"{prefix}_low",
-                                                 "high": f"{prefix}_high"}), on=keys, how="left")
-    return table.rename(columns={"baseline": "best_baseline"})
-
-
-def _is_true(column, length: int) -> pd.Series:
-    """A boolean mask from a CSV column read back as bools or strings (absent: all False)."""
-    if column is None:
-        return np.zeros(length, dtype=bool)
-    return column.astype(str).str.lower().isin(["true", "1"]).to_numpy()
-
-
-def scope_title(scope: tuple) -> str:
-    if all(part == stats.OVERALL for part in scope):
-        return "Overall (every suite / algo / arch)"
-    return " / ".join(scope)
-
-
-def _interval(value, low, high) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)):
-        return "-"
-    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
-
-
-DISPLAY = [("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"), ("optimality_gap", "Optimality gap"),
-           ("prob_improvement_over_none", "P(> none)"),
-           ("prob_improvement_over_best_baseline", "P(> best baseline)")]
-
-
-def _best_baseline_name(row) -> str:
-    name = row.get("best_baseline")
-    return "" if name is None or (isinstance(name, float) and np.isnan(name)) else str(name)
-
-
-def _runs_cell(row) -> str:
-    """Runs, marked with the missing ones (a method whose runs all failed shows 0)."""
-    missing = int(row.get("missing_runs", 0) or 0)
-    return f"{row['runs']}" + (f" ({missing} missing)" if missing else "")
-
-
-def _display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
-    """Per scope (in the board's order), rows of strings: method, each statistic with its CI,
-    runs, tasks; P(> best baseline) names the baseline."""
-    out: dict[tuple, list[list[str]]] = {}
-    for scope, group in board.groupby(stats.SCOPE, sort=False):
-        rows = []
-        for _, row in group.iterrows():
-            cells = [row["method"]]
-            for column, _ in DISPLAY:
-                cell = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
-                if column == "prob_improvement_over_best_baseline" and cell != "-":
-                    cell += f" vs {_best_baseline_name(row)}"
-                cells.append(cell)
-            rows.append(cells + [_runs_cell(row), str(row["tasks"])])
-        out[scope] = rows
-    return out
-
-
-BASELINE_NOTE = (
-    "P(> best baseline) compares a method with the highest-IQM built-in method of its scope other than "
-    "itself (built-in: a method registered with plasticity-bench, none included; combinations and user methods "
-    "are never baselines). The overall scope pools every suite/algo/arch/task cell as one task of a single "
-    "score matrix (seeds as runs); a method lacking a cell is left out of it.")
-
-HEADER = ["method"] + [label for _, label in DISPLAY] + ["runs", "tasks"]
-
-
-def leaderboard_markdown(board: pd.DataFrame, title: str, notes: list[str]) -> str:
-    lines = [f"# {title}", ""] + notes + [""]
-    lines.append("Scores are normalised per task ((return - random) / (reference - random)); each cell is the "
-                 "point estimate and its 95% stratified-bootstrap CI. Methods are ranked by IQM within a scope. "
-                 + BASELINE_NOTE)
-    for scope, rows in _display_rows(board).items():
-        lines += ["", f"## {scope_title(scope)}", "", "| " + " | ".join(HEADER) + " |",
-                  "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
-        lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
-
-
-def _tex_escape(text: str) -> str:
-    replacements = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
-                    "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}"}
-    return "".join(replacements.get(ch, ch) for ch in str(text))
-
-
-def leaderboard_tex(board: pd.DataFrame) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``); the best IQM of each scope in bold.
-
-    Sized for the full width of a two-column paper (``table*``, footnotesize, narrow column
-    separation); the last statistic column names the best baseline it compares with.
-    """
-    columns = ["Method", "IQM", "Mean", "Median", "Opt.\\ gap", "P($>$none)", "P($>$best baseline)", "Runs"]
-    lines = [
-        "% Generated by plasticity_bench.report; needs \\usepackage{booktabs}.",
-        "\\begin{table*}[t]", "\\centering", "\\footnotesize", "\\setlength{\\tabcolsep}{4pt}",
-        "\\begin{tabular}{l" + "c" * (len(columns) - 1) + "}", "\\toprule",
-        " & ".join(columns) + " \\\\",
-    ]
-    for scope, group in board.groupby(stats.SCOPE, sort=False):
-        lines += ["\\midrule",
-                  f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{_tex_escape(scope_title(scope))}}}}} \\\\"]
-        for i, (_, row) in enumerate(group.iterrows()):
-            cells = [_tex_escape(row["method"])]
-            for column, _ in DISPLAY:
-                value = row[column]
-                if pd.isna(value):
-                    cells.append("--")
-                    continue
-                point = f"\\textbf{{{value:.2f}}}" if column == "iqm" and i == 0 else f"{value:.2f}"
-                cell = f"{point} {{\\scriptsize [{row[column + '_low']:.2f}, {row[column + '_high']:.2f}]}}"
-                if column == "prob_improvement_over_best_baseline":
-                    cell += f" {{\\scriptsize vs {_tex_escape(_best_baseline_name(row))}}}"
-                cells.append(cell)
-            cells.append(_tex_escape(_runs_cell(row)))
-            lines.append(" & ".join(cells) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}",
-              "\\caption{Normalised scores with 95\\% stratified-bootstrap confidence intervals "
-              "(IQM: interquartile mean; P($>$none): probability of improvement over no intervention; "
-              "P($>$best baseline): over the highest-IQM built-in method of the scope other than the method "
-              "itself; Overall: every suite/algorithm/architecture/task cell pooled).}",
-              "\\end{table*}"]
-    return "\n".join(lines) + "\n"
 
 
 def missing_markdown(missing: pd.DataFrame) -> str:
@@ -276,7 +89,7 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
                  "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"manifest.json\">manifest.json</a>"
                  + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "") + "</p>")
     parts.append(f"<p>{esc(BASELINE_NOTE)}</p>")
-    for scope, rows in _display_rows(board).items():
+    for scope, rows in display_rows(board).items():
         parts.append(f"<h2>{esc(scope_title(scope))}</h2><table><thead><tr>"
                      + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
@@ -296,20 +109,10 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
 # ----------------------------------------------------------------------------- provenance
 
 
-def default_version(config_hash: str, reports_root: Path | None = None) -> str:
-    """``v<package>-<config hash[:8]>-<git sha[:7]>[-dirty]``: other code or another config is
-    another name. ``reports_root`` is left out of the dirty check (see the module docstring)."""
-    version = f"v{plasticity_bench.__version__}-{str(config_hash)[:8]}"
-    code = code_version(exclude=reports_root)
-    if code["git_sha"]:
-        version += f"-{code['git_sha'][:7]}" + ("-dirty" if code["git_dirty"] else "")
-    return version
-
-
 def aggregate_digest(aggregate_dir: Path) -> str:
-    """SHA-256 over the files ``stats.write_aggregate`` wrote (same runs, same digest)."""
+    """SHA-256 over the files ``vocabulary.write_aggregate`` wrote (same runs, same digest)."""
     digest = hashlib.sha256()
-    for name in sorted([*stats.FILES.values(), stats.SUMMARY]):
+    for name in sorted([*FILES.values(), SUMMARY]):
         digest.update(name.encode() + b"\0" + (Path(aggregate_dir) / name).read_bytes())
     return digest.hexdigest()
 
@@ -398,7 +201,7 @@ def build_report(
     """Assemble ``reports_root/<version>/`` from an aggregate dir; returns that directory.
 
     Args:
-      aggregate_dir: written by ``stats.aggregate`` (must carry the matrix's config hash).
+      aggregate_dir: written by ``analysis.aggregate`` (must carry the matrix's config hash).
       reports_root: parent of all versions; its ``index.md`` is regenerated.
       matrix: the ``matrix.json`` dict or its path.
       version: explicit version name; default ``v<package>-<config_hash[:8]>`` (+ suffix).
@@ -407,12 +210,12 @@ def build_report(
     Raises:
       ReportError: the aggregate belongs to another matrix, or ``version`` is taken by a
         report with another provenance.
-      stats.StatsError: the aggregate dir or matrix cannot be read.
+      AnalysisError: the aggregate dir or matrix cannot be read.
     """
     reports_root = Path(reports_root)
     if not isinstance(matrix, Mapping):
-        matrix = stats.load_matrix(Path(matrix))
-    aggregate = stats.read_aggregate(aggregate_dir)
+        matrix = load_matrix(Path(matrix))
+    aggregate = read_aggregate(aggregate_dir)
     config_hash = matrix.get("config_hash")
     if not config_hash:
         raise ReportError("the matrix has no config_hash")

@@ -1,0 +1,245 @@
+"""rliable interval estimates of balanced scores (the only module that calls rliable).
+
+Every estimate goes through ``bootstrap_each_method``: per scope, per method (or per
+compared pair), the method's rliable array (``(num_runs, num_tasks)`` score matrix, or
+``(num_runs, num_tasks, num_steps)`` for curves; see ``scores.run_matrix``), then one
+``rliable.library.get_interval_estimates`` call with a stratified bootstrap and percentile CIs.
+
+Bootstrap reproducibility: rliable 1.2.0 draws its bootstrap indices from numpy's
+*global* RNG and ignores ``random_state``; ``bootstrap_each_method`` calls
+``np.random.seed(seed)`` right before every rliable call, once per (scope, method, kind of
+estimate), so a method's numbers do not depend on which other methods are aggregated
+alongside it, and a reader reproduces any row with::
+
+    np.random.seed(seed)
+    rliable.library.get_interval_estimates({method: matrix}, statistic, reps=reps,
+                                           confidence_interval_size=confidence)
+
+The resampled indices depend only on the matrix's shape and the seed, so the IQM's
+interval is the same whether the statistic returns the IQM alone or with the others.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+import scipy.stats
+from rliable import library as rly
+from rliable import metrics as rly_metrics
+
+from plasticity_bench.analysis.baselines import comparisons
+from plasticity_bench.analysis.scores import run_matrix
+from plasticity_bench.analysis.vocabulary import (BASELINE, CURVE_COLUMNS, INTERVAL_COLUMNS, POI_COLUMNS,
+                                                  PROFILE_COLUMNS, SCOPE, STATISTIC_NAMES, method_order, scopes)
+
+DEFAULT_REPS = 2000
+DEFAULT_CONFIDENCE = 0.95
+
+#: name (``vocabulary.STATISTIC_NAMES``) -> function of a ``(num_runs, num_tasks)`` matrix returning a scalar.
+STATISTICS: dict[str, Callable[[np.ndarray], float]] = dict(zip(STATISTIC_NAMES, (
+    rly_metrics.aggregate_iqm, rly_metrics.aggregate_mean, rly_metrics.aggregate_median,
+    rly_metrics.aggregate_optimality_gap)))
+
+
+def final_scores(task_rows: pd.DataFrame) -> np.ndarray:
+    """The runs' normalised final scores: the default entries of a score matrix."""
+    return task_rows["score"].to_numpy(float)
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One rliable call's result: ``point``, ``low`` and ``high`` have the statistic's shape."""
+
+    scope: tuple
+    method: str
+    baseline: str | None  # the method compared with (probability of improvement), else None
+    tasks: list[str]
+    runs: int  # num_runs x num_tasks of the method's array
+    point: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def bootstrap_each_method(
+    scores: pd.DataFrame,
+    statistic: Callable[[tuple, pd.DataFrame], Callable[..., np.ndarray]],
+    *,
+    reps: int,
+    seed: int,
+    confidence: float,
+    values: Callable[[pd.DataFrame], np.ndarray] = final_scores,
+    pairs: pd.DataFrame | None = None,
+) -> Iterator[Estimate]:
+    """The one loop behind every estimate: each scope, each method, one seeded rliable call.
+
+    Args:
+      scores: balanced runs (``RUN_COLUMNS`` and whatever ``values`` reads).
+      statistic: ``statistic(scope, scope_rows)`` returns the function of the rliable array
+        (or of the pair of arrays, with ``pairs``) to estimate in that scope.
+      values: the entries of the array per task (``scores.run_matrix``); default the final scores.
+      pairs: ``SCOPE + [method, baseline]`` rows: estimate the statistic of the pair of
+        arrays (method, baseline) on the tasks both have, each resampled independently.
+        Default: every method of a scope alone, in ``method_order``.
+    """
+    for scope, group in scopes(scores):
+        function = statistic(scope, group)
+        if pairs is None:
+            units = [(method, None) for method in method_order(group["method"])]
+        else:
+            in_scope = (pairs[SCOPE] == pd.Series(scope, index=SCOPE)).all(axis=1)
+            units = list(pairs.loc[in_scope, ["method", "baseline"]].itertuples(index=False, name=None))
+        for method, baseline in units:
+            rows = group[group["method"] == method]
+            if baseline is None:
+                data, tasks = run_matrix(rows, values)
+                shape = data.shape
+            else:
+                other = group[group["method"] == baseline]
+                tasks = sorted(set(rows["task"]) & set(other["task"]))
+                if not tasks:
+                    continue
+                x, _ = run_matrix(rows[rows["task"].isin(tasks)], values)
+                y, _ = run_matrix(other[other["task"].isin(tasks)], values)
+                data, shape = (x, y), x.shape
+            np.random.seed(seed)
+            point, interval = rly.get_interval_estimates(
+                {method: data}, function, reps=reps, confidence_interval_size=confidence)
+            yield Estimate(scope, method, baseline, tasks, int(shape[0] * shape[1]),
+                           np.atleast_1d(point[method]), interval[method][0], interval[method][1])
+
+
+def _scope_columns(scope: tuple) -> dict:
+    return dict(zip(SCOPE, scope))
+
+
+def interval_estimates(scores: pd.DataFrame, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                       confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """IQM, mean, median and optimality gap with stratified-bootstrap percentile CIs.
+
+    Returns one row per (scope, method, statistic), columns ``INTERVAL_COLUMNS``; ``runs`` is
+    the number of runs times tasks, ``tasks`` the number of tasks of the score matrix.
+    """
+    names = list(STATISTICS)
+
+    def all_statistics(x: np.ndarray) -> np.ndarray:
+        # One bootstrap for the four statistics (rliable's usual pattern): same resamples.
+        return np.array([STATISTICS[name](x) for name in names])
+
+    rows = []
+    for estimate in bootstrap_each_method(scores, lambda scope, group: all_statistics,
+                                          reps=reps, seed=seed, confidence=confidence):
+        for i, name in enumerate(names):
+            rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "statistic": name,
+                         "estimate": float(estimate.point[i]), "low": float(estimate.low[i]),
+                         "high": float(estimate.high[i]), "runs": estimate.runs, "tasks": len(estimate.tasks)})
+    return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
+
+
+def probability_of_improvement(
+    scores: pd.DataFrame,
+    *,
+    baseline: str = BASELINE,
+    pairs: pd.DataFrame | None = None,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """P(method > baseline), averaged over the tasks both share, with bootstrap CIs.
+
+    Each method's ``(num_runs_x, num_tasks)`` and the baseline's ``(num_runs_y, num_tasks)``
+    matrices are resampled independently (rliable's ``StratifiedIndependentBootstrap``).
+
+    Args:
+      pairs: the pairs to compare (``baselines.comparisons``); default every method against
+        ``baseline`` (scopes without it produce no rows).
+    """
+    pairs = comparisons(scores, baseline=baseline) if pairs is None else pairs
+    best = {tuple(key): flag for *key, flag in
+            pairs[SCOPE + ["method", "baseline", "best_baseline"]].itertuples(index=False, name=None)}
+
+    def probability(scope: tuple, group: pd.DataFrame):
+        return lambda x, y: np.array([rly_metrics.probability_of_improvement(x, y)])
+
+    rows = []
+    for estimate in bootstrap_each_method(scores, probability, reps=reps, seed=seed, confidence=confidence,
+                                          pairs=pairs):
+        rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "baseline": estimate.baseline,
+                     "best_baseline": bool(best[(*estimate.scope, estimate.method, estimate.baseline)]),
+                     "probability": float(estimate.point[0]), "low": float(estimate.low[0]),
+                     "high": float(estimate.high[0]), "tasks": len(estimate.tasks)})
+    return pd.DataFrame(rows, columns=POI_COLUMNS)
+
+
+def performance_profiles(scores: pd.DataFrame, *, num_taus: int = 51, reps: int = DEFAULT_REPS, seed: int = 0,
+                         confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """Run-score distributions: fraction of runs with normalised score > tau, with CIs.
+
+    The tau grid is shared by the methods of a scope: ``num_taus`` points from
+    ``min(0, lowest score)`` to ``max(1, highest score)``. The statistic is rliable's
+    ``score_distributions``, as ``rliable.library.create_performance_profile`` computes it.
+    """
+    taus = {scope: np.linspace(min(0.0, float(group["score"].min())), max(1.0, float(group["score"].max())),
+                               num_taus) for scope, group in scopes(scores)}
+
+    def profile(scope: tuple, group: pd.DataFrame):
+        return lambda x: rly.score_distributions(x, taus[scope])
+
+    rows = []
+    for estimate in bootstrap_each_method(scores, profile, reps=reps, seed=seed, confidence=confidence):
+        for i, tau in enumerate(taus[estimate.scope]):
+            rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "tau": float(tau),
+                         "fraction": float(estimate.point[i]), "low": float(estimate.low[i]),
+                         "high": float(estimate.high[i])})
+    return pd.DataFrame(rows, columns=PROFILE_COLUMNS)
+
+
+def _iqm_per_step(x: np.ndarray) -> np.ndarray:
+    # rliable's aggregate_iqm (scipy trim_mean over all runs and tasks) of every step of a
+    # (num_runs, num_tasks, num_steps) array, in one vectorised call instead of one per step.
+    return scipy.stats.trim_mean(x.reshape(-1, x.shape[-1]), proportiontocut=0.25, axis=0)
+
+
+def sample_efficiency(
+    curves: pd.DataFrame,
+    scores: pd.DataFrame,
+    *,
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    confidence: float = DEFAULT_CONFIDENCE,
+) -> pd.DataFrame:
+    """IQM of normalised return at each eval step, with stratified-bootstrap CIs.
+
+    Uses the balanced runs of ``scores`` and, per scope, the eval steps that every one of
+    those runs has (so all methods of a scope are compared at the same steps). The array
+    passed to rliable is ``(num_runs, num_tasks, num_steps)``.
+    """
+    curves = curves[curves["run_id"].isin(scores["run_id"])]
+    wide, steps = {}, {}  # per scope: run_id x shared step table, and those steps
+    for scope, group in scopes(scores):
+        runs = curves[curves["run_id"].isin(group["run_id"])]
+        step_sets = [set(frame["step"]) for _, frame in runs.groupby("run_id")]
+        shared = sorted(set.intersection(*step_sets)) if step_sets else []
+        if not shared:
+            warnings.warn(f"scope {'/'.join(map(str, scope))}: its runs share no eval step; "
+                          "no sample-efficiency curve", stacklevel=2)
+            continue
+        steps[scope] = shared
+        wide[scope] = runs.pivot_table(index="run_id", columns="step", values="score")[shared]
+
+    def curve_of_runs(task_rows: pd.DataFrame) -> np.ndarray:
+        scope = tuple(task_rows.iloc[0][SCOPE])
+        return wide[scope].loc[task_rows["run_id"]].to_numpy(float)
+
+    with_curves = scores[[tuple(scope) in wide for scope in scores[SCOPE].itertuples(index=False, name=None)]]
+    rows = []
+    for estimate in bootstrap_each_method(with_curves, lambda scope, group: _iqm_per_step, values=curve_of_runs,
+                                          reps=reps, seed=seed, confidence=confidence):
+        for t, step in enumerate(steps[estimate.scope]):
+            rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "step": int(step),
+                         "iqm": float(estimate.point[t]), "low": float(estimate.low[t]),
+                         "high": float(estimate.high[t]), "runs": estimate.runs, "tasks": len(estimate.tasks)})
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)

@@ -1,0 +1,121 @@
+"""Names shared by the analysis modules, and the ``Aggregate`` with its reader and writer.
+
+pandas only: the figures, the report and the workflow read an aggregate through this module
+without importing rliable or matplotlib.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import pandas as pd
+
+from plasticity_bench.results import atomic_write_bytes, write_json
+
+SCOPE = ["suite", "algo", "arch"]
+RUN_COLUMNS = ["run_id", "suite", "algo", "arch", "method", "task", "seed"]
+BASELINE = "none"
+OVERALL = "all"  # suite, algo and arch of the overall scope
+#: The statistics of a score matrix, in table order (``stats.STATISTICS`` computes them).
+STATISTIC_NAMES = ("iqm", "mean", "median", "optimality_gap")
+
+SCORE_COLUMNS = RUN_COLUMNS + ["final_return", "score", "num_evals", "last_step"]
+MISSING_COLUMNS = RUN_COLUMNS + ["status", "reason"]
+INTERVAL_COLUMNS = SCOPE + ["method", "statistic", "estimate", "low", "high", "runs", "tasks"]
+POI_COLUMNS = SCOPE + ["method", "baseline", "best_baseline", "probability", "low", "high", "tasks"]
+CURVE_COLUMNS = SCOPE + ["method", "step", "iqm", "low", "high", "runs", "tasks"]
+METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "std", "runs"]
+PROFILE_COLUMNS = SCOPE + ["method", "tau", "fraction", "low", "high"]
+
+#: Aggregate table -> its file in the aggregate dir.
+FILES = {
+    "scores": "scores.csv",
+    "missing": "missing.csv",
+    "interval_estimates": "interval_estimates.csv",
+    "probability_of_improvement": "probability_of_improvement.csv",
+    "sample_efficiency": "sample_efficiency.csv",
+    "metric_curves": "metric_curves.csv",
+    "performance_profiles": "performance_profiles.csv",
+}
+SUMMARY = "aggregate.json"
+
+
+class AnalysisError(Exception):
+    """A user-facing problem with the inputs of aggregation or reporting (bad matrix, unknown task...)."""
+
+
+def method_order(methods: Iterable[str]) -> list[str]:
+    """Baseline first, then alphabetical: the order (and colour) of methods in every table and figure."""
+    methods = sorted(set(methods))
+    return ([BASELINE] if BASELINE in methods else []) + [m for m in methods if m != BASELINE]
+
+
+def scopes(frame: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame]]:
+    """(scope, its rows) for every scope of ``frame``, in sorted order."""
+    for scope, group in frame.groupby(SCOPE, sort=True):
+        yield scope, group
+
+
+def is_overall(scope: Iterable[str]) -> bool:
+    return all(part == OVERALL for part in scope)
+
+
+def scope_title(scope: Iterable[str]) -> str:
+    scope = tuple(scope)
+    if is_overall(scope):
+        return "Overall (every suite / algo / arch)"
+    return " / ".join(str(part) for part in scope)
+
+
+@dataclass
+class Aggregate:
+    """Everything ``aggregate`` computes; each table is one CSV of the aggregate dir."""
+
+    scores: pd.DataFrame
+    missing: pd.DataFrame
+    interval_estimates: pd.DataFrame
+    probability_of_improvement: pd.DataFrame
+    sample_efficiency: pd.DataFrame
+    metric_curves: pd.DataFrame
+    performance_profiles: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+    def tables(self) -> dict[str, pd.DataFrame]:
+        return {name: getattr(self, name) for name in FILES}
+
+
+def write_aggregate(result: Aggregate, out_dir: Path) -> dict[str, Path]:
+    """Write every table as CSV (each atomically) and ``aggregate.json`` last.
+
+    ``aggregate.json`` is the completion marker: a reader that finds it finds the tables of
+    the same aggregation next to it.
+    """
+    out_dir = Path(out_dir)
+    paths = {}
+    (out_dir / SUMMARY).unlink(missing_ok=True)
+    for name, table in result.tables().items():
+        buffer = io.StringIO()
+        table.to_csv(buffer, index=False)
+        paths[name] = out_dir / FILES[name]
+        atomic_write_bytes(paths[name], buffer.getvalue().encode())
+    paths["summary"] = out_dir / SUMMARY
+    write_json(paths["summary"], result.summary)
+    return paths
+
+
+def read_aggregate(out_dir: Path) -> Aggregate:
+    """Read an aggregate dir written by ``write_aggregate``."""
+    out_dir = Path(out_dir)
+    if not (out_dir / SUMMARY).exists():
+        raise AnalysisError(f"{out_dir} is not a finished aggregate (no {SUMMARY})")
+    tables = {}
+    for name, file in FILES.items():
+        path = out_dir / file
+        if not path.exists():
+            raise AnalysisError(f"aggregate {out_dir} lacks {file}")
+        tables[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    return Aggregate(**tables, summary=json.loads((out_dir / SUMMARY).read_text()))
