@@ -158,20 +158,6 @@ class RunSpec:
         data["hyperparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparams.items()}
         return data
 
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
-        hyperparams = {k: tuple(v) if isinstance(v, list) else v for k, v in data["hyperparams"].items()}
-        return cls(
-            algo=data["algo"],
-            arch=data["arch"],
-            methods=tuple(data["methods"]),
-            task=data["task"],
-            seed=int(data["seed"]),
-            steps=int(data["steps"]),
-            hyperparams=hyperparams,
-            method_options=data["method_options"],
-        )
-
     def network_config(self) -> NetworkConfig:
         """The architecture this spec trains (before methods rewrite it)."""
         hp = self.hyperparams
