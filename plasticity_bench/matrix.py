@@ -8,10 +8,14 @@ dropped with the reason ``build_spec`` gives, never silently. The Snakefile and
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from plasticity_bench.environments.suites import load_suite
 from plasticity_bench.results import write_json
@@ -27,6 +31,9 @@ class PlannedRun:
     # method (e.g. "rr1" for replay ratio 1): the claims report compares variants, and
     # aggregation treats each variant as a method of its own.
     variant: str = ""
+    # The leaderboard entry: the config's method entry as written (with its options, e.g.
+    # "regrama[tau=0.1]"), then "[variant]" if any; the plain method name otherwise.
+    label: str = ""
 
     def cli_args(self) -> list[str]:
         """``plasticity-bench train`` arguments that rebuild exactly this spec."""
@@ -43,7 +50,83 @@ class PlannedRun:
                "seed": s.seed, "suite": self.suite, "steps": s.steps}
         if self.variant:
             row["variant"] = self.variant
+        if self.label and self.label != s.method:
+            row["label"] = self.label
         return row
+
+
+# A method entry: components joined by '+', each a method name with optional options in
+# brackets, e.g. "regrama[tau=0.1,period=5000]" or "layer_norm+redo[tau=0.02]".
+COMPONENT = re.compile(r"^(?P<name>[^\[\]=,+]+)(?:\[(?P<options>[^\[\]]*)\])?$")
+
+
+@dataclass(frozen=True)
+class MethodEntry:
+    entry: str  # as written in the config: the leaderboard entry
+    names: tuple[str, ...]  # the methods it composes
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # per method, from the brackets
+
+    @property
+    def method(self) -> str:
+        return "+".join(self.names)
+
+
+def _split_components(entry: str) -> list[str]:
+    """Split at the '+' signs outside brackets."""
+    parts, depth, current = [], 0, ""
+    for char in entry:
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if char == "+" and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    return parts + [current]
+
+
+def parse_method_entry(entry: str) -> MethodEntry:
+    """``"regrama[tau=0.1,period=5000]"`` → names ("regrama",), options {"regrama": {"tau":
+    0.1, "period": 5000}}. Option values are read as YAML scalars (numbers, booleans, null,
+    strings); the option names themselves are checked when the run's spec is built."""
+    names, options = [], {}
+    for component in _split_components(entry.strip()):
+        match = COMPONENT.match(component.strip())
+        if not match:
+            raise SpecError(f"method entry {entry!r}: cannot read {component!r}; write a method name, optionally "
+                            "with options in brackets, e.g. regrama[tau=0.1,period=5000] (components joined by '+')")
+        name = match["name"].strip()
+        names.append(name)
+        if match["options"] is None:
+            continue
+        pairs = [pair for pair in match["options"].split(",") if pair.strip()]
+        if not pairs or any("=" not in pair for pair in pairs):
+            raise SpecError(f"method entry {entry!r}: options of {name!r} must be key=value pairs separated by ','")
+        options[name] = {key.strip(): yaml.safe_load(value.strip()) for key, value in
+                         (pair.split("=", 1) for pair in pairs)}
+    return MethodEntry(entry.strip(), tuple(names), options)
+
+
+def _format_value(value: Any) -> str:
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def sweep_entries(sweep: dict[str, dict[str, list[Any]]]) -> list[str]:
+    """``sweep: {regrama: {tau: [0.01, 0.1], period: [1000, 5000]}}`` → one method entry per
+    point of the grid: "regrama[tau=0.01,period=1000]", ... (the options' order as given)."""
+    entries = []
+    for method, grid in sweep.items():
+        if not isinstance(grid, dict) or not grid or not all(isinstance(values, list) and values
+                                                             for values in grid.values()):
+            raise SpecError(f"sweep.{method} must map each option to a non-empty list of values, got {grid!r}")
+        for point in itertools.product(*grid.values()):
+            options = ",".join(f"{key}={_format_value(value)}" for key, value in zip(grid, point))
+            entries.append(f"{method}[{options}]")
+    return entries
+
+
+def block_methods(block: dict[str, Any]) -> list[str]:
+    """A product's method entries: its ``methods`` list, then its ``sweep`` grid's points."""
+    return list(block["methods"]) + sweep_entries(block.get("sweep", {}))
 
 
 def config_hash(config: dict[str, Any]) -> str:
@@ -68,6 +151,8 @@ def experiment_config(config: dict[str, Any], experiment: dict[str, Any]) -> dic
     entries go on top of the main ones: an experiment sets a paper's tau for its cells
     without restating every other option."""
     block = {**config, **experiment}
+    if "sweep" not in experiment:  # a sweep belongs to the product that states it
+        block.pop("sweep", None)
     for key in ("overrides", "method_options"):
         main, extra = config.get(key, {}), experiment.get(key, {})
         block[key] = {name: {**main.get(name, {}), **extra.get(name, {})} for name in {*main, *extra}}
@@ -86,12 +171,13 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
         block_runs, block_dropped = _expand_product(block)
         for run in block_runs:
             row = run.row()
-            cell = tuple(row.get(key, "") for key in ("suite", "algo", "arch", "method", "variant", "task", "seed"))
+            cell = tuple(row.get(key, "") for key in ("suite", "algo", "arch", "label", "method", "variant", "task",
+                                                      "seed"))
             # Aggregation keys runs by this cell; two different specs in one cell (e.g. an
             # experiment's tau next to the main one) would be pooled as one method.
             if cells.setdefault(cell, run.spec.run_id) != run.spec.run_id:
                 raise SpecError(
-                    f"two planned runs share suite/algo/arch/method/variant/task/seed "
+                    f"two planned runs share suite/algo/arch/label/method/variant/task/seed "
                     f"{'/'.join(map(str, cell))} with different settings ({cells[cell]} and "
                     f"{run.spec.run_id}); give the experiments disjoint cells or a `variant` label each"
                 )
@@ -121,7 +207,7 @@ def check_names(config: dict[str, Any]) -> None:
 def _names(block: dict[str, Any], kind: str) -> set[str]:
     """Suites, algorithms or single methods (compositions split at '+') of one product."""
     if kind == "methods":
-        return {name for method in block["methods"] for name in method.split("+")}
+        return {name for entry in block_methods(block) for name in parse_method_entry(entry).names}
     return set(block[kind])
 
 
@@ -157,17 +243,21 @@ def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict
                                 "reason": f"suite {suite_name} is for {', '.join(suite.algos)}"})
                 continue
             for arch in config["archs"]:
-                for method in config["methods"]:
+                for entry in map(parse_method_entry, block_methods(config)):
+                    variant = config.get("variant", "")
+                    label = entry.entry + (f"[{variant}]" if variant else "")
                     for task in tasks:
-                        overrides = overrides_for(config, algo, suite_name, tuple(method.split("+")))
+                        overrides = overrides_for(config, algo, suite_name, entry.names)
+                        overrides.update({f"{name}.{option}": value for name, options in entry.options.items()
+                                          for option, value in options.items()})
                         try:
-                            specs = [build_spec(algo, arch, method, task, seed, steps, overrides) for seed in config["seeds"]]
+                            specs = [build_spec(algo, arch, entry.method, task, seed, steps, overrides)
+                                     for seed in config["seeds"]]
                         except InvalidCombinationError as error:
-                            dropped.append({"suite": suite_name, "algo": algo, "arch": arch, "method": method,
+                            dropped.append({"suite": suite_name, "algo": algo, "arch": arch, "method": entry.entry,
                                             "task": task, "reason": str(error)})
                             continue
-                        runs.extend(PlannedRun(spec, suite_name, overrides, config.get("variant", ""))
-                                    for spec in specs)
+                        runs.extend(PlannedRun(spec, suite_name, overrides, variant, label) for spec in specs)
     return runs, dropped
 
 

@@ -33,7 +33,7 @@ STATISTICS = ("change", "level", "metric_gap", "difference", "score_iqm_differen
 REDUCTIONS = ("first", "last", "mean", "max")
 # Expected side of a threshold → (phrase, holds when the CI is inside, fails when inside)
 EXPECTATIONS = ("above", "below", "at_least", "at_most")
-GROUP_KEYS = ("suite", "algo", "arch", "method", "variant", "task")
+GROUP_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "task")
 CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
               "expect"}
 CLAIM_COLUMNS = ["claim", "source", "statistic", "expected", "measured", "ci_low", "ci_high", "holds", "runs",
