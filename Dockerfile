@@ -79,9 +79,8 @@ RUN torch_cuda=$(python -c "import torch; print(torch.version.cuda)") \
 WORKDIR /opt/plasticity-bench
 COPY pyproject.toml README.md Snakefile ./
 COPY plasticity_bench ./plasticity_bench
-COPY envs ./envs
 COPY workflow ./workflow
-# Editable, as scripts/setup.sh does: the suites in envs/ are found next to the package.
+# Editable, as scripts/setup.sh does (the suites are package data, plasticity_bench/suites/).
 RUN --mount=type=secret,id=pip-ca if [ -s /run/secrets/pip-ca ]; then export PIP_CERT=/run/secrets/pip-ca; fi \
     && pip install -e ".[${EXTRAS}]" \
     && python -c "import torch, plasticity_bench; print('plasticity-bench', plasticity_bench.__version__, 'torch', torch.__version__)"

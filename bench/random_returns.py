@@ -5,7 +5,7 @@
 Episode i of a task is reset with seed ``seed + i``; actions come from a numpy Generator
 seeded with ``seed``. Prints one row per task: mean, std and episodes of the random return,
 and the environment's steps per second under random actions (simulation + our wrappers).
-The numbers go into envs/*.yaml as each task's ``random`` score.
+The numbers go into plasticity_bench/suites/*.yaml as each task's ``random`` score.
 """
 
 from __future__ import annotations

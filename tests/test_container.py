@@ -154,7 +154,7 @@ def test_package_is_installed_from_the_repository_with_declared_extras():
     assert extras <= set(PYPROJECT["project"]["optional-dependencies"]), extras
     assert "pipeline" in extras  # aggregate and report need it, as they do outside the image
     copied = {source for kind, args in DOCKER if kind == "COPY" for source in args.split()[:-1]}
-    for needed in ["pyproject.toml", "README.md", "plasticity_bench", "envs"]:
+    for needed in ["pyproject.toml", "README.md", "plasticity_bench"]:
         assert needed in copied, needed
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
     assert "*" in ignore  # a whitelist: only what the image installs is in the build context

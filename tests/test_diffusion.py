@@ -353,7 +353,7 @@ SAC_STEPS, SAC_OVERRIDES = 6000, ["eval_every=2000", "learning_starts=1000", *WI
 TD3_STEPS, TD3_OVERRIDES = 12_000, ["eval_every=3000", "learning_starts=5000", *WIDTHS_128]
 
 
-# Uniform random actions score about -1225 on Pendulum (envs/classic_control_continuous.yaml);
+# Uniform random actions score about -1225 on Pendulum (plasticity_bench/suites/classic_control_continuous.yaml);
 # -400 is far above anything a random or untrained policy reaches.
 @pytest.mark.slow
 def test_sac_with_the_diffusion_actor_learns_pendulum(tmp_path):

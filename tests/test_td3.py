@@ -225,7 +225,7 @@ def test_td3_solves_pendulum(tmp_path):
     assert final_return(spec, tmp_path) >= -250
 
 
-# Uniform random actions score about -1225 on Pendulum (envs/classic_control_continuous.yaml).
+# Uniform random actions score about -1225 on Pendulum (plasticity_bench/suites/classic_control_continuous.yaml).
 # Residual bodies at width 128 with one block keep each run within a few CPU minutes.
 @pytest.mark.slow
 @pytest.mark.parametrize("algo, steps", [("sac", 12_000), ("td3", 15_000)])

@@ -1,4 +1,6 @@
-"""Benchmark suites: tasks, step budgets and score normalisation, read from ``envs/*.yaml``.
+"""Benchmark suites: tasks, step budgets and score normalisation, read from the package's
+``suites/*.yaml`` (package data, so an installed wheel finds them as an editable checkout
+does), or from the folder named by ``PLASTICITY_BENCH_SUITES_DIR`` when it is set.
 
 A task's normalised score is ``(return - random) / (reference - random)``: 0 for a uniform
 random policy, 1 for the reference agent (or the maximum return, where a suite says so).
@@ -8,9 +10,14 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:  # importlib.resources.abc is Python 3.11+; the package supports 3.10
+    from importlib.resources.abc import Traversable
 
 SUITES_DIR_ENV_VAR = "PLASTICITY_BENCH_SUITES_DIR"
 
@@ -41,12 +48,14 @@ class Suite:
         return float(normalised) if np.ndim(normalised) == 0 else normalised
 
 
-def suites_dir() -> Path:
+def suites_dir() -> Traversable:
+    """The folder of suite files: the override, else the package's ``suites`` data folder
+    (read through importlib.resources, which also finds it inside a zipped install)."""
     override = os.environ.get(SUITES_DIR_ENV_VAR)
-    return Path(override) if override else Path(__file__).resolve().parents[2] / "envs"
+    return Path(override) if override else resources.files("plasticity_bench") / "suites"
 
 
-def _parse_suite(path: Path) -> Suite:
+def _parse_suite(path: Traversable) -> Suite:
     import yaml
 
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -74,7 +83,8 @@ def _parse_suite(path: Path) -> Suite:
 def load_suites() -> dict[str, Suite]:
     """Every suite in the suites directory, by name."""
     suites: dict[str, Suite] = {}
-    for path in sorted(suites_dir().glob("*.yaml")):
+    files = (entry for entry in suites_dir().iterdir() if entry.is_file() and entry.name.endswith(".yaml"))
+    for path in sorted(files, key=lambda entry: entry.name):
         suite = _parse_suite(path)
         if suite.name in suites:
             raise ValueError(f"suite name {suite.name!r} is defined twice (second time in {path})")
