@@ -66,6 +66,11 @@ def train(
     expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow check)"),
     restart: bool = typer.Option(False, "--restart", help="delete the run's records (manifest, eval, metrics, "
                                  "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged"),
+    allow_short_budget: bool = typer.Option(
+        False, "--allow-short-budget", envvar="PLASTICITY_BENCH_ALLOW_SHORT_BUDGET",
+        help="train even when the budget makes no gradient update, never reaches eval_every or monitor_every, "
+             "or ends before a method first acts (refused otherwise, naming the numbers); the environment "
+             "variable lets workflow jobs through"),
 ) -> None:
     """Train one run and write its record (manifest, eval, metrics, checkpoint); resumes after a kill."""
     import json
@@ -89,6 +94,7 @@ def train(
 
     import traceback
 
+    from plasticity_bench.budget import ShortBudgetError
     from plasticity_bench.devices import DeviceError, select_training_device
     from plasticity_bench.results import CorruptRecordError, RunLockedError
     from plasticity_bench.train import RunConflictError, RunFailedError
@@ -100,8 +106,8 @@ def train(
         fail(str(error))
     try:
         manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress,
-                                restart=restart)
-    except (RunConflictError, RunLockedError) as error:
+                                restart=restart, allow_short_budget=allow_short_budget)
+    except (ShortBudgetError, RunConflictError, RunLockedError) as error:
         fail(str(error))
     except OSError as error:  # before training started: the folder cannot be written
         fail(f"--out {run_dir} cannot be written: {error}")

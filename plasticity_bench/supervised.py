@@ -47,6 +47,7 @@ from torch import nn
 from tqdm import tqdm
 
 from plasticity_bench import results
+from plasticity_bench.budget import planned_updates
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
@@ -113,7 +114,7 @@ class SupervisedTrainer(Trainer):
         inputs = task_inputs(split_task(spec.task)[1], self.hp["samples"])
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
         for method in self.methods:
-            method.plan(spec.steps)
+            method.plan(planned_updates(spec))
         network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)

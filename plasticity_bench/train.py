@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 from plasticity_bench import registry, results
+from plasticity_bench.budget import check_budget, planned_updates, updates_after
 from plasticity_bench.agents.base import TrainingHooks
 from plasticity_bench.devices import resolve_device
 from plasticity_bench.environments import make_env
@@ -60,7 +61,7 @@ PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no stat
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
-          progress: bool = True, restart: bool = False) -> dict:
+          progress: bool = True, restart: bool = False, allow_short_budget: bool = False) -> dict:
     """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
 
     ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
@@ -69,9 +70,12 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
     checkpoint (a transient failure passes; a divergence, being seeded, fails again).
     ``restart`` deletes the run's records first and trains from scratch.
 
-    Raises RunFailedError after recording status failed; RunLockedError while another
+    Raises ShortBudgetError, before anything is written, when the budget cannot produce what
+    the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after recording status failed; RunLockedError while another
     process trains in ``run_dir``; CorruptRecordError for a damaged checkpoint or manifest.
     """
+    if not allow_short_budget:
+        check_budget(spec)
     device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir)
     with results.run_lock(run_dir):
@@ -138,7 +142,7 @@ class Trainer:
 
         self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
         for method in self.methods:
-            method.plan(self.updates_after(spec.steps))
+            method.plan(planned_updates(spec))
         network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)
@@ -252,17 +256,8 @@ class Trainer:
             return int(self.rng.integers(self.env.action_space.n))
         return self.rng.uniform(-1.0, 1.0, size=self.env.action_space.shape).astype(np.float32)
 
-    def updates_after(self, env_steps: int) -> int:
-        """Updates owed after ``env_steps`` at ``replay_ratio`` per env step after
-        ``learning_starts`` (a function of the step count, so the schedule never drifts)."""
-        learning_steps = env_steps - self.hp["learning_starts"]
-        return math.floor(learning_steps * self.hp["replay_ratio"] + 1e-9) if learning_steps > 0 else 0
-
-    def updates_due(self) -> int:
-        return self.updates_after(self.env_steps)
-
     def train_on_replay(self) -> None:
-        while self.updates < self.updates_due():
+        while self.updates < updates_after(self.hp, self.env_steps):
             batch = self.replay.sample(self.hp["batch_size"])
             losses = self.agent.update(batch)
             self.updates += 1

@@ -67,7 +67,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, algo):
 def test_completed_run_is_not_retrained(tmp_path):
     out = tmp_path / "run"
     args = ["--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "600", "--set", "learning_starts=100",
-            "--set", "eval_every=300", "--set", "eval_episodes=1"]
+            "--set", "eval_every=300", "--set", "eval_episodes=1", "--set", "monitor_every=25"]
     subprocess.run(train_command(args, out), check=True, capture_output=True, timeout=300)
     before = RunRecord(out).manifest()
     checkpoint_mtime = (out / "checkpoint.pt").stat().st_mtime_ns

@@ -147,7 +147,8 @@ def test_resetting_every_task_keeps_later_tasks_as_learnable_as_the_first(tmp_pa
 @pytest.mark.parametrize("method", ["layer_norm", "redo"])
 def test_role_methods_run_on_the_classifier(tmp_path, method):
     options = {"redo.period": 50} if method == "redo" else {}
-    manifest = train(small_spec(method, steps=200, **options), tmp_path, threads=1, device=CPU, progress=False)
+    manifest = train(small_spec(method, steps=200, monitor_every=100, **options), tmp_path, threads=1, device=CPU,
+                     progress=False)
     assert manifest["status"] == "completed" and len(accuracies(tmp_path)) == 2
     if method == "layer_norm":
         assert manifest["network"]["layer_norm"] is True
@@ -158,7 +159,8 @@ def test_role_methods_run_on_the_classifier(tmp_path, method):
 
 def test_diverging_run_is_recorded_as_failed_with_its_reason(tmp_path):
     with pytest.raises(RunFailedError, match="non-finite"):
-        train(small_spec(steps=200, learning_rate=1e30), tmp_path, threads=1, device=CPU, progress=False)
+        train(small_spec(steps=200, learning_rate=1e30, monitor_every=100), tmp_path, threads=1, device=CPU,
+              progress=False)
     manifest = RunRecord(tmp_path).manifest()
     assert manifest["status"] == "failed" and "non-finite" in manifest["error"]
 

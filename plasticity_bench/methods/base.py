@@ -46,6 +46,12 @@ class Method:
         """Told once, before ``setup``, how many gradient updates the run will make (a
         method that acts at a fraction of training turns it into an update count)."""
 
+    def first_action_updates(self) -> dict[str, int]:
+        """Option name → the gradient update at which, by that option, the method first acts
+        (e.g. ``{"period": 1000}``); read after ``plan``. A run whose budget ends before one
+        of them is refused before it trains (plasticity_bench/budget.py)."""
+        return {}
+
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
         """Change the architecture before networks are built (e.g. add LayerNorm)."""
         return config

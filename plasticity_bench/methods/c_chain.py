@@ -82,6 +82,10 @@ class CChain(Method):
     def options(cls) -> dict[str, Any]:
         return dict(DEFAULTS)
 
+    def first_action_updates(self) -> dict[str, int]:
+        # The churn term acts from the start; the automatic coefficient only from adapt_after.
+        return {"adapt_after": self.adapt_after} if self.fixed is None else {}
+
     @staticmethod
     def snapshot(network: nn.Module) -> dict[str, torch.Tensor]:
         return {name: t.detach().clone() for name, t in [*network.named_parameters(), *network.named_buffers()]}

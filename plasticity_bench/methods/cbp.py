@@ -85,6 +85,9 @@ class ContinualBackprop(Method):
     def options(cls) -> dict[str, Any]:
         return {"replacement_rate": 1e-4, "decay": 0.99, "maturity_threshold": 1000, "roles": None}
 
+    def first_action_updates(self) -> dict[str, int]:
+        return {"maturity_threshold": self.maturity_threshold + 1}  # a unit is mature once its age exceeds it
+
     def setup(self, roles: dict[str, Role]) -> None:
         for handle in self._handles:
             handle.remove()

@@ -44,6 +44,9 @@ class NormalizeAndProject(Method):
     def options(cls) -> dict[str, Any]:
         return {"period": 1, "roles": None}
 
+    def first_action_updates(self) -> dict[str, int]:
+        return {"period": self.period}
+
     def network_config(self, config: NetworkConfig) -> NetworkConfig:
         return dataclasses.replace(config, layer_norm=True)
 

@@ -115,6 +115,9 @@ class PlasticityInjection(Method):
         if self.at_update is None:  # an explicit update count wins over the fraction
             self.at_update = max(1, math.ceil(self.at_fraction * total_updates))
 
+    def first_action_updates(self) -> dict[str, int]:
+        return {"at_update": self.at_update}
+
     def setup(self, roles: dict[str, Role]) -> None:
         chosen_roles(self.name, roles, self.roles)  # fail early on a bad role name
         self._roles = roles

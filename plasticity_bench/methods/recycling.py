@@ -251,6 +251,9 @@ class PeriodicRoleMethod(Method):
     def act(self, role_name: str, role: Role) -> dict[str, float]:
         raise NotImplementedError
 
+    def first_action_updates(self) -> dict[str, int]:
+        return {"period": self.period}
+
     def after_update(
         self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
     ) -> dict[str, float]:
@@ -284,6 +287,9 @@ class NeuronRecycler(Method):
 
     def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def first_action_updates(self) -> dict[str, int]:
+        return {"period": self.period}
 
     def select(self, score: torch.Tensor) -> torch.Tensor:
         """Boolean mask of the neurons of one layer to recycle."""

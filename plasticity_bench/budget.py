@@ -1,0 +1,85 @@
+"""What a run's budget produces, checked before it trains.
+
+A run that makes no gradient update, never reaches its evaluation or monitor cadence, or
+ends before a method first acts spends its compute and records nothing to compare (DQN's
+default learning_starts of 10000 with ``--steps 2000`` used to complete with 0 updates and
+an empty metrics.parquet). ``check_budget`` refuses such a run with the numbers and the key
+to change; ``--allow-short-budget`` lets it through (smoke tests of the code itself).
+
+Units: ``steps`` and ``eval_every`` count environment steps, ``monitor_every`` and the
+methods' periods count gradient updates. An RL run makes ``floor((steps - learning_starts)
+* replay_ratio)`` updates; a supervised run (algorithm ``sl``) one per step. The last step
+is always evaluated, so ``eval_every > steps`` leaves a single point, not a learning curve.
+The plasticity probe (``probe_every``) is not checked: it is an extra on the monitor's
+cadence and off with 0.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from plasticity_bench.methods import make_method
+from plasticity_bench.spec import RunSpec, SpecError
+
+OVERRIDE_FLAG = "--allow-short-budget"
+
+
+class ShortBudgetError(SpecError):
+    """The run's budget cannot produce what its spec asks for (see the module docstring)."""
+
+
+def updates_after(hyperparams: dict[str, Any], env_steps: int) -> int:
+    """RL updates owed after ``env_steps`` at ``replay_ratio`` per env step after
+    ``learning_starts`` (a function of the step count, so the schedule never drifts)."""
+    learning_steps = env_steps - hyperparams["learning_starts"]
+    return math.floor(learning_steps * hyperparams["replay_ratio"] + 1e-9) if learning_steps > 0 else 0
+
+
+def planned_updates(spec: RunSpec) -> int:
+    """The gradient updates the whole run makes."""
+    return spec.steps if spec.algo == "sl" else updates_after(spec.hyperparams, spec.steps)
+
+
+def _updates_formula(spec: RunSpec) -> str:
+    if spec.algo == "sl":
+        return f"steps={spec.steps}, one gradient update per step"
+    hp = spec.hyperparams
+    return f"steps={spec.steps}, learning_starts={hp['learning_starts']}, replay_ratio={hp['replay_ratio']:g}"
+
+
+def shortfalls(spec: RunSpec) -> list[str]:
+    """One sentence per thing the budget cannot produce, naming the numbers and the key to
+    change; empty when the budget suffices."""
+    updates = planned_updates(spec)
+    made = f"the run's {updates} gradient updates ({_updates_formula(spec)})"
+    if updates == 0:  # everything below follows from it
+        hp = spec.hyperparams
+        return [f"{made}: nothing is trained; raise --steps above learning_starts={hp['learning_starts']} "
+                f"or lower it (--set learning_starts=N)"]
+    found = []
+    eval_every = spec.hyperparams.get("eval_every")  # sl evaluates at the end of every task
+    if eval_every is not None and eval_every > spec.steps:
+        found.append(f"eval_every={eval_every} env steps exceeds steps={spec.steps}: the run is evaluated only at "
+                     f"its last step; lower it (--set eval_every=N, N <= {spec.steps}) or raise --steps")
+    monitor_every = spec.hyperparams["monitor_every"]
+    if monitor_every > updates:
+        found.append(f"monitor_every={monitor_every} updates exceeds {made}: metrics.parquet gets no monitor row; "
+                     f"lower it (--set monitor_every=N, N <= {updates}) or raise --steps")
+    for name in spec.methods:
+        method = make_method(name, **spec.method_options.get(name, {}))
+        method.plan(updates)
+        for option, first in method.first_action_updates().items():
+            if first > updates:
+                value = spec.method_options[name][option]
+                found.append(f"{name}.{option}={value} first acts at update {first}, after {made}: {name} never acts; "
+                             f"lower it so that it acts by update {updates} (--set {name}.{option}=N) or raise --steps")
+    return found
+
+
+def check_budget(spec: RunSpec) -> None:
+    """Raise ShortBudgetError listing every shortfall of ``spec``'s budget."""
+    found = shortfalls(spec)
+    if found:
+        raise ShortBudgetError(f"run {spec.run_id} cannot produce what it asks for: {'; '.join(found)} "
+                               f"(or pass {OVERRIDE_FLAG} to train it anyway)")
