@@ -15,6 +15,8 @@ from typing import Annotated, Optional
 import typer
 
 USER_ERROR_EXIT = 2
+FINAL_WINDOW_HELP = ("Fraction of each run's step budget whose evaluations the final score averages, "
+                     "0 to 1 (0: the last evaluation alone).")
 
 
 def _fail(message: str) -> None:
@@ -28,6 +30,7 @@ def aggregate_command(
     out: Annotated[Path, typer.Option(help="Aggregate directory to write the CSVs into.")],
     reps: Annotated[int, typer.Option(min=1, help="Bootstrap replications per estimate.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of numpy's global RNG before every rliable call.")] = 0,
+    final_window: Annotated[float, typer.Option(help=FINAL_WINDOW_HELP)] = 0.1,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="Aggregate even if expected runs are missing (listed in missing.csv).")] = False,
 ) -> None:
@@ -41,7 +44,8 @@ def aggregate_command(
         matrix_data = load_matrix(matrix)
         if not runs.is_dir():
             _fail(f"runs directory not found: {runs}")
-        result = aggregate_runs(matrix_data, runs, out, reps=reps, seed=seed, allow_missing=allow_missing)
+        result = aggregate_runs(matrix_data, runs, out, reps=reps, seed=seed, final_window=final_window,
+                                allow_missing=allow_missing)
     except AnalysisError as error:
         _fail(str(error))
     except OSError as error:  # e.g. --out is a file, or a place this user cannot write
@@ -110,6 +114,7 @@ def plot_command(
     format: Annotated[str, typer.Option(help="Comma-separated figure formats: pdf, png, svg.")] = "pdf,png",
     reps: Annotated[int, typer.Option(min=1, help="Bootstrap replications when recomputing.")] = 2000,
     seed: Annotated[int, typer.Option(help="Seed of numpy's global RNG before every rliable call.")] = 0,
+    final_window: Annotated[float, typer.Option(help=FINAL_WINDOW_HELP + " When recomputing.")] = 0.1,
     allow_missing: Annotated[bool, typer.Option(
         "--allow-missing", help="When recomputing, go on without the expected runs that are missing.")] = False,
 ) -> None:
@@ -159,7 +164,7 @@ def plot_command(
                 _check_choices(option, wanted, valid)
                 planned = [run for run in planned if run[column] in wanted]
             result = aggregate_runs({**matrix_data, "runs": planned}, runs, reps=reps, seed=seed,
-                                    allow_missing=allow_missing)
+                                    final_window=final_window, allow_missing=allow_missing)
         metrics = _split(metric)
         if metrics is not None and "metric_curves" in figures:
             plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below

@@ -102,9 +102,11 @@ def make_runs(root: Path, cells=None) -> tuple[dict, Path]:
     return matrix, runs
 
 
-def expected_score(method: str, task: str, seed: int, arch: str = "mlp") -> float:
+def expected_score(method: str, task: str, seed: int, arch: str = "mlp", last: int = 1) -> float:
+    """Normalised mean of the ``last`` evaluations: 1 with the default final window (0.1 of
+    5000 steps reaches back 500 steps, and evaluations are 1000 steps apart)."""
     random, reference = TASKS[task]
-    return (eval_returns(method, task, seed, arch)[-3:].mean() - random) / (reference - random)
+    return (eval_returns(method, task, seed, arch)[-last:].mean() - random) / (reference - random)
 
 
 @pytest.fixture(autouse=True)
@@ -119,14 +121,34 @@ def complete(tmp_path):
     return make_runs(tmp_path)
 
 
-def test_final_scores_are_normalised_means_of_last_three_evals(complete):
+@pytest.mark.parametrize("final_window, last", [(0.1, 1), (0.0, 1), (0.4, 3), (1.0, 5)])
+def test_final_score_averages_the_evaluations_in_the_final_window_of_the_budget(complete, final_window, last):
+    """Evaluations every 1000 of 5000 steps: a window of 0.4 x 5000 reaches back to step 3000."""
     matrix, runs = complete
-    scores, missing = collect(matrix, runs)
+    scores, missing = collect(matrix, runs, final_window=final_window)
     assert missing.empty and len(scores) == 12
     for row in scores.itertuples():
-        assert row.score == pytest.approx(expected_score(row.method, row.task, row.seed))
-        assert row.final_return == pytest.approx(eval_returns(row.method, row.task, row.seed)[-3:].mean())
-        assert row.num_evals == 5 and row.last_step == 5000
+        assert row.score == pytest.approx(expected_score(row.method, row.task, row.seed, last=last))
+        assert row.final_return == pytest.approx(eval_returns(row.method, row.task, row.seed)[-last:].mean())
+        assert row.final_evals == last and row.num_evals == 5 and row.last_step == 5000
+
+
+def test_auc_is_the_mean_height_of_the_normalised_learning_curve(complete):
+    """Trapezoid rule over the eval steps divided by their span."""
+    matrix, runs = complete
+    scores, _ = collect(matrix, runs)
+    for row in scores.itertuples():
+        random, reference = TASKS[row.task]
+        curve = (eval_returns(row.method, row.task, row.seed) - random) / (reference - random)
+        heights = (curve[1:] + curve[:-1]) / 2  # evaluations are evenly spaced
+        assert row.auc == pytest.approx(heights.mean())
+
+
+@pytest.mark.parametrize("final_window", [-0.1, 1.5])
+def test_final_window_outside_the_budget_names_value_and_range(complete, final_window):
+    matrix, runs = complete
+    with pytest.raises(AnalysisError, match=rf"final_window {final_window} .* valid: 0 to 1"):
+        collect(matrix, runs, final_window=final_window)
 
 
 def test_iqm_equals_rliable_on_same_arrays_and_cis_contain_estimates(complete, tmp_path):
@@ -134,7 +156,7 @@ def test_iqm_equals_rliable_on_same_arrays_and_cis_contain_estimates(complete, t
     result = aggregate(matrix, runs, tmp_path / "agg", reps=REPS, seed=0)
     everything = result.interval_estimates
     estimates = everything[everything["suite"] == SUITE].reset_index(drop=True)
-    assert len(estimates) == len(METHODS) * len(STATISTICS)
+    assert len(estimates) == len(METHODS) * (len(STATISTICS) + 1)  # and the IQM of the AUCs
     # One scope: the overall scope is the same matrix (cells in the same order), so the same numbers.
     overall = everything[everything["suite"] == OVERALL].reset_index(drop=True)
     assert (overall[["algo", "arch"]] == OVERALL).all().all()
@@ -308,6 +330,9 @@ def test_cli_aggregate_user_errors_exit_2_with_one_line(complete, tmp_path):
     result = runner.invoke(cli_app(), ["aggregate", "--matrix", str(tmp_path / "nope.json"), "--runs", str(runs),
                                        "--out", str(tmp_path / "agg2")])
     assert result.exit_code == 2 and "matrix file not found" in result.stderr
+    result = runner.invoke(cli_app(), args + ["--allow-missing", "--final-window", "2"])
+    assert result.exit_code == 2 and "final_window 2.0 is not a fraction of the step budget; valid: 0 to 1" \
+        in result.stderr
 
 
 # ----------------------------------------------------------------------------- overall scope, best baseline

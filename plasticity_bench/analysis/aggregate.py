@@ -5,9 +5,15 @@
   average over fewer seeds); with it, scores are balanced (``scores.balance``) and the
   runs left out are listed in ``missing.csv``. A task with no completed run of a method is
   left out of that method's matrix (the ``tasks`` column shows it).
-- The overall scope (``scores.overall_scores``) is one more scope of the score-based
-  statistics; the methods it leaves out and the cells they lack are listed in
-  ``aggregate.json`` under ``overall``.
+- **Unlearned scope**: a scope where no method's IQM CI upper bound is above
+  ``learned_above`` (default ``vocabulary.LEARNED_ABOVE`` = 0.05 normalised): at this budget no method
+  is distinguishable from random there. Its rows stay, flagged in ``aggregate.json`` under
+  ``unlearned_scopes``; its runs are left out of the overall scope, where they would only
+  pull every method towards 0.
+- The overall scope (``scores.overall_scores`` of the learned scopes' runs) is one more
+  scope of the score-based statistics; the methods it leaves out and the cells they lack
+  are listed in ``aggregate.json`` under ``overall``, and the ``in_overall`` column of
+  ``scores.csv`` marks the runs it stands on.
 - Probability of improvement holds one row per compared pair (``baselines``); the column
   ``best_baseline`` is true where ``baseline`` is the method's best baseline.
 """
@@ -20,11 +26,13 @@ from typing import Mapping
 import pandas as pd
 
 from plasticity_bench.analysis.baselines import best_baselines, builtin_methods, comparisons
-from plasticity_bench.analysis.scores import (DEFAULT_LAST_N, Normaliser, balance, collect, eval_curves,
+from plasticity_bench.analysis.scores import (DEFAULT_FINAL_WINDOW, Normaliser, balance, collect, eval_curves,
                                               metric_curves, overall_scores, sort_runs, suite_normaliser)
-from plasticity_bench.analysis.stats import (DEFAULT_CONFIDENCE, DEFAULT_REPS, interval_estimates,
-                                             performance_profiles, probability_of_improvement, sample_efficiency)
-from plasticity_bench.analysis.vocabulary import BASELINE, Aggregate, AnalysisError, write_aggregate
+from plasticity_bench.analysis.stats import (DEFAULT_CONFIDENCE, DEFAULT_REPS, auc_interval_estimates,
+                                             interval_estimates, performance_profiles, probability_of_improvement,
+                                             sample_efficiency)
+from plasticity_bench.analysis.vocabulary import (BASELINE, LEARNED_ABOVE, SCOPE, Aggregate, AnalysisError,
+                                                  in_scopes, scopes, write_aggregate)
 
 MISSING_LISTED = 10
 
@@ -57,7 +65,8 @@ def aggregate(
     seed: int = 0,
     confidence: float = DEFAULT_CONFIDENCE,
     allow_missing: bool = False,
-    last_n: int = DEFAULT_LAST_N,
+    final_window: float = DEFAULT_FINAL_WINDOW,
+    learned_above: float = LEARNED_ABOVE,
     normaliser: Normaliser | None = None,
 ) -> Aggregate:
     """Collect, check for missing runs, compute every statistic, write ``out_dir`` if given.
@@ -68,7 +77,7 @@ def aggregate(
       AnalysisError: no run at all can be scored, or the inputs are malformed.
     """
     normaliser = normaliser or suite_normaliser()
-    scores, missing = collect(matrix, runs_dir, last_n=last_n, normaliser=normaliser)
+    scores, missing = collect(matrix, runs_dir, final_window=final_window, normaliser=normaliser)
     if len(missing) and not allow_missing:
         raise MissingRunsError(missing)
     if scores.empty:
@@ -77,13 +86,19 @@ def aggregate(
     if len(unbalanced):
         missing = sort_runs(pd.concat([missing, unbalanced]) if len(missing) else unbalanced)
     options = dict(reps=reps, seed=seed, confidence=confidence)
-    overall, overall_summary = overall_scores(scores)
+    intervals = interval_estimates(scores, **options)
+    unlearned = unlearned_scopes(intervals, learned_above)
+    learned = scores[~in_scopes(scores, unlearned)]
+    overall, overall_summary = overall_scores(learned)
     # The overall scope is one more scope of the score-based statistics (not of the curves).
     scoped = pd.concat([scores, overall]) if len(overall) else scores
-    intervals = interval_estimates(scoped, **options)
+    if len(overall):
+        intervals = pd.concat([intervals, interval_estimates(overall, **options)])
+    intervals = pd.concat([intervals, auc_interval_estimates(scoped, **options)])
+    intervals = intervals.sort_values(SCOPE, kind="stable").reset_index(drop=True)
     pairs = comparisons(scoped, best_baselines(intervals))
     result = Aggregate(
-        scores=scores,
+        scores=scores.assign(in_overall=scores["run_id"].isin(overall["run_id"])),
         missing=missing,
         interval_estimates=intervals,
         probability_of_improvement=probability_of_improvement(scoped, pairs=pairs, **options),
@@ -95,7 +110,10 @@ def aggregate(
             "builtin_methods": sorted(builtin_methods()),
             "config_hash": matrix.get("config_hash"),
             "config": matrix.get("config"),
-            "reps": reps, "seed": seed, "confidence": confidence, "last_n": last_n,
+            "unlearned_scopes": [{**dict(zip(SCOPE, scope)), "highest_iqm_high": high}
+                                 for scope, high in unlearned.items()],
+            "reps": reps, "seed": seed, "confidence": confidence, "final_window": final_window,
+            "learned_above": learned_above,
             "allow_missing": allow_missing, "baseline": BASELINE,
             "expected_runs": len(matrix["runs"]), "scored_runs": len(scores),
             "missing_runs": len(missing),
@@ -107,6 +125,13 @@ def aggregate(
     if out_dir is not None:
         write_aggregate(result, out_dir)
     return result
+
+
+def unlearned_scopes(intervals: pd.DataFrame, learned_above: float = LEARNED_ABOVE) -> dict[tuple, float]:
+    """Scopes where no method's IQM CI upper bound is above ``learned_above`` -> that highest bound."""
+    iqm = intervals[intervals["statistic"] == "iqm"]
+    highest = {scope: float(group["high"].max()) for scope, group in scopes(iqm)}
+    return {scope: high for scope, high in highest.items() if not high > learned_above}
 
 
 def _version(package: str) -> str | None:

@@ -1,9 +1,20 @@
 """The leaderboard: one row per (scope, method), and its markdown and LaTeX renderings.
 
-The leaderboard has one row per (scope, method), the overall scope (``all/all/all``, every
-cell pooled; see ``analysis.scores``) first; besides P(> none) it carries P(> best
-baseline) and the name of that baseline (the highest-IQM built-in method of the scope
-other than the method; see ``analysis.baselines``).
+It says only what its data supports:
+
+- **Rank groups** instead of a strict ranking. In each scope the method with the highest
+  point IQM opens group 1, and every method whose IQM CI overlaps that method's CI joins
+  it; among the methods left, the one with the highest IQM opens group 2 with those whose
+  CIs overlap its CI, and so on. Methods of one group are not separated by the data. A
+  method is set in bold (LaTeX) only when it is alone in group 1.
+- **Unlearned scopes** (no method's IQM CI upper bound above ``LEARNED_ABOVE``) are
+  flagged; their runs are not in the overall scope (``analysis.aggregate``).
+- The number of **seeds** per task, with a warning below ``MIN_SEEDS``, and the standard
+  deviation of the row's run scores (``run_score_std``), next to the intervals.
+
+Rows: the overall scope (``all/all/all``, every cell of the learned scopes pooled; see
+``analysis.scores``) first; besides P(> none) each row carries P(> best baseline) and the
+name of that baseline (``analysis.baselines``).
 """
 
 from __future__ import annotations
@@ -11,42 +22,49 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from plasticity_bench.analysis.vocabulary import (BASELINE, OVERALL, SCOPE, STATISTIC_NAMES, Aggregate,
-                                                  scope_title)
+from plasticity_bench.analysis.vocabulary import (AUC_STATISTIC, BASELINE, LEARNED_ABOVE, MIN_SEEDS, OVERALL, SCOPE,
+                                                  STATISTIC_NAMES, Aggregate, in_scopes, scope_title)
 
 LEADERBOARD_COLUMNS = [
-    "suite", "algo", "arch", "method",
+    "suite", "algo", "arch", "method", "rank_group",
     "iqm", "iqm_low", "iqm_high",
     "mean", "mean_low", "mean_high",
     "median", "median_low", "median_high",
     "optimality_gap", "optimality_gap_low", "optimality_gap_high",
+    "auc_iqm", "auc_iqm_low", "auc_iqm_high",
+    "run_score_std",
     "prob_improvement_over_none", "prob_improvement_over_none_low", "prob_improvement_over_none_high",
     "best_baseline",
     "prob_improvement_over_best_baseline", "prob_improvement_over_best_baseline_low",
     "prob_improvement_over_best_baseline_high",
-    "runs", "tasks", "missing_runs",
+    "runs", "tasks", "seeds", "missing_runs", "scope_unlearned",
 ]
 
 
-
 def leaderboard(aggregate: Aggregate) -> pd.DataFrame:
-    """One row per (scope, method), ``LEADERBOARD_COLUMNS``, ranked by IQM within a scope.
+    """One row per (scope, method), ``LEADERBOARD_COLUMNS``, by rank group then IQM within a scope.
 
     The overall scope (``suite = algo = arch = "all"``, see ``analysis.scores``) comes first, then the
     scopes in order. ``best_baseline`` names the method's best baseline in its scope (see
     ``analysis.baselines``) and ``prob_improvement_over_best_baseline`` is P(method > it).
-    ``missing_runs`` counts the expected runs a row's statistics lack; a method none of
-    whose runs in a scope could be scored keeps its row there, with 0 runs and no statistics.
+    ``runs`` counts runs x tasks of the row's score matrix and ``seeds`` the runs per task;
+    ``run_score_std`` is the standard deviation (ddof 1) of the normalised final scores of
+    those runs. ``missing_runs`` counts the expected runs a row's statistics lack; a method
+    none of whose runs in a scope could be scored keeps its row there, with 0 runs, no
+    statistics and no rank group.
     """
     intervals = aggregate.interval_estimates
     if intervals.empty:
         return pd.DataFrame(columns=LEADERBOARD_COLUMNS)
     keys = SCOPE + ["method"]
+    unlearned = {tuple(scope[column] for column in SCOPE) for scope in aggregate.summary.get("unlearned_scopes", [])}
     table = _scored_rows(aggregate, intervals)
     missing = aggregate.missing
+    in_learned = ~in_scopes(missing, unlearned)
     counts = {key: len(rows) for key, rows in missing.groupby(keys)} if len(missing) else {}
     if (table[SCOPE] == OVERALL).all(axis=1).any():
-        counts.update({(OVERALL,) * 3 + (method,): len(rows) for method, rows in missing.groupby("method")})
+        counts.update({(OVERALL,) * 3 + (method,): len(rows)
+                       for method, rows in missing[in_learned].groupby("method")})
     present = set(table[keys].itertuples(index=False, name=None))
     scored = set(aggregate.scores["method"])
     # A method without any scored run keeps a row, marked by 0 runs; in the overall scope
@@ -55,11 +73,44 @@ def leaderboard(aggregate: Aggregate) -> pd.DataFrame:
     if unscored:
         table = pd.concat([table, pd.DataFrame(unscored, columns=keys).assign(runs=0, tasks=0)], ignore_index=True)
     table["missing_runs"] = [counts.get(key, 0) for key in table[keys].itertuples(index=False, name=None)]
+    table["seeds"] = [runs // tasks if tasks else 0 for runs, tasks in zip(table["runs"], table["tasks"])]
+    table["run_score_std"] = _run_score_std(aggregate.scores, table)
+    table["scope_unlearned"] = in_scopes(table, unlearned)
+    table["rank_group"] = pd.Series(pd.NA, index=table.index, dtype="Int64")
+    for _, rows in table.groupby(SCOPE, sort=False):
+        table.loc[rows.index, "rank_group"] = rank_groups(rows)
     table["overall"] = (table[SCOPE] == OVERALL).all(axis=1)
-    table = table.sort_values(["overall"] + SCOPE + ["iqm", "method"],
-                              ascending=[False, True, True, True, False, True], kind="stable", na_position="last")
-    table[["runs", "tasks", "missing_runs"]] = table[["runs", "tasks", "missing_runs"]].astype(int)
+    table = table.sort_values(["overall"] + SCOPE + ["rank_group", "iqm", "method"],
+                              ascending=[False, True, True, True, True, False, True], kind="stable",
+                              na_position="last")
+    table[["runs", "tasks", "seeds", "missing_runs"]] = table[["runs", "tasks", "seeds", "missing_runs"]].astype(int)
     return table[LEADERBOARD_COLUMNS].reset_index(drop=True)
+
+
+def rank_groups(rows: pd.DataFrame) -> pd.Series:
+    """Rank group of each method of one scope (``iqm``, ``iqm_low``, ``iqm_high``; see the
+    module docstring); missing (``pd.NA``) for a row without an IQM."""
+    groups = pd.Series(pd.NA, index=rows.index, dtype="Int64")
+    remaining = rows[rows["iqm"].notna()].sort_values(["iqm", "method"], ascending=[False, True], kind="stable")
+    group = 0
+    while len(remaining):
+        group += 1
+        top = remaining.iloc[0]
+        overlaps = (remaining["iqm_low"] <= top["iqm_high"]) & (remaining["iqm_high"] >= top["iqm_low"])
+        groups[remaining.index[overlaps]] = group
+        remaining = remaining[~overlaps]
+    return groups
+
+
+def _run_score_std(scores: pd.DataFrame, table: pd.DataFrame) -> list[float]:
+    """Standard deviation of the run scores behind each row (the overall scope's: ``in_overall`` runs)."""
+    per_scope = scores.groupby(SCOPE + ["method"])["score"].std(ddof=1)
+    overall = scores[_is_true(scores["in_overall"], len(scores))].groupby("method")["score"].std(ddof=1)
+    values = []
+    for *scope, method in table[SCOPE + ["method"]].itertuples(index=False, name=None):
+        source, key = (overall, method) if tuple(scope) == (OVERALL,) * 3 else (per_scope, (*scope, method))
+        values.append(float(source.get(key, np.nan)))
+    return values
 
 
 def _scored_rows(aggregate: Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
@@ -67,11 +118,12 @@ def _scored_rows(aggregate: Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
     keys = SCOPE + ["method"]
     wide = intervals.pivot_table(index=keys, columns="statistic", values=["estimate", "low", "high"])
     table = pd.DataFrame(index=wide.index)
-    for statistic in STATISTIC_NAMES:
+    for statistic in (*STATISTIC_NAMES, AUC_STATISTIC):
         table[statistic] = wide[("estimate", statistic)]
         table[f"{statistic}_low"] = wide[("low", statistic)]
         table[f"{statistic}_high"] = wide[("high", statistic)]
-    counts = intervals.drop_duplicates(keys).set_index(keys)[["runs", "tasks"]]
+    score_rows = intervals[intervals["statistic"] == "iqm"]
+    counts = score_rows.drop_duplicates(keys).set_index(keys)[["runs", "tasks"]]
     table = table.join(counts).reset_index()
     poi = aggregate.probability_of_improvement
     for name, rows in (("none", poi[poi["baseline"] == BASELINE]),
@@ -83,11 +135,19 @@ def _scored_rows(aggregate: Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={"baseline": "best_baseline"})
 
 
-def _is_true(column, length: int) -> pd.Series:
+def _is_true(column, length: int) -> np.ndarray:
     """A boolean mask from a CSV column read back as bools or strings (absent: all False)."""
     if column is None:
         return np.zeros(length, dtype=bool)
     return column.astype(str).str.lower().isin(["true", "1"]).to_numpy()
+
+
+def alone_in_first_group(rows: pd.DataFrame) -> bool:
+    """Whether one scope's top method is separated from every other (the only case for a bold winner)."""
+    return int((rows["rank_group"] == 1).sum()) == 1
+
+
+# ----------------------------------------------------------------------------- renderings
 
 
 def _interval(value, low, high) -> str:
@@ -97,6 +157,7 @@ def _interval(value, low, high) -> str:
 
 
 DISPLAY = [("iqm", "IQM"), ("mean", "Mean"), ("median", "Median"), ("optimality_gap", "Optimality gap"),
+           ("auc_iqm", "AUC (IQM)"),
            ("prob_improvement_over_none", "P(> none)"),
            ("prob_improvement_over_best_baseline", "P(> best baseline)")]
 
@@ -112,41 +173,88 @@ def _runs_cell(row) -> str:
     return f"{row['runs']}" + (f" ({missing} missing)" if missing else "")
 
 
+def _group_cell(row) -> str:
+    return "-" if pd.isna(row["rank_group"]) else str(int(row["rank_group"]))
+
+
+def _std_cell(row) -> str:
+    return "-" if pd.isna(row["run_score_std"]) else f"{row['run_score_std']:.3f}"
+
+
 def display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
-    """Per scope (in the board's order), rows of strings: method, each statistic with its CI,
-    runs, tasks; P(> best baseline) names the baseline."""
+    """Per scope (in the board's order), rows of strings: rank group, method, each statistic
+    with its CI, run score s.d., runs, tasks; P(> best baseline) names the baseline."""
     out: dict[tuple, list[list[str]]] = {}
     for scope, group in board.groupby(SCOPE, sort=False):
         rows = []
         for _, row in group.iterrows():
-            cells = [row["method"]]
+            cells = [_group_cell(row), row["method"]]
             for column, _ in DISPLAY:
                 cell = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
                 if column == "prob_improvement_over_best_baseline" and cell != "-":
                     cell += f" vs {_best_baseline_name(row)}"
                 cells.append(cell)
-            rows.append(cells + [_runs_cell(row), str(row["tasks"])])
+            rows.append(cells + [_std_cell(row), _runs_cell(row), str(row["tasks"])])
         out[scope] = rows
     return out
 
 
+def _seed_counts(rows: pd.DataFrame) -> tuple[int, str] | None:
+    """(fewest seeds per task, "k" or "k-m") over one scope's scored rows; None without any."""
+    seeds = sorted(set(rows.loc[rows["runs"] > 0, "seeds"]))
+    if not seeds:
+        return None
+    return seeds[0], str(seeds[0]) if len(seeds) == 1 else f"{seeds[0]}-{seeds[-1]}"
+
+
+def scope_notes(rows: pd.DataFrame, learned_above: float = LEARNED_ABOVE) -> list[str]:
+    """What a reader must know about one scope before reading its rows: seeds, an unlearned
+    scope, a first rank group of several methods."""
+    seeds = _seed_counts(rows)
+    notes = []
+    if seeds:
+        fewest, count = seeds
+        notes.append(f"{count} seed(s) per task.")
+        if fewest < MIN_SEEDS:
+            notes.append(f"WARNING: fewer than {MIN_SEEDS} seeds per task; the intervals stand on very few runs "
+                         "(with 3 seeds of 1 task a 95% percentile bootstrap CI is just [min, max] of the runs).")
+    if rows["scope_unlearned"].astype(bool).any():
+        notes.append(f"Unlearned at this budget: no method's IQM CI upper bound is above {learned_above:g} "
+                     "(normalised), so no method is distinguishable from random here; this scope is left out "
+                     "of the overall scope.")
+    first = rows.loc[rows["rank_group"] == 1, "method"].tolist()
+    if len(first) > 1:
+        notes.append(f"No single best method: {', '.join(first)} share rank group 1 (their IQM CIs overlap the "
+                     "top method's).")
+    return notes
+
+
+RANKING_NOTE = (
+    "Scores are normalised per task ((return - random) / (reference - random)); each cell is the point estimate and "
+    "its stratified-bootstrap CI. Rank groups: the highest-IQM method of a scope and every method whose IQM CI "
+    "overlaps its CI share group 1; the same rule among the rest gives group 2, and so on. Within a group the data do "
+    "not separate the methods; the order inside a group (by point IQM) is not a ranking. AUC is the IQM of each run's "
+    "area under its normalised learning curve (trapezoid over its eval steps, divided by their span). 'run s.d.' is "
+    "the standard deviation of the row's run scores.")
+
 BASELINE_NOTE = (
     "P(> best baseline) compares a method with the highest-IQM built-in method of its scope other than "
     "itself (built-in: a method registered with plasticity-bench, none included; combinations and user methods "
-    "are never baselines). The overall scope pools every suite/algo/arch/task cell as one task of a single "
-    "score matrix (seeds as runs); a method lacking a cell is left out of it.")
+    "are never baselines). The overall scope pools every suite/algo/arch/task cell of the learned scopes as one "
+    "task of a single score matrix (seeds as runs); a method lacking a cell is left out of it.")
 
-HEADER = ["method"] + [label for _, label in DISPLAY] + ["runs", "tasks"]
+HEADER = ["group", "method"] + [label for _, label in DISPLAY] + ["run s.d.", "runs", "tasks"]
 
 
-def leaderboard_markdown(board: pd.DataFrame, title: str, notes: list[str]) -> str:
-    lines = [f"# {title}", ""] + notes + [""]
-    lines.append("Scores are normalised per task ((return - random) / (reference - random)); each cell is the "
-                 "point estimate and its 95% stratified-bootstrap CI. Methods are ranked by IQM within a scope. "
-                 + BASELINE_NOTE)
+def leaderboard_markdown(board: pd.DataFrame, title: str, notes: list[str],
+                         learned_above: float = LEARNED_ABOVE) -> str:
+    lines = [f"# {title}", ""] + notes + ["", RANKING_NOTE + " " + BASELINE_NOTE]
+    groups = dict(list(board.groupby(SCOPE, sort=False)))
     for scope, rows in display_rows(board).items():
-        lines += ["", f"## {scope_title(scope)}", "", "| " + " | ".join(HEADER) + " |",
-                  "|" + "|".join(["---"] + ["---:"] * (len(HEADER) - 1)) + "|"]
+        lines += ["", f"## {scope_title(scope)}", ""]
+        lines += scope_notes(groups[scope], learned_above) + [""]
+        lines += ["| " + " | ".join(HEADER) + " |",
+                  "|" + "|".join(["---:", "---"] + ["---:"] * (len(HEADER) - 2)) + "|"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
@@ -157,42 +265,59 @@ def _tex_escape(text: str) -> str:
     return "".join(replacements.get(ch, ch) for ch in str(text))
 
 
-def leaderboard_tex(board: pd.DataFrame) -> str:
-    """A booktabs table (``\\usepackage{booktabs}``); the best IQM of each scope in bold.
+def _tex_scope_heading(scope: tuple, rows: pd.DataFrame) -> str:
+    seeds = _seed_counts(rows)
+    marks = []
+    if seeds:
+        fewest, count = seeds
+        marks.append(f"{count} seeds" + (f" ($<${MIN_SEEDS})" if fewest < MIN_SEEDS else ""))
+    if rows["scope_unlearned"].astype(bool).any():
+        marks.append("unlearned at this budget; not in Overall")
+    return _tex_escape(scope_title(scope)) + (f" ({'; '.join(marks)})" if marks else "")
 
-    Sized for the full width of a two-column paper (``table*``, footnotesize, narrow column
+
+def leaderboard_tex(board: pd.DataFrame) -> str:
+    """A booktabs table (``\\usepackage{booktabs}``) with the rank group of each method.
+
+    A scope's top IQM is in bold only when its method is alone in rank group 1. Sized for
+    the full width of a two-column paper (``table*``, footnotesize, narrow column
     separation); the last statistic column names the best baseline it compares with.
     """
-    columns = ["Method", "IQM", "Mean", "Median", "Opt.\\ gap", "P($>$none)", "P($>$best baseline)", "Runs"]
+    columns = ["Group", "Method", "IQM", "Mean", "Median", "Opt.\\ gap", "AUC", "P($>$none)", "P($>$best baseline)",
+               "s.d.", "Runs"]
     lines = [
         "% Generated by plasticity_bench.analysis.leaderboard; needs \\usepackage{booktabs}.",
-        "\\begin{table*}[t]", "\\centering", "\\footnotesize", "\\setlength{\\tabcolsep}{4pt}",
-        "\\begin{tabular}{l" + "c" * (len(columns) - 1) + "}", "\\toprule",
+        "\\begin{table*}[t]", "\\centering", "\\footnotesize", "\\setlength{\\tabcolsep}{3pt}",
+        "\\begin{tabular}{cl" + "c" * (len(columns) - 2) + "}", "\\toprule",
         " & ".join(columns) + " \\\\",
     ]
     for scope, group in board.groupby(SCOPE, sort=False):
         lines += ["\\midrule",
-                  f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{_tex_escape(scope_title(scope))}}}}} \\\\"]
-        for i, (_, row) in enumerate(group.iterrows()):
-            cells = [_tex_escape(row["method"])]
+                  f"\\multicolumn{{{len(columns)}}}{{l}}{{\\textit{{{_tex_scope_heading(scope, group)}}}}} \\\\"]
+        bold_winner = alone_in_first_group(group)
+        for _, row in group.iterrows():
+            cells = ["--" if pd.isna(row["rank_group"]) else str(int(row["rank_group"])), _tex_escape(row["method"])]
             for column, _ in DISPLAY:
                 value = row[column]
                 if pd.isna(value):
                     cells.append("--")
                     continue
-                point = f"\\textbf{{{value:.2f}}}" if column == "iqm" and i == 0 else f"{value:.2f}"
+                bold = bold_winner and column == "iqm" and row["rank_group"] == 1
+                point = f"\\textbf{{{value:.2f}}}" if bold else f"{value:.2f}"
                 cell = f"{point} {{\\scriptsize [{row[column + '_low']:.2f}, {row[column + '_high']:.2f}]}}"
                 if column == "prob_improvement_over_best_baseline":
                     cell += f" {{\\scriptsize vs {_tex_escape(_best_baseline_name(row))}}}"
                 cells.append(cell)
-            cells.append(_tex_escape(_runs_cell(row)))
+            cells += ["--" if pd.isna(row["run_score_std"]) else f"{row['run_score_std']:.2f}",
+                      _tex_escape(_runs_cell(row))]
             lines.append(" & ".join(cells) + " \\\\")
     lines += ["\\bottomrule", "\\end{tabular}",
               "\\caption{Normalised scores with 95\\% stratified-bootstrap confidence intervals "
-              "(IQM: interquartile mean; P($>$none): probability of improvement over no intervention; "
+              "(IQM: interquartile mean; Group: methods whose IQM CIs overlap that of the group's top method, "
+              "which the data do not separate; a bold IQM is a scope's top method alone in group 1; "
+              "AUC: IQM of the area under each run's normalised learning curve; s.d.: standard deviation of the "
+              "run scores; P($>$none): probability of improvement over no intervention; "
               "P($>$best baseline): over the highest-IQM built-in method of the scope other than the method "
-              "itself; Overall: every suite/algorithm/architecture/task cell pooled).}",
+              "itself; Overall: every suite/algorithm/architecture/task cell of the learned scopes pooled).}",
               "\\end{table*}"]
     return "\n".join(lines) + "\n"
-
-

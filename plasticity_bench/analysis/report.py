@@ -4,11 +4,14 @@
 ``<reports_root>/<version>/``::
 
     leaderboard.md  leaderboard.csv  leaderboard.tex  missing.md (only if runs were missing)
-    figures/*.pdf figures/*.png      index.html       manifest.json
+    scores.csv      figures/*.pdf figures/*.png      index.html       manifest.json
 
 and regenerates ``<reports_root>/index.md`` from the manifests of every version there.
 
-The leaderboard and its renderings are ``analysis.leaderboard``'s.
+The leaderboard and its renderings are ``analysis.leaderboard``'s. ``scores.csv`` holds one row
+per aggregated run (run id, scope, method, task, seed, raw final return, normalised score,
+AUC, whether it is in the overall scope): with the bootstrap settings in ``manifest.json``
+every leaderboard row can be recomputed from it with rliable alone (``reproduction_note``).
 
 Versions and overwriting. The default version is ``v<package version>-<config_hash[:8]>-
 <git sha[:7]>`` (``-dirty`` with uncommitted changes; ``provenance.default_version``), the
@@ -45,10 +48,11 @@ import pandas as pd
 
 import plasticity_bench
 from plasticity_bench.analysis import plots
-from plasticity_bench.analysis.leaderboard import (BASELINE_NOTE, HEADER, display_rows, leaderboard,
-                                                   leaderboard_markdown, leaderboard_tex)
+from plasticity_bench.analysis.leaderboard import (BASELINE_NOTE, HEADER, RANKING_NOTE, display_rows, leaderboard,
+                                                   leaderboard_markdown, leaderboard_tex, scope_notes)
 from plasticity_bench.analysis.runs import load_matrix
-from plasticity_bench.analysis.vocabulary import FILES, SUMMARY, read_aggregate, scope_title
+from plasticity_bench.analysis.vocabulary import (AGGREGATE_SCORE_COLUMNS, FILES, LEARNED_ABOVE, SCOPE, SUMMARY,
+                                                  read_aggregate, scope_title)
 from plasticity_bench.provenance import code_version, default_version, package_versions
 from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json
 
@@ -56,6 +60,9 @@ PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256",
 REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
                       "arch", "matplotlib", "seaborn")
 MANIFEST = "manifest.json"
+SCORES = "scores.csv"
+#: The aggregate settings a reader needs to recompute the report (copied into its manifest).
+AGGREGATE_SETTINGS = ("reps", "seed", "confidence", "final_window", "learned_above", "allow_missing", "baseline")
 
 
 class ReportError(Exception):
@@ -74,7 +81,8 @@ def missing_markdown(missing: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list[str], has_missing: bool) -> str:
+def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list[str], has_missing: bool,
+               learned_above: float = LEARNED_ABOVE) -> str:
     esc = html.escape
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{esc(title)}</title>",
@@ -86,11 +94,15 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
     ]
     parts += [f"<p>{esc(note)}</p>" for note in notes]
     parts.append("<p>Downloads: <a href=\"leaderboard.csv\">leaderboard.csv</a>, "
-                 "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"manifest.json\">manifest.json</a>"
+                 "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"scores.csv\">scores.csv</a> (one row "
+                 "per run), <a href=\"manifest.json\">manifest.json</a>"
                  + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "") + "</p>")
-    parts.append(f"<p>{esc(BASELINE_NOTE)}</p>")
+    parts.append(f"<p>{esc(RANKING_NOTE)} {esc(BASELINE_NOTE)}</p>")
+    groups = dict(list(board.groupby(SCOPE, sort=False)))
     for scope, rows in display_rows(board).items():
-        parts.append(f"<h2>{esc(scope_title(scope))}</h2><table><thead><tr>"
+        parts.append(f"<h2>{esc(scope_title(scope))}</h2>")
+        parts += [f"<p>{esc(note)}</p>" for note in scope_notes(groups[scope], learned_above)]
+        parts.append("<table><thead><tr>"
                      + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr></thead><tbody>")
         parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
         parts.append("</tbody></table>")
@@ -185,6 +197,26 @@ def write_reports_index(reports_root: Path) -> Path:
 # ----------------------------------------------------------------------------- build
 
 
+def final_score_note(summary: Mapping) -> str:
+    window = summary.get("final_window")
+    return (f"Final score of a run: the mean normalised return of its evaluations in the last {window:.0%} of its step "
+            f"budget (steps >= last eval step - {window:g} x budget; the last evaluation alone when no other falls in "
+            "it); scores.csv gives each run's final_evals.")
+
+
+def reproduction_note(summary: Mapping) -> str:
+    """How to recompute a leaderboard row from scores.csv with rliable alone."""
+    return (
+        f"To recompute a row from {SCORES}: take the row's runs (its scope and method; for the overall scope the "
+        "method's runs with in_overall true, each task named suite/algo/arch/task), build the (seeds x tasks) matrix "
+        "of their score column (tasks in alphabetical order as columns, seeds ascending as rows), then call "
+        f"np.random.seed({summary.get('seed')}) and rliable.library.get_interval_estimates({{method: matrix}}, "
+        "lambda x: np.array([rliable.metrics.aggregate_iqm(x)]), "
+        f"reps={summary.get('reps')}, confidence_interval_size={summary.get('confidence')}) (the AUC column: the "
+        "same on the auc column). Seed numpy before each call: rliable 1.2.0 ignores random_state and draws its "
+        "bootstrap from numpy's global RNG.")
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
@@ -235,15 +267,23 @@ def build_report(
     board = leaderboard(aggregate)
     missing = aggregate.missing
     title = f"plasticity-bench leaderboard {name}"
+    summary = aggregate.summary
+    learned_above = summary.get("learned_above", LEARNED_ABOVE)
     notes = [
         f"Config {config_hash}; code {provenance['git_sha'] or 'unknown'}"
         + (" (uncommitted changes)" if provenance["git_dirty"] else "") + f"; built {date}.",
         f"{len(aggregate.scores)} runs aggregated; {len(missing)} expected runs missing; bootstrap "
-        f"reps {aggregate.summary.get('reps')}, seed {aggregate.summary.get('seed')}; final score = mean of the "
-        f"last {aggregate.summary.get('last_n')} evaluations.",
+        f"reps {summary.get('reps')}, seed {summary.get('seed')}, confidence {summary.get('confidence')}.",
+        final_score_note(summary),
+        reproduction_note(summary),
     ]
     if len(missing):
         notes.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
+    if summary.get("unlearned_scopes"):
+        notes.append(f"Unlearned at this budget (no method's IQM CI upper bound above {learned_above:g}), flagged "
+                     "below and left out of the overall scope: " + "; ".join(
+                         scope_title(tuple(scope[column] for column in SCOPE)) for scope in summary["unlearned_scopes"])
+                     + ".")
     overall = aggregate.summary.get("overall") or {}
     if overall.get("excluded"):
         notes.append("Left out of the overall scope for lacking cells: " + "; ".join(
@@ -257,9 +297,10 @@ def build_report(
                                  metrics=metrics if metrics is not None else plots.stored_report_metrics(aggregate.metric_curves))
         files = {
             "leaderboard.csv": _csv_bytes(board),
-            "leaderboard.md": leaderboard_markdown(board, title, notes).encode(),
+            "leaderboard.md": leaderboard_markdown(board, title, notes, learned_above).encode(),
             "leaderboard.tex": leaderboard_tex(board).encode(),
-            "index.html": index_html(title, board, figures, notes, bool(len(missing))).encode(),
+            SCORES: _csv_bytes(aggregate.scores[AGGREGATE_SCORE_COLUMNS]),
+            "index.html": index_html(title, board, figures, notes, bool(len(missing)), learned_above).encode(),
         }
         if len(missing):
             files["missing.md"] = missing_markdown(missing).encode()
@@ -271,8 +312,8 @@ def build_report(
             **provenance,
             "versions": package_versions(REPORT_PACKAGES),
             "config": matrix.get("config"),
-            "aggregate": {key: aggregate.summary.get(key)
-                          for key in ("reps", "seed", "confidence", "last_n", "allow_missing", "baseline")},
+            "aggregate": {key: summary.get(key) for key in AGGREGATE_SETTINGS},
+            "reproduce": reproduction_note(summary),
             "run_ids": aggregate.scores["run_id"].tolist(),
             "missing_run_ids": missing["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),

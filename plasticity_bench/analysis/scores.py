@@ -2,10 +2,18 @@
 
 Definitions:
 
-- **Final return** of a run: the mean ``return`` of its last ``last_n`` evaluations
-  (default 3; fewer when the run has fewer evaluations).
+- **Final return** of a run: the mean ``return`` of its evaluations in the last
+  ``final_window`` fraction of its step budget, i.e. at steps >= last eval step -
+  final_window x budget (default 0.1; the last evaluation alone when no other falls in the
+  window, and always with ``final_window = 0``). A window of the budget, not a number of
+  evaluations: with 10 evaluations per run, "the last 3" would reach back into the learning
+  phase (steps 8k-10k of 10k), and with 2 evaluations it is half the run.
 - **Normalised score**: ``(return - random) / (reference - random)`` with the suite's
   random and reference returns (``plasticity_bench.environments.suites``).
+- **AUC** of a run: the area under its normalised learning curve, divided by the span of
+  its eval steps (trapezoid rule over the eval steps, so uneven eval spacing is weighted by
+  time): the mean normalised score over training, in score units. A run with one
+  evaluation has that evaluation's score.
 - **Scope**: the columns ``suite, algo, arch``; statistics are computed per scope and
   method, across the tasks of the scope.
 - **Balanced** scores: every (scope, method) has the same number of seeds on each of its
@@ -37,7 +45,7 @@ from plasticity_bench.analysis.runs import read_eval_curves, read_metric_curves,
 from plasticity_bench.analysis.vocabulary import (METRIC_CURVE_COLUMNS, MISSING_COLUMNS, OVERALL, RUN_COLUMNS,
                                                   SCOPE, SCORE_COLUMNS, AnalysisError, method_order)
 
-DEFAULT_LAST_N = 3
+DEFAULT_FINAL_WINDOW = 0.1  # fraction of the step budget the final score averages over
 
 #: ``normaliser(suite, task, returns) -> normalised returns`` (same shape as ``returns``).
 Normaliser = Callable[[str, str, np.ndarray], np.ndarray]
@@ -63,35 +71,61 @@ def suite_normaliser() -> Normaliser:
     return normalise
 
 
-def final_return(eval_frame: pd.DataFrame, last_n: int = DEFAULT_LAST_N) -> float:
-    """Mean ``return`` of the last ``last_n`` evaluations (by step) of one run."""
-    ordered = eval_frame.sort_values("step")
-    return float(ordered["return"].tail(last_n).mean())
+def check_final_window(final_window: float) -> None:
+    if not 0 <= final_window <= 1:
+        raise AnalysisError(f"final_window {final_window!r} is not a fraction of the step budget; valid: 0 to 1 "
+                            "(0: the last evaluation alone)")
+
+
+def mean_returns_by_step(eval_frame: pd.DataFrame) -> pd.Series:
+    """The run's eval returns indexed by ascending step (repeated evaluations at a step averaged)."""
+    return eval_frame.groupby("step")["return"].mean().sort_index()
+
+
+def final_window_returns(eval_frame: pd.DataFrame, budget: int, final_window: float) -> pd.Series:
+    """The evaluations the final score averages: those at steps >= last step - final_window x budget."""
+    returns = mean_returns_by_step(eval_frame)
+    return returns[returns.index >= returns.index[-1] - final_window * budget]
+
+
+def learning_curve_auc(steps: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the normalised learning curve over the span of ``steps`` (see the module docstring)."""
+    steps, scores = np.asarray(steps, dtype=float), np.asarray(scores, dtype=float)
+    if len(steps) == 1:
+        return float(scores[0])
+    area = np.sum((scores[1:] + scores[:-1]) / 2 * np.diff(steps))  # trapezoid rule (numpy 1.26 lacks trapezoid)
+    return float(area / (steps[-1] - steps[0]))
 
 
 def collect(
     matrix: Mapping,
     runs_dir: Path,
     *,
-    last_n: int = DEFAULT_LAST_N,
+    final_window: float = DEFAULT_FINAL_WINDOW,
     normaliser: Normaliser | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Final scores of the matrix's runs, and the expected runs that cannot be scored.
+    """Final scores and learning-curve areas of the matrix's runs, and the expected runs that cannot be scored.
 
     Returns:
       scores: one row per scorable run, columns ``SCORE_COLUMNS`` (``final_return`` raw,
-        ``score`` normalised by the suite).
+        ``score`` normalised by the suite, ``auc`` of the normalised curve, ``final_evals``
+        the number of evaluations ``final_return`` averages).
       missing: one row per expected run that cannot be scored (``runs.read_runs``), columns
         ``MISSING_COLUMNS``.
     """
+    check_final_window(final_window)
     normaliser = normaliser or suite_normaliser()
     scorable, missing = read_runs(matrix, runs_dir)
     scored = []
     for run in scorable:
-        raw = final_return(run.evals, last_n)
-        score = float(np.asarray(normaliser(run.keys["suite"], run.keys["task"], np.array([raw])))[0])
-        scored.append({**run.keys, "final_return": raw, "score": score,
-                       "num_evals": len(run.evals), "last_step": int(run.evals["step"].max())})
+        suite, task = run.keys["suite"], run.keys["task"]
+        final = final_window_returns(run.evals, run.budget, final_window)
+        raw = float(final.mean())
+        curve = mean_returns_by_step(run.evals)
+        scored.append({**run.keys, "final_return": raw,
+                       "score": float(np.asarray(normaliser(suite, task, np.array([raw])))[0]),
+                       "auc": learning_curve_auc(curve.index.to_numpy(), normaliser(suite, task, curve.to_numpy(float))),
+                       "final_evals": len(final), "num_evals": len(run.evals), "last_step": int(curve.index[-1])})
     return sort_runs(pd.DataFrame(scored, columns=SCORE_COLUMNS)), sort_runs(missing)
 
 

@@ -33,8 +33,9 @@ from rliable import metrics as rly_metrics
 
 from plasticity_bench.analysis.baselines import comparisons
 from plasticity_bench.analysis.scores import run_matrix
-from plasticity_bench.analysis.vocabulary import (BASELINE, CURVE_COLUMNS, INTERVAL_COLUMNS, POI_COLUMNS,
-                                                  PROFILE_COLUMNS, SCOPE, STATISTIC_NAMES, method_order, scopes)
+from plasticity_bench.analysis.vocabulary import (AUC_STATISTIC, BASELINE, CURVE_COLUMNS, INTERVAL_COLUMNS,
+                                                  POI_COLUMNS, PROFILE_COLUMNS, SCOPE, STATISTIC_NAMES, in_scopes,
+                                                  method_order, scopes)
 
 DEFAULT_REPS = 2000
 DEFAULT_CONFIDENCE = 0.95
@@ -52,7 +53,7 @@ def final_scores(task_rows: pd.DataFrame) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Estimate:
-    """One rliable call's result: ``point``, ``low`` and ``high`` have the statistic's shape."""
+    """One rliable call's result: ``point``, ``low`` and ``high`` have the statistic's shape (a vector)."""
 
     scope: tuple
     method: str
@@ -109,7 +110,7 @@ def bootstrap_each_method(
             point, interval = rly.get_interval_estimates(
                 {method: data}, function, reps=reps, confidence_interval_size=confidence)
             yield Estimate(scope, method, baseline, tasks, int(shape[0] * shape[1]),
-                           np.atleast_1d(point[method]), interval[method][0], interval[method][1])
+                           point[method], interval[method][0], interval[method][1])
 
 
 def _scope_columns(scope: tuple) -> dict:
@@ -136,6 +137,23 @@ def interval_estimates(scores: pd.DataFrame, *, reps: int = DEFAULT_REPS, seed: 
             rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "statistic": name,
                          "estimate": float(estimate.point[i]), "low": float(estimate.low[i]),
                          "high": float(estimate.high[i]), "runs": estimate.runs, "tasks": len(estimate.tasks)})
+    return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
+
+
+def auc_interval_estimates(scores: pd.DataFrame, *, reps: int = DEFAULT_REPS, seed: int = 0,
+                           confidence: float = DEFAULT_CONFIDENCE) -> pd.DataFrame:
+    """IQM of the runs' learning-curve areas (column ``auc``) with its CI: ``INTERVAL_COLUMNS``
+    rows whose statistic is ``AUC_STATISTIC``."""
+    rows = []
+    def iqm(x: np.ndarray) -> np.ndarray:
+        return np.array([STATISTICS["iqm"](x)])
+
+    for estimate in bootstrap_each_method(scores, lambda scope, group: iqm,
+                                          values=lambda task_rows: task_rows["auc"].to_numpy(float),
+                                          reps=reps, seed=seed, confidence=confidence):
+        rows.append({**_scope_columns(estimate.scope), "method": estimate.method, "statistic": AUC_STATISTIC,
+                     "estimate": float(estimate.point[0]), "low": float(estimate.low[0]),
+                     "high": float(estimate.high[0]), "runs": estimate.runs, "tasks": len(estimate.tasks)})
     return pd.DataFrame(rows, columns=INTERVAL_COLUMNS)
 
 
@@ -234,7 +252,7 @@ def sample_efficiency(
         scope = tuple(task_rows.iloc[0][SCOPE])
         return wide[scope].loc[task_rows["run_id"]].to_numpy(float)
 
-    with_curves = scores[[tuple(scope) in wide for scope in scores[SCOPE].itertuples(index=False, name=None)]]
+    with_curves = scores[in_scopes(scores, wide)]
     rows = []
     for estimate in bootstrap_each_method(with_curves, lambda scope, group: _iqm_per_step, values=curve_of_runs,
                                           reps=reps, seed=seed, confidence=confidence):

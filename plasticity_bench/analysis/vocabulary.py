@@ -1,6 +1,6 @@
 """Names shared by the analysis modules, and the ``Aggregate`` with its reader and writer.
 
-pandas only: the figures, the report and the workflow read an aggregate through this module
+numpy and pandas only: the figures, the report and the workflow read an aggregate through this module
 without importing rliable or matplotlib.
 """
 
@@ -10,8 +10,9 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Container, Iterable, Iterator
 
+import numpy as np
 import pandas as pd
 
 from plasticity_bench.results import atomic_write_bytes, write_json
@@ -22,8 +23,18 @@ BASELINE = "none"
 OVERALL = "all"  # suite, algo and arch of the overall scope
 #: The statistics of a score matrix, in table order (``stats.STATISTICS`` computes them).
 STATISTIC_NAMES = ("iqm", "mean", "median", "optimality_gap")
+#: The statistic name of the IQM of the runs' learning-curve areas in ``interval_estimates``.
+AUC_STATISTIC = "auc_iqm"
+#: Normalised score that some method's IQM CI upper bound must exceed for a scope to count as
+#: learned; below it no method is distinguishable from random at the scope's budget.
+LEARNED_ABOVE = 0.05
+#: Seeds per task below which a scope's intervals are flagged as too wide to rank on (with 3
+#: seeds of 1 task a 95% percentile bootstrap CI is just [min, max] of the runs).
+MIN_SEEDS = 5
 
-SCORE_COLUMNS = RUN_COLUMNS + ["final_return", "score", "num_evals", "last_step"]
+SCORE_COLUMNS = RUN_COLUMNS + ["final_return", "score", "auc", "final_evals", "num_evals", "last_step"]
+#: The aggregate's scores: ``in_overall`` marks the runs the overall scope's statistics stand on.
+AGGREGATE_SCORE_COLUMNS = SCORE_COLUMNS + ["in_overall"]
 MISSING_COLUMNS = RUN_COLUMNS + ["status", "reason"]
 INTERVAL_COLUMNS = SCOPE + ["method", "statistic", "estimate", "low", "high", "runs", "tasks"]
 POI_COLUMNS = SCOPE + ["method", "baseline", "best_baseline", "probability", "low", "high", "tasks"]
@@ -58,6 +69,11 @@ def scopes(frame: pd.DataFrame) -> Iterator[tuple[tuple, pd.DataFrame]]:
     """(scope, its rows) for every scope of ``frame``, in sorted order."""
     for scope, group in frame.groupby(SCOPE, sort=True):
         yield scope, group
+
+
+def in_scopes(frame: pd.DataFrame, chosen: Container[tuple]) -> np.ndarray:
+    """Boolean mask of the rows of ``frame`` whose scope tuple is in ``chosen``."""
+    return np.array([scope in chosen for scope in frame[SCOPE].itertuples(index=False, name=None)], dtype=bool)
 
 
 def is_overall(scope: Iterable[str]) -> bool:

@@ -12,12 +12,14 @@ rule aggregate:
         out=AGGREGATE_DIR,
         reps=config["aggregate"]["reps"],
         seed=config["aggregate"]["seed"],
+        final_window=config["aggregate"]["final_window"],
         allow_missing="--allow-missing" if config["aggregate"]["allow_missing"] else "",
     log:
         f"{RESULTS}/logs/aggregate-{CONFIG_HASH[:8]}.log",
     shell:
         "plasticity-bench aggregate --matrix {input.matrix} --runs {RESULTS}/runs --out {params.out} "
-        "--reps {params.reps} --seed {params.seed} {params.allow_missing} 2>&1 | tee {log}"
+        "--reps {params.reps} --seed {params.seed} --final-window {params.final_window} {params.allow_missing} "
+        "2>&1 | tee {log}"
 
 
 rule report:
