@@ -182,3 +182,34 @@ def test_markdown_lists_every_claim_with_its_interval(tmp_path):
     text = claims_markdown(table, REPS)
     assert text.count("| c | paper |") == 2
     assert "[0.3, 0.3]" in text and "yes: 2, no: 0, inconclusive: 0" in text
+
+
+def test_aggregate_and_report_publish_the_config_claims(tmp_path, monkeypatch):
+    """Through the real aggregate (rliable) and report: claims.csv in the aggregate dir and the
+    report, claims.md and the index.html section; a variant's runs are a method of their own."""
+    from test_stats import make_runs, write_suite
+
+    from plasticity_bench.analysis import aggregate, report
+    from plasticity_bench.analysis.vocabulary import read_aggregate
+
+    monkeypatch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(tmp_path / "suites")))
+    matrix, runs = make_runs(tmp_path)
+    for row in matrix["runs"]:  # regrama's runs as a labelled entry, e.g. from regrama[tau=0.1]
+        if row["method"] == "regrama":
+            row["label"] = "regrama[tau=0.1]"
+    matrix["config"]["claims"] = [
+        {"claim": "GraMa-inactive grows", "source": "GraMa", "statistic": "change", "network": "critic",
+         "metric": "grama_inactive_ratio@0.025", "group": {"method": "none"}, "expect": {"above": 0}},
+        {"claim": "regrama scores above none", "source": "GraMa", "statistic": "score_iqm_difference",
+         "a": {"label": "regrama[tau=0.1]"}, "b": {"method": "none"}, "expect": {"above": 0}},
+    ]
+    aggregate.aggregate(matrix, runs, tmp_path / "aggregate", reps=REPS)
+    claims = read_aggregate(tmp_path / "aggregate").claims
+    assert list(claims["holds"]) == ["yes", "yes"]
+    assert claims.loc[0, "measured"] == pytest.approx(0.04)  # 0.01 x 4 more rows
+    target = report.build_report(tmp_path / "aggregate", tmp_path / "reports", matrix)
+    assert pd.read_csv(target / "claims.csv")["claim"].tolist() == ["GraMa-inactive grows", "regrama scores above none"]
+    assert "| GraMa-inactive grows | GraMa |" in (target / "claims.md").read_text()
+    page = (target / "index.html").read_text()
+    assert "Claims of the seed papers, re-measured" in page and "regrama scores above none" in page
+    assert "regrama[tau=0.1]" in pd.read_csv(target / "leaderboard.csv")["method"].tolist()

@@ -26,6 +26,7 @@ from typing import Mapping
 import pandas as pd
 
 from plasticity_bench.analysis.baselines import best_baselines, builtin_methods, comparisons
+from plasticity_bench.analysis.claims import measure_claims
 from plasticity_bench.analysis.scores import (DEFAULT_FINAL_WINDOW, Normaliser, balance, collect, eval_curves,
                                               metric_curves, overall_scores, sort_runs, suite_normaliser)
 from plasticity_bench.analysis.stats import (DEFAULT_CONFIDENCE, DEFAULT_REPS, auc_interval_estimates,
@@ -105,6 +106,9 @@ def aggregate(
         sample_efficiency=sample_efficiency(eval_curves(scores, runs_dir, normaliser), scores, **options),
         metric_curves=metric_curves(scores, runs_dir),
         performance_profiles=performance_profiles(scoped, **options),
+        # The config's claims, on every planned run that has a record (its own checks).
+        claims=measure_claims((matrix.get("config") or {}).get("claims", []), matrix["runs"], Path(runs_dir),
+                              scores, reps=reps, seed=seed),
         summary={
             "overall": overall_summary,
             "builtin_methods": sorted(builtin_methods()),

@@ -29,6 +29,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plasticity_bench.analysis.vocabulary import CLAIM_COLUMNS
+from plasticity_bench.results import METRICS
+
 STATISTICS = ("change", "level", "metric_gap", "difference", "score_iqm_difference")
 REDUCTIONS = ("first", "last", "mean", "max")
 # Expected side of a threshold → (phrase, holds when the CI is inside, fails when inside)
@@ -36,8 +39,6 @@ EXPECTATIONS = ("above", "below", "at_least", "at_most")
 GROUP_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "task")
 CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
               "expect"}
-CLAIM_COLUMNS = ["claim", "source", "statistic", "expected", "measured", "ci_low", "ci_high", "holds", "runs",
-                 "detail"]
 VERDICTS = ("yes", "no", "inconclusive")
 CLAIMS_CSV = "claims.csv"
 CLAIMS_MD = "claims.md"
@@ -158,8 +159,6 @@ def verdict(expect: str, threshold: float, low: float, high: float) -> str:
 
 
 def _run_metric(runs_dir: Path, run_id: str, claim: Claim, metric: str) -> float | None:
-    from plasticity_bench.results import METRICS  # the record's file name
-
     path = runs_dir / run_id / METRICS
     if not path.is_file():
         return None
@@ -262,25 +261,34 @@ def measure_claims(entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[
     return pd.DataFrame(measured, columns=CLAIM_COLUMNS)
 
 
-def claims_markdown(table: pd.DataFrame, reps: int) -> str:
-    """claims.md: the table, and what its columns mean."""
-    lines = [
-        "# Claims of the seed papers, re-measured",
-        "",
-        f"95% CIs: rliable's stratified percentile bootstrap over runs ({reps} resamples; tasks are strata, "
-        "the two groups of a difference are resampled independently). holds = yes when the whole CI lies on "
-        "the expected side, no when it lies wholly on the other side, inconclusive otherwise. Settings were "
-        "fixed before the runs; a claim that does not hold is a finding at this scale.",
-        "",
-        "| claim | source | statistic | expected | measured | 95% CI | holds | runs | detail |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+CLAIM_HEADER = ["claim", "source", "statistic", "expected", "measured", "95% CI", "holds", "runs", "detail"]
+CLAIMS_NOTE = (
+    "95% CIs: rliable's stratified percentile bootstrap over runs (tasks are strata, the two groups of a "
+    "difference are resampled independently). holds = yes when the whole CI lies on the expected side, no "
+    "when it lies wholly on the other side, inconclusive otherwise. Settings were fixed before the runs; a "
+    "claim that does not hold is a finding at this scale."
+)
+
+
+def claim_rows(table: pd.DataFrame) -> list[list[str]]:
+    """Display cells of each claim (CLAIM_HEADER), for claims.md and index.html."""
+    rows = []
     for row in table.itertuples():
         interval = "" if pd.isna(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
         measured = "" if pd.isna(row.measured) else f"{row.measured:.4g}"
-        cells = [row.claim, row.source, row.statistic, row.expected, measured, interval, f"**{row.holds}**",
-                 str(row.runs), row.detail]
-        lines.append("| " + " | ".join(str(cell).replace("|", "\\|") for cell in cells) + " |")
+        detail = "" if pd.isna(row.detail) else str(row.detail)
+        rows.append([row.claim, row.source, row.statistic, row.expected, measured, interval, row.holds,
+                     str(row.runs), detail])
+    return rows
+
+
+def claims_markdown(table: pd.DataFrame, reps: int) -> str:
+    """claims.md: the table, and what its columns mean."""
+    lines = ["# Claims of the seed papers, re-measured", "", f"{CLAIMS_NOTE} Bootstrap resamples: {reps}.", "",
+             "| " + " | ".join(CLAIM_HEADER) + " |", "|" + "---|" * len(CLAIM_HEADER)]
+    for cells in claim_rows(table):
+        cells[6] = f"**{cells[6]}**"
+        lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     counts = table["holds"].value_counts()
     lines += ["", ", ".join(f"{verdict}: {counts.get(verdict, 0)}" for verdict in VERDICTS), ""]
     return "\n".join(lines)

@@ -4,6 +4,7 @@
 ``<reports_root>/<version>/``::
 
     leaderboard.md  leaderboard.csv  leaderboard.tex  missing.md (only if runs were missing)
+    claims.md  claims.csv (only if the config lists claims: analysis.claims)
     scores.csv      figures/*.pdf figures/*.png      index.html       manifest.json
 
 and regenerates ``<reports_root>/index.md`` from the manifests of every version there.
@@ -48,6 +49,7 @@ import pandas as pd
 
 import plasticity_bench
 from plasticity_bench.analysis import plots
+from plasticity_bench.analysis.claims import CLAIM_HEADER, CLAIMS_NOTE, claim_rows, claims_markdown
 from plasticity_bench.analysis.leaderboard import (BASELINE_NOTE, HEADER, RANKING_NOTE, display_rows, leaderboard,
                                                    leaderboard_markdown, leaderboard_tex, scope_notes)
 from plasticity_bench.analysis.runs import load_matrix
@@ -82,7 +84,7 @@ def missing_markdown(missing: pd.DataFrame) -> str:
 
 
 def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list[str], has_missing: bool,
-               learned_above: float = LEARNED_ABOVE) -> str:
+               learned_above: float = LEARNED_ABOVE, claims: pd.DataFrame | None = None) -> str:
     esc = html.escape
     parts = [
         "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{esc(title)}</title>",
@@ -96,7 +98,16 @@ def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list
     parts.append("<p>Downloads: <a href=\"leaderboard.csv\">leaderboard.csv</a>, "
                  "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"scores.csv\">scores.csv</a> (one row "
                  "per run), <a href=\"manifest.json\">manifest.json</a>"
-                 + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "") + "</p>")
+                 + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "")
+                 + (", <a href=\"claims.md\">claims.md</a>, <a href=\"claims.csv\">claims.csv</a>"
+                    if claims is not None and len(claims) else "") + "</p>")
+    if claims is not None and len(claims):
+        parts.append("<h2>Claims of the seed papers, re-measured</h2>")
+        parts.append(f"<p>{esc(CLAIMS_NOTE)}</p>")
+        parts.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in CLAIM_HEADER)
+                     + "</tr></thead><tbody>")
+        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in claim_rows(claims)]
+        parts.append("</tbody></table>")
     parts.append(f"<p>{esc(RANKING_NOTE)} {esc(BASELINE_NOTE)}</p>")
     groups = dict(list(board.groupby(SCOPE, sort=False)))
     for scope, rows in display_rows(board).items():
@@ -300,10 +311,14 @@ def build_report(
             "leaderboard.md": leaderboard_markdown(board, title, notes, learned_above).encode(),
             "leaderboard.tex": leaderboard_tex(board).encode(),
             SCORES: _csv_bytes(aggregate.scores[AGGREGATE_SCORE_COLUMNS]),
-            "index.html": index_html(title, board, figures, notes, bool(len(missing)), learned_above).encode(),
+            "index.html": index_html(title, board, figures, notes, bool(len(missing)), learned_above,
+                                     aggregate.claims).encode(),
         }
         if len(missing):
             files["missing.md"] = missing_markdown(missing).encode()
+        if len(aggregate.claims):
+            files["claims.csv"] = _csv_bytes(aggregate.claims)
+            files["claims.md"] = claims_markdown(aggregate.claims, summary.get("reps")).encode()
         for file, data in files.items():
             atomic_write_bytes(staging / file, data)
         manifest = {

@@ -161,7 +161,9 @@ def read_runs(matrix: Mapping, runs_dir: Path) -> tuple[list[ScorableRun], pd.Da
     runs_dir = Path(runs_dir)
     scorable, missing = [], []
     for run in matrix["runs"]:
-        keys = {key: run[key] for key in RUN_COLUMNS}
+        # A method entry with options or a variant ("regrama[tau=0.1]", "none[rr1]") is a
+        # method of its own in every table: its matrix label replaces the method name.
+        keys = {**{key: run[key] for key in RUN_COLUMNS}, "method": run.get("label", run["method"])}
         record = RunRecord(runs_dir / run["run_id"])
         status, reason = check_run(record, run)
         if not reason:

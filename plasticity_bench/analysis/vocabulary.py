@@ -41,6 +41,9 @@ POI_COLUMNS = SCOPE + ["method", "baseline", "best_baseline", "probability", "lo
 CURVE_COLUMNS = SCOPE + ["method", "step", "iqm", "low", "high", "runs", "tasks"]
 METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "std", "runs"]
 PROFILE_COLUMNS = SCOPE + ["method", "tau", "fraction", "low", "high"]
+#: One row per claim of the config's ``claims:`` list (analysis.claims).
+CLAIM_COLUMNS = ["claim", "source", "statistic", "expected", "measured", "ci_low", "ci_high", "holds", "runs",
+                 "detail"]
 
 #: Aggregate table -> its file in the aggregate dir.
 FILES = {
@@ -51,6 +54,7 @@ FILES = {
     "sample_efficiency": "sample_efficiency.csv",
     "metric_curves": "metric_curves.csv",
     "performance_profiles": "performance_profiles.csv",
+    "claims": "claims.csv",
 }
 SUMMARY = "aggregate.json"
 
@@ -98,6 +102,7 @@ class Aggregate:
     sample_efficiency: pd.DataFrame
     metric_curves: pd.DataFrame
     performance_profiles: pd.DataFrame
+    claims: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CLAIM_COLUMNS))  # none asked: empty
     summary: dict = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:

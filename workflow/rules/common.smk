@@ -5,12 +5,15 @@ import sys
 
 from snakemake.utils import validate
 
+from plasticity_bench.analysis.claims import check_claim_groups, parse_claims
 from plasticity_bench.provenance import default_version
 from plasticity_bench.matrix import config_hash, expand as expand_config
 
 validate(config, "../schemas/config.schema.yaml")
 
 PLANNED, DROPPED = expand_config(config)
+# A claim that names no planned run, or is malformed, stops the workflow before training.
+check_claim_groups(parse_claims(config.get("claims", [])), [run.row() for run in PLANNED])
 RUNS = {run.spec.run_id: run for run in PLANNED}
 for dropped in DROPPED:
     print(f"plasticity-bench: dropped {dropped['algo']} × {dropped['arch']} × {dropped['method']} × "
