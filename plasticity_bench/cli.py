@@ -71,8 +71,13 @@ def train(
         help="train even when the budget makes no gradient update, never reaches eval_every or monitor_every, "
              "or ends before a method first acts (refused otherwise, naming the numbers); the environment "
              "variable lets workflow jobs through"),
+    tensorboard: bool = typer.Option(True, help="write TensorBoard event files into <out>/tensorboard (train.parquet "
+                                     "is written either way)"),
+    track: bool = typer.Option(False, "--track", help="also log to Weights & Biases (pip install "
+                               "'plasticity-bench[wandb]'; project: $WANDB_PROJECT, else plasticity-bench)"),
 ) -> None:
-    """Train one run and write its record (manifest, eval, metrics, checkpoint); resumes after a kill."""
+    """Train one run and write its record (manifest, eval, metrics, train, checkpoint, TensorBoard events);
+    resumes after a kill."""
     import json
 
     from plasticity_bench.spec import SpecError, build_spec
@@ -91,6 +96,13 @@ def train(
 
     run_dir = out or Path("results") / "runs" / spec.run_id
     check_writable_folder(run_dir, "--out")
+    if track:
+        from plasticity_bench.training_log import TrackingUnavailableError, check_tracking_available
+
+        try:
+            check_tracking_available()
+        except TrackingUnavailableError as error:
+            fail(str(error))
 
     import traceback
 
@@ -106,7 +118,8 @@ def train(
         fail(str(error))
     try:
         manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress,
-                                restart=restart, allow_short_budget=allow_short_budget)
+                                restart=restart, allow_short_budget=allow_short_budget, tensorboard=tensorboard,
+                                track=track)
     except (ShortBudgetError, RunConflictError, RunLockedError) as error:
         fail(str(error))
     except OSError as error:  # before training started: the folder cannot be written

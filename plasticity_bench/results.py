@@ -1,7 +1,8 @@
 """Run records on disk: atomic writers, the manifest reader and the run-folder lock.
 
 One folder per run (DESIGN.md): manifest.json, eval.parquet, metrics.parquet,
-checkpoint.pt. Every file is written to a temporary sibling, fsynced and renamed, so a
+train.parquet, checkpoint.pt, and TensorBoard event files in tensorboard/ (appended to, not
+replaced; see training_log.py). Every file is written to a temporary sibling, fsynced and renamed, so a
 kill at any moment leaves either the old or the new version, never a torn file (only an
 orphan temporary, which ``remove_orphans`` deletes at the next start). Files are written
 0644 and folders 0755 whatever the umask: records and reports are meant to be shared.
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,9 +29,11 @@ import pandas as pd
 MANIFEST = "manifest.json"
 EVAL = "eval.parquet"
 METRICS = "metrics.parquet"
+TRAIN = "train.parquet"
 CHECKPOINT = "checkpoint.pt"
+TENSORBOARD = "tensorboard"
 LOCK = ".train.lock"
-RECORD_FILES = (MANIFEST, EVAL, METRICS, CHECKPOINT)
+RECORD_FILES = (MANIFEST, EVAL, METRICS, TRAIN, CHECKPOINT)
 TMP_SUFFIX = ".tmp"
 FILE_MODE, DIR_MODE = 0o644, 0o755
 CHECKPOINT_MAGIC = b"plasticity-bench checkpoint sha256\n"
@@ -45,6 +49,7 @@ class RunLockedError(Exception):
 
 EVAL_COLUMNS = ["step", "return", "episodes"]
 METRIC_COLUMNS = ["step", "network", "layer", "metric", "value"]
+TRAIN_COLUMNS = ["step", "name", "value"]
 
 
 def make_dirs(path: Path) -> None:
@@ -168,3 +173,4 @@ def clear_run(run_dir: Path) -> None:
     """Delete a run's records (``train --restart``); other files in the folder stay."""
     for name in RECORD_FILES:
         (Path(run_dir) / name).unlink(missing_ok=True)
+    shutil.rmtree(Path(run_dir) / TENSORBOARD, ignore_errors=True)

@@ -23,6 +23,8 @@ Records (one folder per run, as for RL):
 - ``metrics.parquet``: per task ``task_final_accuracy`` and ``task_final_loss`` (network
   ``classifier``, layer ``all``), the monitor's metrics every ``monitor_every`` steps and the
   methods' statistics;
+- ``train.parquet`` and TensorBoard event files as for RL (training_log.py), without the
+  episode charts: ``losses/classifier_loss`` and ``charts/SPS`` (gradient steps per second);
 - ``checkpoint.pt`` every ``checkpoint_every`` steps. A task's labels are a function of the
   run seed and the task index, and every other draw comes from the checkpointed RNGs, so a
   resumed run continues exactly as the uninterrupted run (on CPU).
@@ -46,7 +48,6 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from plasticity_bench import results
 from plasticity_bench.budget import planned_updates
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.environments import split_task
@@ -57,7 +58,8 @@ from plasticity_bench.networks import NetworkConfig, build_body
 from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import RunFailedError, Trainer, one_line
+from plasticity_bench.train import RunFailedError, Trainer
+from plasticity_bench.training_log import TrainingLog
 
 ROLE = "classifier"
 SUPERVISED_PACKAGES = ("plasticity-bench", "torch", "numpy", "scikit-learn", "pandas")
@@ -101,7 +103,8 @@ def relabel(buffer: ReplayBuffer, labels: torch.Tensor) -> None:
 class SupervisedTrainer(Trainer):
     """The Trainer's records, checkpoints, monitor and methods on the task sequence above."""
 
-    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool):
+    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None):
         # Not the RL Trainer's constructor, which makes environments: the same state, set here.
         self.spec, self.run_dir, self.device, self.progress = spec, Path(run_dir), device, progress
         self.hp = spec.hyperparams
@@ -129,7 +132,7 @@ class SupervisedTrainer(Trainer):
         self.env_steps = self.episodes = self.updates = 0
         self.eval_rows, self.metric_rows = [], []
         self.wall_time, self.resumes = 0.0, 0
-        self.loss_sums, self.checked_update = {}, 0
+        self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = code_version()
@@ -143,14 +146,7 @@ class SupervisedTrainer(Trainer):
 
     # ---- the loop -------------------------------------------------------------------
     def run(self) -> dict:
-        checkpoint = self.run_dir / results.CHECKPOINT
-        if checkpoint.exists():
-            state = results.load_checkpoint(checkpoint)
-            try:
-                self.restore(state)
-            except (KeyError, TypeError, ValueError, RuntimeError) as error:  # another layout or another run's shapes
-                raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
-        self.write_manifest("running")
+        self.resume()
         start = time.perf_counter()
         bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
                    desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
@@ -174,6 +170,7 @@ class SupervisedTrainer(Trainer):
             self.record_failure(error)
         finally:
             bar.close()
+            self.log.close()
         return self.write_manifest("completed")
 
     def record_failure(self, error: Exception) -> None:
@@ -186,12 +183,9 @@ class SupervisedTrainer(Trainer):
         if self.labelled_task != self.task_index:
             relabel(self.replay, task_labels(self.spec.seed, self.task_index, self.hp["samples"]))
             self.labelled_task = self.task_index
-        losses = self.agent.update(self.replay.sample(self.hp["batch_size"]))
+        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
         self.env_steps += 1
         self.updates += 1
-        for name, value in losses.items():
-            total = self.loss_sums.get(name)
-            self.loss_sums[name] = value.double() if total is None else total + value
         if self.updates % self.hp["monitor_every"] == 0:
             self.check_finite()  # the monitor syncs anyway; a diverged run stops here
             self.monitor()
@@ -217,6 +211,7 @@ class SupervisedTrainer(Trainer):
             self.metric_rows.append({"step": self.env_steps, "network": ROLE, "layer": "all", "metric": metric,
                                      "value": value})
         self.write_records()
+        self.show_records()
 
     def restore(self, state: dict) -> None:
         super().restore(state)

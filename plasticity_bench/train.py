@@ -35,6 +35,7 @@ from plasticity_bench.metrics.plasticity_probe import probe_roles
 from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
+from plasticity_bench.training_log import TrainingLog, metric_tag
 
 
 class RunFailedError(RuntimeError):
@@ -61,14 +62,17 @@ PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no stat
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
-          progress: bool = True, restart: bool = False, allow_short_budget: bool = False) -> dict:
+          progress: bool = True, restart: bool = False, allow_short_budget: bool = False,
+          tensorboard: bool = True, track: bool = False) -> dict:
     """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
 
     ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
     when visible, else CPU); an unavailable one raises DeviceError before anything is written.
     A completed run is returned as it is; a failed one is tried again from its last
     checkpoint (a transient failure passes; a divergence, being seeded, fails again).
-    ``restart`` deletes the run's records first and trains from scratch.
+    ``restart`` deletes the run's records first and trains from scratch. ``tensorboard`` writes
+    event files into ``run_dir/tensorboard``, ``track`` logs to W&B (training_log.py);
+    train.parquet is written either way.
 
     Raises ShortBudgetError, before anything is written, when the budget cannot produce what
     the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after recording status failed; RunLockedError while another
@@ -90,7 +94,7 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
         elif previous is not None and previous.get("status") == "completed":
             return previous
         try:
-            trainer = make_trainer(spec, run_dir, threads, device, progress)
+            trainer = make_trainer(spec, run_dir, threads, device, progress, TrainingLog(run_dir, tensorboard, track))
         except Exception as error:  # a method's setup, an environment, a network that cannot be built
             reason = one_line(error)
             results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
@@ -100,13 +104,14 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
         return trainer.run()
 
 
-def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool) -> Trainer:
+def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None) -> Trainer:
     """The RL Trainer, or for algorithm sl the continual supervised one (supervised.py)."""
     if spec.algo == "sl":
         from plasticity_bench.supervised import SupervisedTrainer  # it imports this module
 
-        return SupervisedTrainer(spec, run_dir, threads, device, progress)
-    return Trainer(spec, run_dir, threads, device, progress)
+        return SupervisedTrainer(spec, run_dir, threads, device, progress, log)
+    return Trainer(spec, run_dir, threads, device, progress, log)
 
 
 def _manifest_or_none(run_dir: Path) -> dict | None:
@@ -124,7 +129,8 @@ def one_line(error: BaseException) -> str:
 
 
 class Trainer:
-    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool):
+    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None):
         self.spec, self.run_dir, self.device, self.progress = spec, run_dir, device, progress
         self.hp = spec.hyperparams
         self.threads = threads
@@ -164,18 +170,29 @@ class Trainer:
         self.metric_rows: list[dict] = []
         self.wall_time = 0.0
         self.resumes = 0
-        # Losses summed on the device since the last health check: NaN and inf survive a sum,
-        # so one add per loss and update replaces a host sync per update.
-        self.loss_sums: dict[str, torch.Tensor] = {}
-        self.checked_update = 0
+        self.episode_return, self.episode_length = 0.0, 0
+        self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = code_version()
         self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
                            "versions": package_versions(RUN_PACKAGES)}
 
+    def start_training_log(self, log: TrainingLog | None) -> None:
+        """The update statistics' device sums and where their means go (training_log.py)."""
+        self.log = log or TrainingLog(self.run_dir)
+        # Summed on the device since the last health check: NaN and inf survive a sum, so one
+        # add per statistic and update replaces a host sync per update, and the logged means
+        # come from the same sums at the check's sync.
+        self.loss_sums: dict[str, torch.Tensor] = {}
+        self.loss_counts: dict[str, int] = {}
+        self.checked_update = 0
+        self.shown_evals = self.shown_metrics = 0  # eval and metric rows already in the live views
+        self.rate_mark = (0, time.perf_counter())  # (env steps, time) of the last steps/s point
+
     # ---- the loop -------------------------------------------------------------------
-    def run(self) -> dict:
+    def resume(self) -> None:
+        """Restore the checkpoint if there is one, mark the run running, open the live views."""
         checkpoint = self.run_dir / results.CHECKPOINT
         if checkpoint.exists():
             state = results.load_checkpoint(checkpoint)
@@ -184,6 +201,11 @@ class Trainer:
             except (KeyError, TypeError, ValueError, RuntimeError) as error:  # another layout or another run's shapes
                 raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
         self.write_manifest("running")
+        self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
+        self.rate_mark = (self.env_steps, time.perf_counter())
+
+    def run(self) -> dict:
+        self.resume()
         start = time.perf_counter()
         bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
                    desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
@@ -221,6 +243,7 @@ class Trainer:
             raise RunFailedError(reason) from error
         finally:
             bar.close()
+            self.log.close()
         return self.write_manifest("completed")
 
     def failure_reason(self, error: Exception) -> str:
@@ -247,8 +270,13 @@ class Trainer:
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(obs, action, reward, next_obs, terminated)
         self.env_steps += 1
+        self.episode_return += float(reward)
+        self.episode_length += 1
         if terminated or truncated:
             self.episodes += 1
+            self.log.record(self.env_steps, {"charts/episodic_return": self.episode_return,
+                                             "charts/episodic_length": self.episode_length})
+            self.episode_return, self.episode_length = 0.0, 0
         return next_obs, terminated or truncated
 
     def random_action(self):
@@ -259,11 +287,8 @@ class Trainer:
     def train_on_replay(self) -> None:
         while self.updates < updates_after(self.hp, self.env_steps):
             batch = self.replay.sample(self.hp["batch_size"])
-            losses = self.agent.update(batch)
+            self.accumulate(self.agent.update(batch))
             self.updates += 1
-            for name, value in losses.items():
-                value, total = torch.as_tensor(value).detach(), self.loss_sums.get(name)
-                self.loss_sums[name] = value.double() if total is None else total + value
             # Measure before the methods act, so metrics show the trained network, not the
             # state just after a reset that happens on the same update.
             if self.updates % self.hp["monitor_every"] == 0:
@@ -277,22 +302,52 @@ class Trainer:
     def sample_batch(self, batch_size: int | None = None):
         return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
 
+    def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        """Add an update's statistics (0-dim tensors, see Agent.update) to their device sums."""
+        for name, value in stats.items():
+            value, total = value.detach().double(), self.loss_sums.get(name)
+            self.loss_sums[name] = value if total is None else total + value
+            self.loss_counts[name] = self.loss_counts.get(name, 0) + 1
+
     def check_finite(self) -> None:
-        """Raise NonFiniteError if a loss since the last check, or a parameter now, is NaN or
-        infinite. One host sync; called at every monitor call, evaluation and checkpoint,
-        and at the end."""
+        """Raise NonFiniteError if an update statistic since the last check, or a parameter
+        now, is NaN or infinite; else log the statistics' means (training_log.py). One host
+        sync; called at every monitor call, evaluation and checkpoint, and at the end."""
         names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in self.loss_sums]
-        flags = [torch.isfinite(total).all() for total in self.loss_sums.values()]
+        values = list(self.loss_sums.values())
         for role_name, role in self.agent.roles.items():
             for param_name, param in role.network.named_parameters():
                 names.append(f"parameter {role_name}.{param_name}")
-                flags.append(torch.isfinite(param).all())
-        finite = torch.stack(flags).tolist() if flags else []
+                values.append(torch.isfinite(param).all().double())  # 1 or 0: finite or not
+        synced = torch.stack(values).tolist() if values else []
+        sums, param_flags = synced[:len(self.loss_sums)], synced[len(self.loss_sums):]
+        finite = [math.isfinite(total) for total in sums] + [flag == 1.0 for flag in param_flags]
         bad = [name for name, ok in zip(names, finite) if not ok]
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
             raise NonFiniteError(f"non-finite {bad[0]}{more} at env step {self.env_steps} (update {self.updates})")
-        self.loss_sums, self.checked_update = {}, self.updates
+        self.log_progress({f"losses/{name}": total / self.loss_counts[name] for name, total in zip(self.loss_sums, sums)})
+        self.loss_sums, self.loss_counts, self.checked_update = {}, {}, self.updates
+
+    def log_progress(self, loss_means: dict[str, float]) -> None:
+        """Log the update statistics' means and the steps per second at this step, and show
+        the eval and metric rows added since the last call."""
+        steps, since = self.rate_mark
+        now = time.perf_counter()
+        scalars = dict(loss_means)
+        if self.env_steps > steps:
+            scalars["charts/SPS"] = (self.env_steps - steps) / max(now - since, 1e-9)
+            self.rate_mark = (self.env_steps, now)
+        if scalars:
+            self.log.record(self.env_steps, scalars)
+        self.show_records()
+
+    def show_records(self) -> None:
+        """Eval and metric rows not yet in the live views (they are in their own parquet files)."""
+        evals = [(row["step"], {"charts/eval_return": row["return"]}) for row in self.eval_rows[self.shown_evals:]]
+        metrics = [(row["step"], {metric_tag(row): row["value"]}) for row in self.metric_rows[self.shown_metrics:]]
+        self.log.show(evals + metrics)
+        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)
 
     def check_eval_return(self) -> None:
         value = self.eval_rows[-1]["return"]
@@ -339,14 +394,17 @@ class Trainer:
             returns.append(total)
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
         self.write_records()
+        self.show_records()
 
     # ---- persistence ----------------------------------------------------------------
     def write_records(self) -> None:
         results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=results.EVAL_COLUMNS))
         results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
+        results.write_parquet(self.run_dir / results.TRAIN, self.log.frame())
 
     def save_checkpoint(self) -> None:
         self.check_finite()  # a checkpoint never holds a diverged state
+        self.log.flush()  # the event files hold everything up to the checkpoint
         self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every"] + 1) * self.hp["checkpoint_every"]
         state = {
             "run_id": self.spec.run_id,
@@ -361,6 +419,7 @@ class Trainer:
                          "resumes": self.resumes, "started": self.started},
             "eval_rows": self.eval_rows,
             "metric_rows": self.metric_rows,
+            "train_rows": self.log.rows,
             "initial_params": self.initial_params,
         }
         self.write_records()
@@ -388,8 +447,11 @@ class Trainer:
         self.next_checkpoint, self.wall_time = counters["next_checkpoint"], counters["wall_time"]
         self.started = counters["started"]
         self.resumes = counters["resumes"] + 1
-        # Records written after the checkpoint belong to the lost future: rewrite them.
+        # Records written after the checkpoint belong to the lost future: rewrite them. A
+        # checkpoint from before training-time logging has no train rows: the run goes on.
         self.eval_rows, self.metric_rows = state["eval_rows"], state["metric_rows"]
+        self.log.rows = state.get("train_rows", [])
+        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)  # shown before the checkpoint
         self.write_records()
 
     def write_manifest(self, status: str, error: str | None = None) -> dict:

@@ -120,7 +120,11 @@ class Agent:
         raise NotImplementedError
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One gradient update; returns detached loss tensors (no host sync here)."""
+        """One gradient update; returns detached 0-dim tensors, never synced here: first each
+        role's training loss (``<role>_loss``, methods' terms included), then diagnostics
+        named as CleanRL logs them (``td_loss``, ``q_values``, ``qf1_values``, ``alpha``, ...).
+        The trainer sums them on the device for its health check and logs their means as
+        ``losses/<name>`` (training_log.py)."""
         raise NotImplementedError
 
     def modules_to_save(self) -> dict[str, Any]:

@@ -48,20 +48,25 @@ class DQN(Agent):
         self.updates = 0
         self.roles = {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,),
                                 targets=(self.target_network,))}
+        # CleanRL's td_loss and q_values of the last loss evaluation, which update() reports
+        # for its own step (the loss function is the role's, so it cannot return more).
+        self.diagnostics: dict[str, torch.Tensor] = {}
 
     def q_loss(self, q_network: nn.Module, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
             target_max = self.target_network(batch.next_obs).max(dim=1).values
             td_target = batch.rewards + self.hp["gamma"] * target_max * (1 - batch.terminations)
         old_value = q_network(batch.obs).gather(1, batch.actions.view(-1, 1)).squeeze(1)
-        return F.mse_loss(td_target, old_value)
+        loss = F.mse_loss(td_target, old_value)
+        self.diagnostics = {"td_loss": loss.detach(), "q_values": old_value.detach().mean()}
+        return loss
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
         loss = self.gradient_step("q", batch)
         if self.updates % self.target_period == 0:
             soft_update(self.target_network, self.q_network, self.hp["tau"])
-        return {"q_loss": loss}
+        return {"q_loss": loss, **self.diagnostics}
 
     def epsilon(self, env_step: int) -> float:
         duration = self.hp["exploration_fraction"] * self.total_steps

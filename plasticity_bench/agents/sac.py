@@ -90,6 +90,11 @@ class SAC(Agent):
         self.log_alpha = torch.tensor(initial_log_alpha, device=device, requires_grad=hp["autotune"])
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=hp["q_lr"])
         self.updates = 0
+        # CleanRL's per-critic losses and values, and the policy's entropy, of the last loss
+        # evaluations, which update() reports for its own step (a role's loss function can
+        # return nothing else).
+        self.critic_diagnostics: dict[str, torch.Tensor] = {}
+        self.entropy: torch.Tensor | None = None
         self.roles = {
             "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,)),
             "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions),
@@ -108,16 +113,17 @@ class SAC(Agent):
             # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
             target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * next_value
         q1, q2 = critic(batch.obs, batch.actions)
-        return F.mse_loss(q1.squeeze(-1), target) + F.mse_loss(q2.squeeze(-1), target)
+        return twin_q_loss(q1, q2, target, self.critic_diagnostics)
 
     def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
         action, log_pi = actor.sample(batch.obs)
         q1, q2 = self.critic(batch.obs, action)
+        self.entropy = -log_pi.detach().mean()
         return (self.alpha * log_pi - torch.min(q1, q2)).mean()
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        stats = {"critic_loss": self.gradient_step("critic", batch)}
+        stats = {"critic_loss": self.gradient_step("critic", batch), **self.critic_diagnostics}
 
         # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
         if self.updates % self.hp["policy_frequency"] == 0:
@@ -130,7 +136,9 @@ class SAC(Agent):
                     self.alpha_optimizer.zero_grad()
                     alpha_loss.backward()
                     self.alpha_optimizer.step()
-                    stats["alpha"] = self.alpha
+                    stats["alpha_loss"] = alpha_loss.detach()
+            stats["entropy"] = self.entropy
+        stats["alpha"] = self.alpha
 
         if self.updates % self.hp["target_network_frequency"] == 0:
             soft_update(self.critic_target, self.critic, self.hp["tau"])
@@ -157,6 +165,17 @@ class SAC(Agent):
         self.updates = counters["updates"]
         with torch.no_grad():
             self.log_alpha.copy_(counters["log_alpha"])
+
+
+def twin_q_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor,
+                diagnostics: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The clipped-double-Q critics' loss, MSE(q1) + MSE(q2); puts CleanRL's qf1_loss,
+    qf2_loss, qf_loss (their mean), qf1_values and qf2_values into ``diagnostics``."""
+    qf1_loss, qf2_loss = F.mse_loss(q1.squeeze(-1), target), F.mse_loss(q2.squeeze(-1), target)
+    loss = qf1_loss + qf2_loss
+    diagnostics.update(qf1_loss=qf1_loss.detach(), qf2_loss=qf2_loss.detach(), qf_loss=loss.detach() / 2,
+                       qf1_values=q1.detach().mean(), qf2_values=q2.detach().mean())
+    return loss
 
 
 @torch.no_grad()

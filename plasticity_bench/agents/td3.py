@@ -21,11 +21,10 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
-from plasticity_bench.agents.sac import TwinQ, soft_update
+from plasticity_bench.agents.sac import TwinQ, soft_update, twin_q_loss
 from plasticity_bench.networks import NetworkConfig, build_body
 from plasticity_bench.networks.diffusion import DiffusionActor  # diffusers itself loads lazily
 
@@ -67,6 +66,8 @@ class TD3(Agent):
         # One optimizer over both Q networks, as CleanRL's q_optimizer.
         self.critic_optimizer = self.make_optimizer("critic", self.critic.parameters(), hp["learning_rate"])
         self.updates = 0
+        # CleanRL's per-critic losses and values of the last critic loss, which update() reports.
+        self.critic_diagnostics: dict[str, torch.Tensor] = {}
         self.roles = {
             "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,),
                           targets=(self.actor_target,)),
@@ -86,7 +87,7 @@ class TD3(Agent):
             # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
             target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * min_next_q
         q1, q2 = critic(batch.obs, batch.actions)
-        return F.mse_loss(q1.squeeze(-1), target) + F.mse_loss(q2.squeeze(-1), target)
+        return twin_q_loss(q1, q2, target, self.critic_diagnostics)
 
     def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
         q1, _ = self.critic(batch.obs, actor(batch.obs))
@@ -94,7 +95,7 @@ class TD3(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        stats = {"critic_loss": self.gradient_step("critic", batch)}
+        stats = {"critic_loss": self.gradient_step("critic", batch), **self.critic_diagnostics}
 
         # Delayed policy updates: the actor and all targets move every policy_frequency updates.
         if self.updates % self.hp["policy_frequency"] == 0:
