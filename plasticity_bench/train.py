@@ -24,8 +24,8 @@ import torch
 from tqdm import tqdm
 
 from plasticity_bench import registry, results
-from plasticity_bench.budget import check_budget, planned_updates, updates_after
 from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.budget import check_budget, planned_updates, updates_after
 from plasticity_bench.devices import resolve_device
 from plasticity_bench.environments import make_env
 from plasticity_bench.methods import make_method
@@ -75,8 +75,9 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
     train.parquet is written either way.
 
     Raises ShortBudgetError, before anything is written, when the budget cannot produce what
-    the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after recording status failed; RunLockedError while another
-    process trains in ``run_dir``; CorruptRecordError for a damaged checkpoint or manifest.
+    the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after
+    recording status failed; RunLockedError while another process trains in ``run_dir``;
+    CorruptRecordError for a damaged checkpoint or manifest.
     """
     if not allow_short_budget:
         check_budget(spec)
