@@ -117,10 +117,11 @@ def _containment_rows(role_name: str, scores: dict[str, dict[str, torch.Tensor]]
     """``dormant_not_grama_ratio@0``: the fraction of a layer's neurons that ReDo flags at
     tau 0 (no activation on any sample) but pre-activation GraMa does not. The GraMa paper's
     proposition makes it exactly 0 in ReLU nets (a dead unit's dL/dz is 0 on every sample);
-    the claims report checks it on real training runs."""
+    the claims report checks it on real training runs. Layers whose activation changes the
+    width (CReLU, DFF: two outputs per pre-activation) have no unit-to-unit pairing: no row."""
     grama = scores.get(GRAMA_RATIO_METRICS["pre_activation"], {})
     for layer, dormant in scores["dormant_ratio"].items():
-        if layer in grama:
+        if layer in grama and grama[layer].shape == dormant.shape:
             names.append((role_name, layer, "dormant_not_grama_ratio@0"))
             values.append(((dormant <= 0) & (grama[layer] > 0)).float().mean())
 
