@@ -14,6 +14,10 @@
   scope of the score-based statistics; the methods it leaves out and the cells they lack
   are listed in ``aggregate.json`` under ``overall``, and the ``in_overall`` column of
   ``scores.csv`` marks the runs it stands on.
+- Curves: ``sample_efficiency`` (IQM normalised score per eval step, rliable), ``task_curves``
+  (mean raw return per task and eval step) and ``metric_curves`` (mean of each monitored
+  metric per network and step), each with a bootstrap CI (``stats``); ``run_curves`` keeps
+  every run's eval curve, for spotting broken runs.
 - Probability of improvement holds one row per compared pair (``baselines``); the column
   ``best_baseline`` is true where ``baseline`` is the method's best baseline.
 """
@@ -27,13 +31,14 @@ import pandas as pd
 
 from plasticity_bench.analysis.baselines import best_baselines, builtin_methods, comparisons
 from plasticity_bench.analysis.claims import measure_claims
+from plasticity_bench.analysis.runs import read_metric_curves
 from plasticity_bench.analysis.scores import (DEFAULT_FINAL_WINDOW, Normaliser, balance, collect, eval_curves,
-                                              metric_curves, overall_scores, sort_runs, suite_normaliser)
+                                              overall_scores, sort_runs, suite_normaliser)
 from plasticity_bench.analysis.stats import (DEFAULT_CONFIDENCE, DEFAULT_REPS, auc_interval_estimates,
-                                             interval_estimates, performance_profiles, probability_of_improvement,
-                                             sample_efficiency)
-from plasticity_bench.analysis.vocabulary import (BASELINE, LEARNED_ABOVE, SCOPE, Aggregate, AnalysisError,
-                                                  in_scopes, scopes, write_aggregate)
+                                             interval_estimates, metric_curves, performance_profiles,
+                                             probability_of_improvement, sample_efficiency, task_curves)
+from plasticity_bench.analysis.vocabulary import (BASELINE, LEARNED_ABOVE, RUN_CURVE_COLUMNS, SCOPE, Aggregate,
+                                                  AnalysisError, in_scopes, scopes, write_aggregate)
 
 MISSING_LISTED = 10
 
@@ -98,14 +103,17 @@ def aggregate(
     intervals = pd.concat([intervals, auc_interval_estimates(scoped, **options)])
     intervals = intervals.sort_values(SCOPE, kind="stable").reset_index(drop=True)
     pairs = comparisons(scoped, best_baselines(intervals))
+    run_curves = eval_curves(scores, runs_dir, normaliser)[RUN_CURVE_COLUMNS]
     result = Aggregate(
         scores=scores.assign(in_overall=scores["run_id"].isin(overall["run_id"])),
         missing=missing,
         interval_estimates=intervals,
         probability_of_improvement=probability_of_improvement(scoped, pairs=pairs, **options),
-        sample_efficiency=sample_efficiency(eval_curves(scores, runs_dir, normaliser), scores, **options),
-        metric_curves=metric_curves(scores, runs_dir),
+        sample_efficiency=sample_efficiency(run_curves, scores, **options),
+        metric_curves=metric_curves(read_metric_curves(scores, runs_dir), **options),
         performance_profiles=performance_profiles(scoped, **options),
+        task_curves=task_curves(run_curves, **options),
+        run_curves=run_curves,
         # The config's claims, on every planned run that has a record (its own checks).
         claims=measure_claims((matrix.get("config") or {}).get("claims", []), matrix["runs"], Path(runs_dir),
                               scores, reps=reps, seed=seed),

@@ -41,8 +41,8 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from plasticity_bench.analysis.runs import read_eval_curves, read_metric_curves, read_runs
-from plasticity_bench.analysis.vocabulary import (METRIC_CURVE_COLUMNS, MISSING_COLUMNS, OVERALL, RUN_COLUMNS,
+from plasticity_bench.analysis.runs import read_eval_curves, read_runs
+from plasticity_bench.analysis.vocabulary import (MISSING_COLUMNS, OVERALL, RUN_COLUMNS,
                                                   SCOPE, SCORE_COLUMNS, AnalysisError, method_order)
 
 DEFAULT_FINAL_WINDOW = 0.1  # fraction of the step budget the final score averages over
@@ -203,19 +203,3 @@ def eval_curves(scores: pd.DataFrame, runs_dir: Path, normaliser: Normaliser | N
     for (suite, task), rows in curves.groupby(["suite", "task"]):
         curves.loc[rows.index, "score"] = normaliser(suite, task, rows["return"].to_numpy(float))
     return curves
-
-
-def metric_curves(scores: pd.DataFrame, runs_dir: Path, layer: str = "all") -> pd.DataFrame:
-    """Mean (and std) over runs of every monitored metric at ``layer`` per network and step.
-
-    Each run first contributes its own mean per (network, metric, step); the mean and
-    standard deviation are then taken over the scope's runs (seeds and tasks) of a method.
-    """
-    long = read_metric_curves(scores, runs_dir, layer)
-    if long.empty:
-        return pd.DataFrame(columns=METRIC_CURVE_COLUMNS)
-    grouped = long.groupby(SCOPE + ["method", "network", "metric", "step"], sort=True)["value"]
-    out = grouped.agg(mean="mean", std=lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else 0.0,
-                      runs="count").reset_index()
-    out["step"] = out["step"].astype(int)
-    return out[METRIC_CURVE_COLUMNS]

@@ -39,7 +39,12 @@ MISSING_COLUMNS = RUN_COLUMNS + ["status", "reason"]
 INTERVAL_COLUMNS = SCOPE + ["method", "statistic", "estimate", "low", "high", "runs", "tasks"]
 POI_COLUMNS = SCOPE + ["method", "baseline", "best_baseline", "probability", "low", "high", "tasks"]
 CURVE_COLUMNS = SCOPE + ["method", "step", "iqm", "low", "high", "runs", "tasks"]
-METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "std", "runs"]
+#: ``mean`` over runs with its bootstrap CI [``low``, ``high``] (``stats.mean_intervals``); ``std`` over runs.
+METRIC_CURVE_COLUMNS = SCOPE + ["method", "network", "metric", "step", "mean", "low", "high", "std", "runs"]
+#: Raw (unnormalised) eval return per task: mean over the task's seeds with its bootstrap CI.
+TASK_CURVE_COLUMNS = SCOPE + ["method", "task", "step", "mean", "low", "high", "runs"]
+#: Every aggregated run's eval curve: raw return and normalised score per eval step.
+RUN_CURVE_COLUMNS = RUN_COLUMNS + ["step", "return", "score"]
 PROFILE_COLUMNS = SCOPE + ["method", "tau", "fraction", "low", "high"]
 #: One row per claim of the config's ``claims:`` list (analysis.claims).
 CLAIM_COLUMNS = ["claim", "source", "statistic", "expected", "measured", "ci_low", "ci_high", "holds", "runs",
@@ -54,6 +59,8 @@ FILES = {
     "sample_efficiency": "sample_efficiency.csv",
     "metric_curves": "metric_curves.csv",
     "performance_profiles": "performance_profiles.csv",
+    "task_curves": "task_curves.csv",
+    "run_curves": "run_curves.csv",
     "claims": "claims.csv",
 }
 SUMMARY = "aggregate.json"
@@ -102,6 +109,8 @@ class Aggregate:
     sample_efficiency: pd.DataFrame
     metric_curves: pd.DataFrame
     performance_profiles: pd.DataFrame
+    task_curves: pd.DataFrame
+    run_curves: pd.DataFrame
     claims: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=CLAIM_COLUMNS))  # none asked: empty
     summary: dict = field(default_factory=dict)
 
