@@ -66,8 +66,8 @@ def report_command(
              "'dormant_ratio@0.1' [default: the stored ones of plots.REPORT_METRICS].")] = None,
 ) -> None:
     """Build the versioned report: leaderboard (md/csv/tex), figures, index.html, manifest."""
-    from plasticity_bench.analysis.plots import PlotError
     from plasticity_bench.analysis.report import ReportError, build_report
+    from plasticity_bench.analysis.style import PlotError
     from plasticity_bench.analysis.vocabulary import AnalysisError
 
     try:
@@ -80,7 +80,8 @@ def report_command(
 
 
 FIGURE_NAMES = ("interval_estimates", "performance_profile", "probability_of_improvement", "sample_efficiency",
-                "inactive_vs_dormant", "metric_curves")  # plots.FIGURES, without importing matplotlib here
+                "task_curves", "run_curves", "sensitivity", "inactive_vs_dormant",
+                "metric_curves")  # plots.FIGURES, without importing matplotlib here
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -141,7 +142,7 @@ def plot_command(
               "instead of --aggregate")
 
     # heavy imports only when the command runs
-    from plasticity_bench.analysis import plots
+    from plasticity_bench.analysis import curve_plots, plots
     from plasticity_bench.analysis.aggregate import aggregate as aggregate_runs
     from plasticity_bench.analysis.runs import load_matrix
     from plasticity_bench.analysis.vocabulary import AnalysisError, read_aggregate
@@ -167,18 +168,14 @@ def plot_command(
                                     final_window=final_window, allow_missing=allow_missing)
         metrics = _split(metric)
         if metrics is not None and "metric_curves" in figures:
-            plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below
-        paths = plots.plot_all(result, out, figures=figures, formats=formats, metrics=metrics)
+            curve_plots.metric_names(result.metric_curves, metrics)  # unknown names: PlotError below
+        drawn = plots.plot_all(result, out, figures=figures, formats=formats, metrics=metrics)
     except (AnalysisError, plots.PlotError) as error:
         _fail(str(error))
     except OSError as error:
         _fail(str(error))
-    drawn = {name for name in figures for p in paths if p.name.startswith(_figure_prefix(name))}
+    kinds = {figure.kind for figure in drawn}
     for name in figures:
-        if name not in drawn:
+        if name not in kinds:
             typer.echo(f"note: {name}: nothing to draw (the records hold no data for it)", err=True)
-    typer.echo(f"wrote {len(paths)} files to {out}")
-
-
-def _figure_prefix(name: str) -> str:
-    return f"{name}_"
+    typer.echo(f"wrote {sum(len(figure.paths) for figure in drawn)} files to {out}")

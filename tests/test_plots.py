@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from plasticity_bench.analysis import plots
+from plasticity_bench.analysis.style import slug
 from plasticity_bench.analysis.aggregate import aggregate
 from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.cli import app
@@ -57,17 +58,20 @@ def test_plot_from_records_draws_every_figure_in_both_formats(recorded, tmp_path
     written = files(out)
     scope = f"{SUITE}_dqn_mlp"
     for figure in ("interval_estimates", "performance_profile", "probability_of_improvement", "sample_efficiency",
-                   "inactive_vs_dormant"):
+                   "task_curves", "run_curves", "inactive_vs_dormant"):
         for suffix in ("pdf", "png"):
             assert written.get(f"{figure}_{scope}.{suffix}", 0) > 1000, (figure, suffix)
     # The generic metric figure: one per stored metric, e.g. srank and weight_magnitude of the real monitor.
     stored = set(pd.concat(pd.read_parquet(p) for p in runs.glob("*/metrics.parquet"))["metric"])
     drawn = {name[len(f"metric_curves_{scope}_"):-4] for name in written
              if name.startswith("metric_curves_") and name.endswith(".png")}
-    assert drawn == {plots.slug(metric) for metric in stored}
+    assert drawn == {slug(metric) for metric in stored}
     assert {"srank", "weight_magnitude", "active_fraction"} <= stored
     # One scope only: no overall figures repeating it.
     assert not [name for name in written if "overall" in name]
+    # No option was swept: no sensitivity figure, and the command says so.
+    assert not [name for name in written if name.startswith("sensitivity")]
+    assert "sensitivity: nothing to draw" in result.stderr
     assert (out / f"interval_estimates_{scope}.pdf").read_bytes()[:4] == b"%PDF"
     assert (out / f"interval_estimates_{scope}.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -83,7 +87,7 @@ def test_figure_format_and_metric_selection(recorded, tmp_path):
     stored = set(pd.concat(pd.read_parquet(p) for p in runs.glob("*/metrics.parquet"))["metric"])
     dormant = {m for m in stored if m.split("@")[0] == "dormant_ratio"}
     assert dormant  # the prefix matches every stored threshold
-    expected = {f"sample_efficiency_{scope}.png"} | {f"metric_curves_{scope}_{plots.slug(m)}.png"
+    expected = {f"sample_efficiency_{scope}.png"} | {f"metric_curves_{scope}_{slug(m)}.png"
                                                      for m in {"srank"} | dormant}
     assert set(files(out)) == expected
     assert all(size > 1000 for size in files(out).values())

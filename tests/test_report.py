@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,9 @@ from typer.testing import CliRunner
 
 import plasticity_bench
 from plasticity_bench import provenance
-from plasticity_bench.analysis import leaderboard, plots, report
+from plasticity_bench.analysis import curve_plots, leaderboard, report
+from plasticity_bench.analysis import page as page_module
+from plasticity_bench.analysis.style import PNG_DPI, PlotError
 from plasticity_bench.analysis.aggregate import aggregate
 from plasticity_bench.analysis.vocabulary import OVERALL, SUMMARY
 from plasticity_bench.results import write_json
@@ -41,8 +44,9 @@ def snapshot(directory: Path) -> dict[str, bytes]:
     return {str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
-def test_report_contents(aggregated, tmp_path):
+def test_report_contents(aggregated, tmp_path, monkeypatch):
     aggregate_dir, matrix, _ = aggregated
+    monkeypatch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(tmp_path / "suites")))  # the page's task table
     target = report.build_report(aggregate_dir, tmp_path / "reports", matrix)
     # The workflow's name for the same report: package, config hash, code commit.
     assert target == tmp_path / "reports" / provenance.default_version(matrix["config_hash"], tmp_path / "reports")
@@ -84,9 +88,11 @@ def test_report_contents(aggregated, tmp_path):
     figures = sorted((target / "figures").iterdir())
     stems = {p.stem.split("_toy")[0] for p in figures}
     assert stems == {"interval_estimates", "sample_efficiency", "inactive_vs_dormant",
-                     "probability_of_improvement", "performance_profile", "metric_curves"}
+                     "probability_of_improvement", "performance_profile", "metric_curves", "task_curves",
+                     "run_curves"}
     # Of the stored metrics, only those in the report's default list get curves.
-    assert "grama_inactive_ratio@0.025" not in plots.REPORT_METRICS and "dormant_ratio@0.1" in plots.REPORT_METRICS
+    assert ("grama_inactive_ratio@0.025" not in curve_plots.REPORT_METRICS
+            and "dormant_ratio@0.1" in curve_plots.REPORT_METRICS)
     assert {p.stem for p in figures if p.stem.startswith("metric_curves")} == {
         "metric_curves_toy_sac_mlp_dormant_ratio-0.1"}
     for stem in {p.stem for p in figures}:
@@ -98,7 +104,23 @@ def test_report_contents(aggregated, tmp_path):
     page = (target / "index.html").read_text()
     for png in (p for p in figures if p.suffix == ".png"):
         assert f'src="figures/{png.name}"' in page
-    assert "<table>" in page and "regrama" in page
+        # Shown at its physical size: PNG pixels at style.PNG_DPI, in CSS pixels (96 per inch).
+        width = round(page_module.png_size(png)[0] * 96 / PNG_DPI)
+        assert f'src="figures/{png.name}" width="{width}"' in page
+    # Captions say what a figure shows, never its file name.
+    captions = [re.sub(r" \(<a href=[^)]*\)$", "", c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", page)]
+    assert len(captions) == len([p for p in figures if p.suffix == ".png"])
+    assert not [c for c in captions if "_toy" in c or ".png" in c]
+    assert any(c.startswith("Raw evaluation return per task (not normalised)") for c in captions)
+    assert any("Every run&#x27;s raw evaluation return" in c for c in captions)
+    # A table of contents by scope, display names, the normalisation with each task's returns and source.
+    assert '<a href="#toy_sac_mlp">toy / SAC / MLP</a>' in page and '<section id="toy_sac_mlp">' in page
+    assert "ReGraMa" in page and "None (baseline)" in page
+    assert "(return &minus; random) / (reference &minus; random)" in page
+    assert ('<tr><td class="text">toy</td><td class="text">gym:TaskB-v0</td><td>10</td><td>210</td>'
+            '<td class="text source">test</td></tr>') in page
+    assert page.count("<table data-sortable>") == 1 + 2  # the task table, one leaderboard per scope
+    assert "stratified bootstrap over runs" in page and "numpy bootstrap of the mean" in page
 
     manifest = json.loads((target / "manifest.json").read_text())
     for key in ("version", "date", "git_sha", "git_dirty", "config", "config_hash", "versions", "run_ids",
@@ -109,6 +131,9 @@ def test_report_contents(aggregated, tmp_path):
     assert len(manifest["run_ids"]) == 10 and run_id("none", "gym:TaskB-v0", 2) in manifest["missing_run_ids"]
     index = (tmp_path / "reports" / "index.md").read_text()
     assert manifest["version"] in index
+    versions = (tmp_path / "reports" / "index.html").read_text()
+    assert f'<a href="{manifest["version"]}/index.html">{manifest["version"]}</a>' in versions
+    assert '<a href="../index.html">All report versions</a>' in page
 
 
 def test_versions_are_never_overwritten(aggregated, tmp_path):
@@ -219,6 +244,6 @@ def test_report_draws_the_metric_curves_it_is_asked_for(aggregated, tmp_path):
     target = report.build_report(aggregate_dir, tmp_path / "reports", matrix, metrics=["grama_inactive_ratio"])
     assert {p.stem for p in (target / "figures").iterdir() if p.stem.startswith("metric_curves")} == {
         "metric_curves_toy_sac_mlp_grama_inactive_ratio-0.025"}
-    with pytest.raises(plots.PlotError, match="unknown metric 'srank'; stored metrics: dormant_ratio@0.1, "
+    with pytest.raises(PlotError, match="unknown metric 'srank'; stored metrics: dormant_ratio@0.1, "
                                               "grama_inactive_ratio@0.025"):
         report.build_report(aggregate_dir, tmp_path / "other", matrix, metrics=["srank"])

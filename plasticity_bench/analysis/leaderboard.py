@@ -19,6 +19,8 @@ name of that baseline (``analysis.baselines``).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import pandas as pd
 
@@ -181,18 +183,19 @@ def _std_cell(row) -> str:
     return "-" if pd.isna(row["run_score_std"]) else f"{row['run_score_std']:.3f}"
 
 
-def display_rows(board: pd.DataFrame) -> dict[tuple, list[list[str]]]:
+def display_rows(board: pd.DataFrame, method_name: Callable[[str], str] = str) -> dict[tuple, list[list[str]]]:
     """Per scope (in the board's order), rows of strings: rank group, method, each statistic
-    with its CI, run score s.d., runs, tasks; P(> best baseline) names the baseline."""
+    with its CI, run score s.d., runs, tasks; P(> best baseline) names the baseline.
+    ``method_name`` names the methods (default: their labels; the HTML page gives display names)."""
     out: dict[tuple, list[list[str]]] = {}
     for scope, group in board.groupby(SCOPE, sort=False):
         rows = []
         for _, row in group.iterrows():
-            cells = [_group_cell(row), row["method"]]
+            cells = [_group_cell(row), method_name(row["method"])]
             for column, _ in DISPLAY:
                 cell = _interval(row[column], row[f"{column}_low"], row[f"{column}_high"])
                 if column == "prob_improvement_over_best_baseline" and cell != "-":
-                    cell += f" vs {_best_baseline_name(row)}"
+                    cell += f" vs {method_name(_best_baseline_name(row))}"
                 cells.append(cell)
             rows.append(cells + [_std_cell(row), _runs_cell(row), str(row["tasks"])])
         out[scope] = rows

@@ -7,7 +7,8 @@
     claims.md  claims.csv (only if the config lists claims: analysis.claims)
     scores.csv      figures/*.pdf figures/*.png      index.html       manifest.json
 
-and regenerates ``<reports_root>/index.md`` from the manifests of every version there.
+and regenerates ``<reports_root>/index.md`` and ``index.html`` (``analysis.page``) from the manifests
+of every version there.
 
 The leaderboard and its renderings are ``analysis.leaderboard``'s. ``scores.csv`` holds one row
 per aggregated run (run id, scope, method, task, seed, raw final return, normalised score,
@@ -36,7 +37,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import html
 import io
 import json
 import os
@@ -48,10 +48,10 @@ from typing import Iterable, Mapping
 import pandas as pd
 
 import plasticity_bench
-from plasticity_bench.analysis import plots
-from plasticity_bench.analysis.claims import CLAIM_HEADER, CLAIMS_NOTE, claim_rows, claims_markdown
-from plasticity_bench.analysis.leaderboard import (BASELINE_NOTE, HEADER, RANKING_NOTE, display_rows, leaderboard,
-                                                   leaderboard_markdown, leaderboard_tex, scope_notes)
+from plasticity_bench.analysis import curve_plots, plots
+from plasticity_bench.analysis.claims import claims_markdown
+from plasticity_bench.analysis.leaderboard import leaderboard, leaderboard_markdown, leaderboard_tex
+from plasticity_bench.analysis.page import task_normalisations, version_page, versions_page
 from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.analysis.vocabulary import (AGGREGATE_SCORE_COLUMNS, FILES, LEARNED_ABOVE, SCOPE, SUMMARY,
                                                   read_aggregate, scope_title)
@@ -81,52 +81,6 @@ def missing_markdown(missing: pd.DataFrame) -> str:
                  "" if pd.isna(row.status) else row.status, row.reason]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def index_html(title: str, board: pd.DataFrame, figures: list[Path], notes: list[str], has_missing: bool,
-               learned_above: float = LEARNED_ABOVE, claims: pd.DataFrame | None = None) -> str:
-    esc = html.escape
-    parts = [
-        "<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{esc(title)}</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
-        "table{border-collapse:collapse;font-size:0.85em;margin-bottom:1.5em}"
-        "th,td{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:right}"
-        "th:first-child,td:first-child{text-align:left}img{max-width:100%}</style>",
-        "</head><body>", f"<h1>{esc(title)}</h1>",
-    ]
-    parts += [f"<p>{esc(note)}</p>" for note in notes]
-    parts.append("<p>Downloads: <a href=\"leaderboard.csv\">leaderboard.csv</a>, "
-                 "<a href=\"leaderboard.tex\">leaderboard.tex</a>, <a href=\"scores.csv\">scores.csv</a> (one row "
-                 "per run), <a href=\"manifest.json\">manifest.json</a>"
-                 + (", <a href=\"missing.md\">missing.md</a>" if has_missing else "")
-                 + (", <a href=\"claims.md\">claims.md</a>, <a href=\"claims.csv\">claims.csv</a>"
-                    if claims is not None and len(claims) else "") + "</p>")
-    if claims is not None and len(claims):
-        parts.append("<h2>Claims of the seed papers, re-measured</h2>")
-        parts.append(f"<p>{esc(CLAIMS_NOTE)}</p>")
-        parts.append("<table><thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in CLAIM_HEADER)
-                     + "</tr></thead><tbody>")
-        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in claim_rows(claims)]
-        parts.append("</tbody></table>")
-    parts.append(f"<p>{esc(RANKING_NOTE)} {esc(BASELINE_NOTE)}</p>")
-    groups = dict(list(board.groupby(SCOPE, sort=False)))
-    for scope, rows in display_rows(board).items():
-        parts.append(f"<h2>{esc(scope_title(scope))}</h2>")
-        parts += [f"<p>{esc(note)}</p>" for note in scope_notes(groups[scope], learned_above)]
-        parts.append("<table><thead><tr>"
-                     + "".join(f"<th>{esc(h)}</th>" for h in HEADER) + "</tr></thead><tbody>")
-        parts += ["<tr>" + "".join(f"<td>{esc(cell)}</td>" for cell in row) + "</tr>" for row in rows]
-        parts.append("</tbody></table>")
-    parts.append("<h2>Figures</h2>")
-    for png in figures:
-        if png.suffix != ".png":
-            continue
-        rel = f"figures/{png.name}"
-        parts.append(f"<figure><img src=\"{esc(rel)}\" alt=\"{esc(png.stem)}\">"
-                     f"<figcaption>{esc(png.stem)} (<a href=\"figures/{esc(png.stem)}.pdf\">PDF</a>)"
-                     "</figcaption></figure>")
-    parts.append("</body></html>")
-    return "\n".join(parts) + "\n"
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -178,8 +132,11 @@ def _markdown_cell(value) -> str:
     return str(value if value is not None else "-").replace("|", "\\|")
 
 
-def write_reports_index(reports_root: Path) -> Path:
-    """Regenerate ``reports_root/index.md`` from every version's manifest (newest first)."""
+VERSIONS_HEADER = ["version", "date", "package", "git sha", "dirty", "config hash", "runs", "missing"]
+
+
+def write_reports_index(reports_root: Path) -> list[Path]:
+    """Regenerate ``reports_root/index.md`` and ``index.html`` from every version's manifest (newest first)."""
     reports_root = Path(reports_root)
     manifests = []
     for path in sorted(reports_root.glob(f"*/{MANIFEST}")):
@@ -190,19 +147,20 @@ def write_reports_index(reports_root: Path) -> Path:
         except json.JSONDecodeError:
             continue
     manifests.sort(key=lambda m: (str(m.get("date")), str(m.get("version"))), reverse=True)
+    rows = [[str(m.get("version")), m.get("date"), m.get("package_version"), (m.get("git_sha") or "-")[:12],
+             m.get("git_dirty"), str(m.get("config_hash"))[:12], len(m.get("run_ids", [])),
+             len(m.get("missing_run_ids", []))] for m in manifests]
     lines = ["# Reports", "", "One directory per version; a version is never overwritten by another code "
              "version or config.", "",
-             "| version | date | package | git sha | dirty | config hash | runs | missing |",
-             "|---|---|---|---|---|---|---:|---:|"]
-    for m in manifests:
-        sha = (m.get("git_sha") or "-")[:12]
-        cells = [f"[{m.get('version')}]({m.get('version')}/index.html)", m.get("date"), m.get("package_version"),
-                 sha, m.get("git_dirty"), str(m.get("config_hash"))[:12], len(m.get("run_ids", [])),
-                 len(m.get("missing_run_ids", []))]
+             "| " + " | ".join(VERSIONS_HEADER) + " |", "|---|---|---|---|---|---|---:|---:|"]
+    for version, *rest in rows:
+        cells = [f"[{version}]({version}/index.html)", *rest]
         lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
-    path = reports_root / "index.md"
-    atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
-    return path
+    paths = [reports_root / "index.md", reports_root / "index.html"]
+    atomic_write_bytes(paths[0], ("\n".join(lines) + "\n").encode())
+    html_rows = [[cell if cell is not None else "-" for cell in row] for row in rows]
+    atomic_write_bytes(paths[1], versions_page(html_rows, VERSIONS_HEADER).encode())
+    return paths
 
 
 # ----------------------------------------------------------------------------- build
@@ -228,6 +186,14 @@ def reproduction_note(summary: Mapping) -> str:
         "bootstrap from numpy's global RNG.")
 
 
+def _downloads(has_missing: bool, has_claims: bool) -> list[str]:
+    """Links (HTML) to the report's files besides the page."""
+    files = [("leaderboard.csv", ""), ("leaderboard.tex", ""), (SCORES, " (one row per run)"), (MANIFEST, "")]
+    files += [("missing.md", "")] if has_missing else []
+    files += [("claims.md", ""), ("claims.csv", "")] if has_claims else []
+    return [f"<a href=\"{name}\">{name}</a>{note}" for name, note in files]
+
+
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
     buffer = io.StringIO()
     frame.to_csv(buffer, index=False)
@@ -245,7 +211,7 @@ def build_report(
 
     Args:
       aggregate_dir: written by ``analysis.aggregate`` (must carry the matrix's config hash).
-      reports_root: parent of all versions; its ``index.md`` is regenerated.
+      reports_root: parent of all versions; its ``index.md`` and ``index.html`` are regenerated.
       matrix: the ``matrix.json`` dict or its path.
       version: explicit version name; default ``v<package>-<config_hash[:8]>`` (+ suffix).
       metrics: metrics to draw curves of (names or ``name@`` prefixes, as ``plasticity-bench
@@ -304,15 +270,17 @@ def build_report(
     reports_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=reports_root, prefix=f".{name}.", suffix=".tmp"))
     try:
-        figures = plots.plot_all(aggregate, staging / "figures",
-                                 metrics=metrics if metrics is not None else plots.stored_report_metrics(aggregate.metric_curves))
+        figures = plots.plot_all(aggregate, staging / "figures", metrics=metrics if metrics is not None
+                                 else curve_plots.stored_report_metrics(aggregate.metric_curves))
+        page = version_page(title, board, figures, notes, _downloads(bool(len(missing)), bool(len(aggregate.claims))),
+                            summary, task_normalisations(aggregate.scores), plots.aggregate_look(aggregate).names,
+                            learned_above, aggregate.claims)
         files = {
             "leaderboard.csv": _csv_bytes(board),
             "leaderboard.md": leaderboard_markdown(board, title, notes, learned_above).encode(),
             "leaderboard.tex": leaderboard_tex(board).encode(),
             SCORES: _csv_bytes(aggregate.scores[AGGREGATE_SCORE_COLUMNS]),
-            "index.html": index_html(title, board, figures, notes, bool(len(missing)), learned_above,
-                                     aggregate.claims).encode(),
+            "index.html": page.encode(),
         }
         if len(missing):
             files["missing.md"] = missing_markdown(missing).encode()
@@ -332,7 +300,7 @@ def build_report(
             "run_ids": aggregate.scores["run_id"].tolist(),
             "missing_run_ids": missing["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),
-            "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for p in figures]),
+            "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for figure in figures for p in figure.paths]),
         }
         write_json(staging / MANIFEST, manifest)
         # A published report is readable by all, whatever the umask (mkdtemp makes the

@@ -1,0 +1,213 @@
+"""Figures a paper can use as they are: display names, distinguishable methods, CI bands, sensitivity."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ElementTree
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+
+from plasticity_bench.analysis import plots
+from plasticity_bench.analysis.aggregate import aggregate
+from plasticity_bench.analysis.display import DisplayNames, parse_label
+from plasticity_bench.analysis.stats import mean_intervals
+from plasticity_bench.analysis.style import BASELINE_COLOUR, PALETTE, method_styles
+from plasticity_bench.analysis.sweeps import sensitivity_series
+from plasticity_bench.analysis.vocabulary import AnalysisError
+
+from test_stats import make_runs
+
+REPS = 200
+SWEPT = ("none", "regrama[tau=0.01]", "regrama[tau=0.1]", "redo")
+
+
+# ----------------------------------------------------------------------------- names
+
+
+def test_builtin_display_names():
+    names = DisplayNames()
+    assert names.method("regrama") == "ReGraMa" and names.method("layer_norm") == "LayerNorm"
+    assert names.method("none") == "None (baseline)" and names.method("redo") == "ReDo"
+    assert names.method("regrama[tau=0.1,period=5000]") == "ReGraMa (τ = 0.1, period = 5000)"
+    assert names.method("none[rr1]") == "None (baseline) [rr1]"
+    assert names.method("layer_norm+redo[tau=0.02][rr1]") == "LayerNorm + ReDo (τ = 0.02) [rr1]"
+    assert names.method("my_plugin.methods:Mine") == "my_plugin.methods:Mine"
+    assert names.metric("grama_inactive_ratio@0.025") == "GraMa-inactive ratio (τ = 0.025)"
+    assert names.metric("some_new_metric") == "Some new metric"
+    assert names.scope(("dmc_easy", "sac", "mlp")) == "DMC easy / SAC / MLP"
+    assert names.scope(("all", "all", "all")) == "Overall (every suite / algo / arch)"
+
+
+def test_config_display_names_override_the_builtin_ones():
+    names = DisplayNames.from_config({"display_names": {
+        "methods": {"regrama": "ReGraMa (ours)", "none[rr1]": "Baseline, replay ratio 1"},
+        "suites": {"dmc_easy": "DMC (easy)"}, "archs": {"mlp": "Plain MLP"}, "metrics": {"srank": "Rank"}}})
+    assert names.method("regrama") == "ReGraMa (ours)"
+    assert names.method("regrama[tau=0.1]") == "ReGraMa (ours) (τ = 0.1)"
+    assert names.method("none[rr1]") == "Baseline, replay ratio 1" and names.method("redo") == "ReDo"
+    assert names.scope(("dmc_easy", "sac", "mlp")) == "DMC (easy) / SAC / Plain MLP"
+    assert names.metric("srank") == "Rank"
+    assert DisplayNames.from_config({"name": "no display names"}) == DisplayNames()
+
+
+@pytest.mark.parametrize("given,message", [
+    ({"method": {"regrama": "R"}}, "display_names: unknown section 'method'; valid: methods, metrics, suites, "
+                                   "algos, archs"),
+    ({"methods": ["regrama"]}, "display_names.methods must map identifiers to names, got ['regrama']"),
+    ({"metrics": {"srank": 3}}, "display_names.metrics.srank: 3 is not a name; give a non-empty string"),
+])
+def test_bad_display_names_name_the_value_and_the_choices(given, message):
+    with pytest.raises(AnalysisError, match=re.escape(message)):
+        DisplayNames.from_config({"display_names": given})
+
+
+def test_labels_read_back_into_options_and_variant():
+    label = parse_label("layer_norm+regrama[tau=0.1,period=5000][rr1]")
+    assert label.components == (("layer_norm", ()), ("regrama", (("tau", "0.1"), ("period", "5000"))))
+    assert label.variant == "rr1" and label.text() == "layer_norm+regrama[tau=0.1,period=5000][rr1]"
+    assert parse_label("none[rr1]").components == (("none", ()),) and parse_label("none[rr1]").variant == "rr1"
+
+
+# ----------------------------------------------------------------------------- palette
+
+
+def test_twenty_methods_get_twenty_distinct_styles_and_the_baseline_is_neutral():
+    methods = ["none", "none[rr1]"] + [f"method_{i:02d}" for i in range(18)]
+    styles = method_styles(methods)
+    pairs = {(s.colour, s.linestyle, s.marker) for s in styles.values()}
+    assert len(pairs) == 20
+    assert styles["none"].colour == styles["none[rr1]"].colour == BASELINE_COLOUR
+    assert styles["none"] != styles["none[rr1]"]
+    assert all(style.colour in PALETTE for method, style in styles.items() if not method.startswith("none"))
+    # A method's style depends on the set of methods only, never on their order.
+    assert method_styles(reversed(methods)) == styles
+
+
+def _svg_strokes(path) -> dict[str, set[tuple[str, str]]]:
+    """method -> the (stroke colour, dash pattern) of its curves in an SVG (curves carry gid method:<label>)."""
+    strokes: dict[str, set[tuple[str, str]]] = {}
+    for group in ElementTree.parse(path).iter("{http://www.w3.org/2000/svg}g"):
+        gid = group.get("id", "")
+        if not gid.startswith("method:"):
+            continue
+        style = group.find("{http://www.w3.org/2000/svg}path").get("style", "")
+        colour = re.search(r"stroke: (#[0-9a-f]{6})", style).group(1)
+        dashes = re.search(r"stroke-dasharray: ([^;]+)", style)
+        strokes.setdefault(gid[len("method:"):], set()).add((colour, dashes.group(1) if dashes else ""))
+    return strokes
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """An aggregate of a regrama tau sweep next to none and redo, on mlp and residual (two scopes)."""
+    root = tmp_path_factory.mktemp("swept")
+    with pytest.MonkeyPatch.context() as patch:
+        from test_stats import write_suite
+
+        patch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(root / "suites")))
+        matrix, runs = make_runs(root, [(m, arch) for m in SWEPT for arch in ("mlp", "residual")])
+        return aggregate(matrix, runs, reps=REPS, seed=0)
+
+
+def test_a_method_has_the_same_style_in_every_figure(swept, tmp_path):
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as <text>, to read the labels
+        drawn = plots.plot_all(swept, tmp_path, figures=["sample_efficiency", "task_curves", "metric_curves"],
+                               formats=["svg"])
+    styles = method_styles(SWEPT)
+    svgs = [path for figure in drawn for path in figure.paths]
+    assert len(svgs) == 3 * 2 + 2  # per scope: sample efficiency, task curves, one metric (two stored)
+    for svg in svgs:
+        strokes = _svg_strokes(svg)
+        assert set(strokes) == set(SWEPT), svg.name
+        for method, seen in strokes.items():
+            assert {colour for colour, _ in seen} == {styles[method].colour.lower()}, (svg.name, method)
+        text = svg.read_text()
+        assert "ReGraMa (τ = 0.01)" in text and ">regrama[" not in text  # display names, not identifiers
+    # Dashed lines mark the second cycle of colours; here every method is on the first: solid.
+    assert all(dashes == "" for svg in svgs for seen in _svg_strokes(svg).values() for _, dashes in seen)
+
+
+def test_legends_sit_outside_the_axes(swept, tmp_path):
+    drawn = plots.plot_all(swept, tmp_path, figures=["sample_efficiency", "task_curves", "run_curves",
+                                                     "performance_profile", "metric_curves", "sensitivity"],
+                           formats=["svg"])
+    svg = "{http://www.w3.org/2000/svg}g"
+    for path in (p for figure in drawn for p in figure.paths):
+        figure = next(g for g in ElementTree.parse(path).iter(svg) if g.get("id") == "figure_1")
+        axes = [g for g in figure.findall(svg) if g.get("id", "").startswith("axes_")]
+        assert [g.get("id") for g in figure.findall(svg) if g.get("id", "").startswith("legend_")], path.name
+        assert not [g for ax in axes for g in ax.iter(svg) if g.get("id", "").startswith("legend_")], path.name
+
+    from matplotlib import pyplot as plt
+    from plasticity_bench.analysis.style import legend_below
+
+    fig, ax = plt.subplots(figsize=(3.3, 2.3))
+    ax.plot([0, 1], [0, 1], label="x")
+    fig.tight_layout()
+    legend_below(fig, ax.get_lines(), 3)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    assert fig.legends[0].get_window_extent(renderer).y1 <= ax.get_tightbbox(renderer).y0 + 1
+    plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- CI bands
+
+
+def test_curve_bands_are_seeded_bootstrap_cis_of_the_mean_over_runs():
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=6)
+    long = pd.DataFrame({"group": "g", "run_id": [f"r{i}" for i in range(6)], "task": "t", "step": 10,
+                         "value": values})
+    out = mean_intervals(long, ["group"], ["step"], reps=500, seed=3, confidence=0.9)
+    row = out.iloc[0]
+    # The same resamples drawn by hand: one task, so one stratum of 6 runs.
+    draws = np.random.default_rng(3).integers(0, 6, size=(500, 6))
+    low, high = np.percentile(values[draws].mean(axis=1), [5, 95])
+    assert row["mean"] == pytest.approx(values.mean()) and row["runs"] == 6
+    assert (row["low"], row["high"]) == pytest.approx((low, high))
+    assert row["std"] == pytest.approx(values.std(ddof=1))
+    assert mean_intervals(long, ["group"], ["step"], reps=500, seed=3, confidence=0.9).equals(out)
+
+
+def test_metric_curves_of_an_aggregate_carry_their_ci(swept):
+    curves = swept.metric_curves
+    assert {"mean", "low", "high", "std", "runs"} <= set(curves.columns)
+    assert ((curves["low"] <= curves["mean"] + 1e-12) & (curves["mean"] <= curves["high"] + 1e-12)).all()
+    assert (curves["high"] > curves["low"]).any()
+    tasks = swept.task_curves
+    assert set(tasks["task"]) == {"gym:TaskA-v0", "gym:TaskB-v0"} and (tasks["runs"] == 3).all()
+    assert len(swept.run_curves) == swept.scores.shape[0] * 5  # five eval steps per run
+
+
+# ----------------------------------------------------------------------------- sensitivity
+
+
+def test_sensitivity_series_are_labels_differing_in_one_option():
+    labels = ["none", "none[rr1]", "regrama[tau=0.01,period=1000]", "regrama[tau=0.1,period=1000]",
+              "regrama[tau=0.01,period=5000]", "regrama[tau=0.1,period=5000]", "layer_norm+redo[tau=10]",
+              "layer_norm+redo[tau=2]", "reset[period=100]"]
+    found = {(s.fixed, s.option): (s.values, s.labels) for s in sensitivity_series(labels)}
+    assert set(found) == {("regrama[period=1000]", "tau"), ("regrama[period=5000]", "tau"),
+                          ("regrama[tau=0.01]", "period"), ("regrama[tau=0.1]", "period"),
+                          ("layer_norm+redo", "tau")}
+    assert found[("layer_norm+redo", "tau")] == (("2", "10"), ("layer_norm+redo[tau=2]", "layer_norm+redo[tau=10]"))
+
+
+def test_sensitivity_figure_only_for_swept_entries(swept, tmp_path):
+    drawn = plots.plot_all(swept, tmp_path, figures=["sensitivity"], formats=["png"])
+    assert [(figure.kind, figure.scope) for figure in drawn] == [("sensitivity", None)]
+    assert [p.name for p in drawn[0].paths] == ["sensitivity_regrama_tau.png"]
+    assert drawn[0].caption.startswith("Sensitivity of ReGraMa to τ (0.01, 0.1): IQM")
+    unswept = aggregate_without(swept, ["regrama[tau=0.01]"])
+    assert plots.plot_all(unswept, tmp_path / "none", figures=["sensitivity"], formats=["png"]) == []
+
+
+def aggregate_without(result, methods):
+    from dataclasses import replace
+
+    return replace(result, interval_estimates=result.interval_estimates[
+        ~result.interval_estimates["method"].isin(methods)])
