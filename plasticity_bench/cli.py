@@ -1,4 +1,4 @@
-"""Command line: ``plasticity-bench list | train | aggregate | report | plot``.
+"""Command line: ``plasticity-bench list | train | status | aggregate | report | plot``.
 
 User errors (bad names, invalid combinations, bad overrides) print one line naming the bad
 value and the valid choices, and exit with status 2 before anything is built or written.
@@ -151,6 +151,34 @@ def check_writable_folder(path: Path, option: str) -> None:
         fail(f"{option} {path} is not a folder{where}; give a folder path")
     if not os.access(existing, os.W_OK | os.X_OK):
         fail(f"{option} {path} is not writable ({existing} is read-only for this user); give a folder you can write to")
+
+
+@app.command()
+def status(folder: Path = typer.Argument(Path("results"), help="a results folder (runs/ and matrix-*.json "
+                                         "inside) or a folder of run folders")) -> None:
+    """Every run of a workflow: running / stopped / failed / completed / pending, its step,
+    last evaluation return, steps per second and estimated time left."""
+    from plasticity_bench.status import status_table, workflow_status
+
+    try:
+        statuses = workflow_status(folder)
+    except FileNotFoundError as error:
+        fail(str(error))
+    typer.echo(status_table(statuses))
+
+
+def show_version(value: bool) -> None:
+    if value:
+        from plasticity_bench import __version__
+
+        typer.echo(f"plasticity-bench {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(version: bool = typer.Option(False, "--version", callback=show_version, is_eager=True,
+                                         help="print the package version and exit")) -> None:
+    """Benchmark suite for plasticity loss in deep RL."""
 
 
 app.command("aggregate")(cli_pipeline.aggregate_command)

@@ -30,6 +30,9 @@ MANIFEST = "manifest.json"
 EVAL = "eval.parquet"
 METRICS = "metrics.parquet"
 TRAIN = "train.parquet"
+# Live progress of a training run (step, steps/s, last return), rewritten at every health
+# check; `plasticity-bench status` reads it. Not a record: nothing is computed from it.
+PROGRESS = "progress.json"
 CHECKPOINT = "checkpoint.pt"
 TENSORBOARD = "tensorboard"
 LOCK = ".train.lock"

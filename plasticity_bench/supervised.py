@@ -212,6 +212,8 @@ class SupervisedTrainer(Trainer):
                                      "value": value})
         self.write_records()
         self.show_records()
+        self.write_progress()
+        self.log_evaluation()
 
     def restore(self, state: dict) -> None:
         super().restore(state)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,6 +36,7 @@ from plasticity_bench.metrics.plasticity_probe import probe_roles
 from plasticity_bench.provenance import code_version, package_versions
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
+from plasticity_bench.status import time_left
 from plasticity_bench.training_log import TrainingLog, metric_tag
 
 
@@ -204,6 +206,7 @@ class Trainer:
         self.write_manifest("running")
         self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
         self.rate_mark = (self.env_steps, time.perf_counter())
+        self.attempt_mark = self.rate_mark  # (env steps, time) when this process started training
 
     def run(self) -> dict:
         self.resume()
@@ -342,6 +345,32 @@ class Trainer:
         if scalars:
             self.log.record(self.env_steps, scalars)
         self.show_records()
+        self.write_progress()
+
+    def steps_per_second(self) -> float:
+        """Env steps per second of this process's training so far (updates, evaluations and
+        monitoring included): what the time left is estimated from."""
+        steps, since = self.attempt_mark
+        return (self.env_steps - steps) / max(time.perf_counter() - since, 1e-9)
+
+    def write_progress(self) -> None:
+        """progress.json, for `plasticity-bench status` (one small atomic write per health check)."""
+        results.write_json(self.run_dir / results.PROGRESS, {
+            "step": self.env_steps, "steps": self.spec.steps, "updates": self.updates,
+            "steps_per_second": round(self.steps_per_second(), 2),
+            "last_eval_return": self.eval_rows[-1]["return"] if self.eval_rows else None,
+            "eval_step": self.eval_rows[-1]["step"] if self.eval_rows else None,
+            "updated": datetime.now(timezone.utc).isoformat()})
+
+    def log_evaluation(self) -> None:
+        """Without a progress bar (workflow jobs), one line per evaluation in the job's log."""
+        if self.progress:
+            return
+        rate = self.steps_per_second()
+        print(f"{self.spec.run_id}: step {self.env_steps}/{self.spec.steps} "
+              f"({100 * self.env_steps / self.spec.steps:.0f}%), eval return {self.eval_rows[-1]['return']:.4g}, "
+              f"{rate:.0f} steps/s, {time_left(self.spec.steps - self.env_steps, rate)} left",
+              file=sys.stderr, flush=True)
 
     def show_records(self) -> None:
         """Eval and metric rows not yet in the live views (they are in their own parquet files)."""
@@ -396,6 +425,8 @@ class Trainer:
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
         self.write_records()
         self.show_records()
+        self.write_progress()
+        self.log_evaluation()
 
     # ---- persistence ----------------------------------------------------------------
     def write_records(self) -> None:
