@@ -1,8 +1,8 @@
-"""CLI commands of the analysis half of the pipeline: ``aggregate``, ``report`` and ``plot``.
+"""CLI commands of the analysis half of the pipeline: ``aggregate``, ``report``, ``plot`` and ``compare``.
 
 Plain functions with typer annotations; ``cli.py`` mounts them with
-``app.command("aggregate")(aggregate_command)``, ``app.command("report")(report_command)``
-and ``app.command("plot")(plot_command)``.
+``app.command("aggregate")(aggregate_command)``, ``app.command("report")(report_command)``,
+``app.command("plot")(plot_command)`` and ``app.command("compare")(compare_command)``.
 User errors (missing runs, unreadable inputs, a taken report version) print one line to
 stderr and exit with status 2, without a traceback.
 """
@@ -179,3 +179,23 @@ def plot_command(
         if name not in kinds:
             typer.echo(f"note: {name}: nothing to draw (the records hold no data for it)", err=True)
     typer.echo(f"wrote {sum(len(figure.paths) for figure in drawn)} files to {out}")
+
+
+def compare_command(
+    report_a: Annotated[Path, typer.Argument(help="Report folder A (reports/<version>), the reference.")],
+    report_b: Annotated[Path, typer.Argument(help="Report folder B, compared with A.")],
+    out: Annotated[Path, typer.Option(help="Folder to write compare.csv and compare.md into.")] = Path("compare"),
+) -> None:
+    """Per scope and method, the change in IQM from report A to report B, with both CIs."""
+    from plasticity_bench.analysis.compare import compare, comparison_markdown, write_comparison
+    from plasticity_bench.analysis.vocabulary import AnalysisError
+
+    try:
+        comparison = compare(report_a, report_b)
+        paths = write_comparison(comparison, out)
+    except AnalysisError as error:
+        _fail(str(error))
+    except OSError as error:
+        _fail(str(error))
+    typer.echo(comparison_markdown(comparison))
+    typer.echo(f"wrote {', '.join(str(path) for path in paths)}")
