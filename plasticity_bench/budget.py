@@ -77,6 +77,28 @@ def shortfalls(spec: RunSpec) -> list[str]:
     return found
 
 
+def cadences(spec: RunSpec) -> dict[str, dict[str, Any]]:
+    """Every cadence of the run with its unit and what the budget makes of it, for
+    ``--print-spec``: the keys keep their names, this states their units."""
+    updates = planned_updates(spec)
+    hp = spec.hyperparams
+    table = {"updates": {"count": updates, "unit": "gradient updates", "from": _updates_formula(spec)}}
+    per_step = "gradient steps" if spec.algo == "sl" else "env steps"
+    for key, unit, total in (("eval_every", "env steps", spec.steps), ("checkpoint_every", per_step, spec.steps),
+                             ("task_steps", "gradient steps", spec.steps), ("monitor_every", "gradient updates", updates),
+                             ("probe_every", "gradient updates", updates)):
+        if key in hp:
+            value = hp[key]
+            table[key] = {"value": value, "unit": unit, "count": total // value if value else 0}
+    for name in spec.methods:
+        method = make_method(name, **spec.method_options.get(name, {}))
+        method.plan(updates)
+        for option, first in method.first_action_updates().items():
+            table[f"{name}.{option}"] = {"value": spec.method_options[name][option], "unit": "gradient updates",
+                                         "first_acts_at_update": first}
+    return table
+
+
 def check_budget(spec: RunSpec) -> None:
     """Raise ShortBudgetError listing every shortfall of ``spec``'s budget."""
     found = shortfalls(spec)

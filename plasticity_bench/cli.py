@@ -80,6 +80,7 @@ def train(
     resumes after a kill."""
     import json
 
+    from plasticity_bench.budget import cadences
     from plasticity_bench.spec import SpecError, build_spec
 
     if threads <= 0:
@@ -91,7 +92,7 @@ def train(
     if expect_run_id is not None and spec.run_id != expect_run_id:
         fail(f"the arguments resolve to run {spec.run_id!r}, not the expected {expect_run_id!r}")
     if print_spec:
-        typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict()}, indent=2))
+        typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict(), "cadences": cadences(spec)}, indent=2))
         return
 
     run_dir = out or Path("results") / "runs" / spec.run_id
@@ -184,6 +185,7 @@ def options(version: bool = typer.Option(False, "--version", callback=show_versi
 app.command("aggregate")(cli_pipeline.aggregate_command)
 app.command("report")(cli_pipeline.report_command)
 app.command("plot")(cli_pipeline.plot_command)
+app.command("compare")(cli_pipeline.compare_command)
 
 
 def main() -> None:

@@ -135,3 +135,20 @@ def test_override_is_not_part_of_the_spec(cli, tmp_path):
     plain = json.loads(cli(*args, check=True).stdout)
     allowed = json.loads(cli(*args, "--allow-short-budget", check=True).stdout)
     assert plain == allowed
+
+
+def test_print_spec_states_every_cadence_with_its_unit_and_count():
+    import json
+
+    from typer.testing import CliRunner
+
+    from plasticity_bench.cli import app
+
+    result = CliRunner().invoke(app, ["train", "--algo", "dqn", "--method", "redo", "--task", "gym:CartPole-v1",
+                                      "--steps", "50000", "--print-spec"])
+    assert result.exit_code == 0, result.output
+    cadences = json.loads(result.output)["cadences"]
+    assert cadences["updates"]["count"] == 4000  # (50000 - 10000) x 0.1
+    assert cadences["eval_every"] == {"value": 5000, "unit": "env steps", "count": 10}
+    assert cadences["monitor_every"] == {"value": 1000, "unit": "gradient updates", "count": 4}
+    assert cadences["redo.period"] == {"value": 1000, "unit": "gradient updates", "first_acts_at_update": 1000}
