@@ -1,4 +1,4 @@
-"""Command line: ``plasticity-bench list | train | status | aggregate | report | plot``.
+"""Command line: ``plasticity-bench list | train | status | aggregate | report | plot | compare``.
 
 User errors (bad names, invalid combinations, bad overrides) print one line naming the bad
 value and the valid choices, and exit with status 2 before anything is built or written.
