@@ -55,3 +55,36 @@ def test_installed_wheel_loads_its_suites_outside_the_repository(wheel, tmp_path
     assert Path(module_file).is_relative_to(target)
     assert json.loads(suites) == sorted(Path(name).stem for name in SUITE_FILES)
     assert float(cartpole_perfect) == pytest.approx(1.0)
+
+
+def test_wheel_installed_in_a_fresh_venv_runs_the_cli(wheel, tmp_path):
+    """pip installs the wheel into a new venv, whose console script runs outside the
+    repository. The dependencies come from this venv's site-packages through a path entry
+    (read as a plain path: the editable install's finder there is not loaded), so the test
+    needs no network and the package itself can only come from the wheel."""
+    import site
+    import sysconfig
+
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=300)
+    python = venv / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--no-deps", "-q", str(wheel)], check=True,
+                   capture_output=True, text=True, timeout=300)
+    fresh_site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                                check=True, capture_output=True, text=True).stdout.strip()
+    dependencies = [sysconfig.get_paths()["purelib"], *site.getsitepackages()]
+    Path(fresh_site, "dependencies.pth").write_text("\n".join(dict.fromkeys(dependencies)) + "\n")
+    env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)}
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(venv / "bin" / "plasticity-bench"), *args], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=300)
+
+    listing = run("list")
+    assert listing.returncode == 0, listing.stderr
+    assert "algorithms:" in listing.stdout and "regrama" in listing.stdout and "dmc" in listing.stdout
+    where = subprocess.run([str(python), "-c", "import plasticity_bench; print(plasticity_bench.__file__)"],
+                           cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert Path(where.stdout.strip()).is_relative_to(Path(fresh_site)), where.stdout
+    version = run("--version")
+    assert version.returncode == 0 and version.stdout.startswith("plasticity-bench ")
