@@ -211,3 +211,29 @@ def aggregate_without(result, methods):
 
     return replace(result, interval_estimates=result.interval_estimates[
         ~result.interval_estimates["method"].isin(methods)])
+
+
+# ----------------------------------------------------------------------------- config
+
+
+def test_the_schema_takes_display_names_and_method_options_and_adds_nothing_to_other_configs():
+    import copy
+    from pathlib import Path
+
+    import yaml
+    from snakemake.utils import validate
+
+    root = Path(__file__).resolve().parents[1]
+    schema = str(root / "workflow" / "schemas" / "config.schema.yaml")
+    smoke = yaml.safe_load((root / "workflow" / "config" / "smoke.yaml").read_text())
+    validated = copy.deepcopy(smoke)
+    validate(validated, schema)
+    assert "display_names" not in validated  # no default: existing configs keep their hash
+    # The README's snippet.
+    config = {**copy.deepcopy(smoke), "methods": ["none", "regrama[tau=0.1,period=5000]"],
+              "sweep": {"regrama": {"tau": [0.01, 0.1]}},
+              "display_names": {"methods": {"regrama[tau=0.1,period=5000]": "ReGraMa (paper settings)"},
+                                "metrics": {"srank": "Feature rank"}, "suites": {"classic_control": "Classic control"}}}
+    validate(config, schema)
+    with pytest.raises(Exception, match="method"):
+        validate({**config, "display_names": {"method": {"regrama": "R"}}}, schema)
