@@ -25,7 +25,6 @@ wrote after it. Event files are flushed before every checkpoint.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 from collections import defaultdict
@@ -45,10 +44,13 @@ class TrackingUnavailableError(RuntimeError):
 
 
 def check_tracking_available() -> None:
-    """Raise TrackingUnavailableError, without importing wandb, when it is not installed."""
-    if importlib.util.find_spec("wandb") is None:
-        raise TrackingUnavailableError("--track logs to Weights & Biases, but wandb is not installed; "
-                                       "install it with: pip install 'plasticity-bench[wandb]'")
+    """Raise TrackingUnavailableError when wandb cannot be imported (only called with --track,
+    before training: the extra is optional, and a broken install fails here, not mid-run)."""
+    try:
+        import wandb  # noqa: F401
+    except ImportError as error:
+        raise TrackingUnavailableError("--track logs to Weights & Biases, but wandb is not installed "
+                                       f"({error}); install it with: pip install 'plasticity-bench[wandb]'") from None
 
 
 def metric_tag(row: dict[str, Any]) -> str:

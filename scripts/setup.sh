@@ -9,5 +9,5 @@ TORCH_VERSION=${TORCH_VERSION:-2.13.0}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --upgrade pip
 .venv/bin/python -m pip install --quiet "torch==${TORCH_VERSION}"
-.venv/bin/python -m pip install --quiet -e ".[pipeline,test]"
+.venv/bin/python -m pip install --quiet -e ".[pipeline,test,wandb]"
 .venv/bin/python -c "import torch, plasticity_bench; print('plasticity-bench', plasticity_bench.__version__, '| torch', torch.__version__)"

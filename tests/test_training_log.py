@@ -2,7 +2,8 @@
 train.parquet and the TensorBoard event files, eval and metric rows in the event files,
 rows unique after an interrupted run resumes, and --track without wandb refused."""
 
-import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -186,14 +187,35 @@ def test_no_tensorboard_still_writes_train_parquet(cli, tmp_path):
     assert "losses/td_loss" in set(pd.read_parquet(out / results.TRAIN)["name"])
 
 
-@pytest.mark.skipif(importlib.util.find_spec("wandb") is not None, reason="wandb is installed here")
-def test_track_without_wandb_is_a_clear_error_before_training(cli, tmp_path):
+def test_track_without_wandb_is_a_clear_error_before_training(tmp_path):
+    """Whether or not wandb is installed here: a package named wandb that cannot be imported
+    (as on a machine without the extra) comes first on the path of the CLI's process."""
+    shadow = tmp_path / "no_wandb" / "wandb"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError(\"No module named 'wandb'\")\n")
     out = tmp_path / "run"
-    result = cli("train", "--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "600", "--set=learning_starts=100",
-                 "--set=monitor_every=10", "--set=eval_every=300", "--track", "--out", str(out))
+    env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
+    result = subprocess.run([sys.executable, "-m", "plasticity_bench", "train", "--algo", "dqn", "--task",
+                             "gym:CartPole-v1", "--steps", "600", "--set=learning_starts=100", "--set=monitor_every=10",
+                             "--set=eval_every=300", "--track", "--out", str(out)],
+                            capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert "--track" in line and "wandb is not installed" in line and "plasticity-bench[wandb]" in line
     assert not out.exists()
-    with pytest.raises(RuntimeError, match="wandb is not installed"):
-        TrainingLog(tmp_path / "direct", tensorboard=False, track=True).open(0, "run", {})
+
+
+def test_track_logs_the_same_points_to_an_offline_wandb_run(cli, tmp_path, monkeypatch):
+    """A real W&B run in offline mode (no network): its record file holds the CleanRL tags,
+    the evaluation returns and the monitor's metrics (read as the keys in the run's records)."""
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    out = tmp_path / "run"
+    cli("train", "--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "600", *[f"--set={k}={v}" for k, v in
+        DQN.items()], "--device", "cpu", "--no-progress", "--track", "--out", str(out), check=True)
+    (records,) = (out / "wandb").glob("offline-run-*/*.wandb")
+    data = records.read_bytes()
+    for tag in ("charts/episodic_return", "charts/SPS", "losses/td_loss", "losses/q_values", "charts/eval_return",
+                "metrics/dormant_ratio@0.1/q"):
+        assert tag.encode() in data, tag
