@@ -88,8 +88,8 @@ def plot_run_curves(run_curves: pd.DataFrame, out_dir: Path, look: Look,
             for ax, task in zip(axes, tasks):
                 for (method, _), rows in group[group["task"] == task].groupby(["method", "run_id"], sort=True):
                     rows = rows.sort_values("step")
-                    ax.plot(rows["step"], rows["return"], linewidth=0.5, alpha=0.7, gid=f"method:{method}",
-                            **{**look.styles[method].line(), "marker": None})
+                    ax.plot(rows["step"], rows["return"], linewidth=0.5, markersize=2, alpha=0.7,
+                            gid=f"method:{method}", **look.styles[method].line())
                 ax.set_title(look.names.task(task))
                 _steps_axis(ax)
                 ax.set_ylabel("Return")
@@ -128,9 +128,9 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, look: L
                              formats: Sequence[str] = FORMATS) -> list[Drawn]:
     """GraMa-inactive ratio (solid) vs tau-dormant ratio (dashed) over training.
 
-    One panel per network, one colour per method (the two metrics are told apart by the line
-    style, so a method's own line style is not used here); the metric thresholds shown are in
-    the legend. Scopes without either metric produce no figure.
+    One panel per network; a method keeps its colour and marker, while the line style tells the
+    two metrics apart; the metric thresholds shown are in the legend. Scopes without either
+    metric produce no figure.
     """
     drawn: list[Drawn] = []
     for scope, group in scopes(metric_curves):
@@ -150,12 +150,13 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, look: L
                         rows = group[(group["network"] == network) & (group["method"] == method)
                                      & (group["metric"] == name)].sort_values("step")
                         if not rows.empty:
-                            ax.plot(rows["step"], rows["mean"], color=look.styles[method].colour, linestyle=style,
-                                    gid=f"method:{method}")
+                            ax.plot(rows["step"], rows["mean"], gid=f"method:{method}",
+                                    **{**look.styles[method].line(), "linestyle": style})
                 ax.set_title(network)
                 _steps_axis(ax)
             axes[0][0].set_ylabel("Fraction of neurons")
-            handles = [plt.Line2D([], [], color=look.styles[m].colour, label=look.names.method(m)) for m in methods]
+            handles = [plt.Line2D([], [], label=look.names.method(m), **{**look.styles[m].line(), "linestyle": "-"})
+                       for m in methods]
             handles += [plt.Line2D([], [], color="black", linestyle=style, label=look.names.metric(name))
                         for name, style in shown]
             fig.suptitle(look.names.scope(scope), fontsize=7)

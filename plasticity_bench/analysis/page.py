@@ -31,7 +31,7 @@ STYLE = (
     "body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;line-height:1.4}"
     "table{border-collapse:collapse;font-size:0.85em;margin-bottom:1.5em}"
     "th,td{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:right;vertical-align:top}"
-    "th:first-child,td:first-child,td.text{text-align:left}"
+    "th:first-child,td:first-child,.text{text-align:left}"
     "table[data-sortable] th{cursor:pointer;user-select:none;background:#f4f4f4}"
     "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
     "figure{margin:1em 0 2em}figcaption{font-size:0.9em;color:#333;max-width:60em}"
@@ -86,8 +86,9 @@ def table_html(header: Sequence[str], rows: Iterable[Sequence[str]], text_column
         names = " ".join(name for name in (("text" if i in text_columns else ""), classes.get(i, "")) if name)
         return f"<td class=\"{names}\">{_esc(value)}</td>" if names else f"<td>{_esc(value)}</td>"
 
-    parts = ["<table data-sortable><thead><tr>" + "".join(f"<th>{_esc(h)}</th>" for h in header)
-             + "</tr></thead><tbody>"]
+    parts = ["<table data-sortable><thead><tr>" + "".join(
+        f"<th class=\"text\">{_esc(h)}</th>" if i in text_columns else f"<th>{_esc(h)}</th>"
+        for i, h in enumerate(header)) + "</tr></thead><tbody>"]
     parts += ["<tr>" + "".join(cell(i, value) for i, value in enumerate(row)) + "</tr>" for row in rows]
     return "\n".join(parts + ["</tbody></table>"])
 
