@@ -103,7 +103,7 @@ def main() -> None:
         for label, cls, log in (("on", Trainer, True), ("off", UnloggedTrainer, False)):
             run_dir = Path(tmp) / label
             trainer = cls(spec, run_dir, 1, device, False, TrainingLog(run_dir, tensorboard=log))
-            trainer.hp = {**trainer.hp, "monitor_every": 10**12}  # the monitor is not what is measured
+            trainer.hp = {**trainer.hp, "monitor_every_updates": 10**12}  # the monitor is not what is measured
             trainer.log.open(0, spec.run_id, spec.to_dict())
             trainers[label] = [trainer, trainer.start_episode(), []]
         for state in trainers.values():  # warm-up: fill past learning_starts, first updates

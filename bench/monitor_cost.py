@@ -15,7 +15,7 @@ monitor variant on a fresh monitor batch:
 
 Each variant's time is divided by the same round's time per update (so a noisy shared
 machine moves both), and the median over rounds is printed, with the default cadence's
-overhead (one call per ``monitor_every`` updates). Times are seconds on this machine.
+overhead (one call per ``monitor_every_updates`` updates). Times are seconds on this machine.
 Usage: python bench/monitor_cost.py [--rounds 5] [--updates 100] [--threads 1] [--device cpu]
 """
 
@@ -89,7 +89,7 @@ def measure(algo: str, task: str, args: argparse.Namespace) -> None:
                 seconds[name].append(elapsed)
                 ratios[name].append(elapsed / update_time)
 
-    every = hp["monitor_every"]
+    every = hp["monitor_every_updates"]
     sizes = "x".join(str(s) for s in hp["hidden_sizes"])
     print(f"{algo} on {task} ({sizes} {hp['activation']}, update batch {hp['batch_size']}, monitor batch "
           f"{hp['monitor_batch_size']}, roles {', '.join(roles)}, {device}, {args.threads} thread(s)): "
@@ -97,7 +97,7 @@ def measure(algo: str, task: str, args: argparse.Namespace) -> None:
     for name in variants:
         ratio = statistics.median(ratios[name])
         print(f"  {name:<34} {1e3 * statistics.median(seconds[name]):8.1f} ms/call = {ratio:7.1f} updates"
-              f"  -> {100 * ratio / every:6.2f}% of update time at monitor_every={every}")
+              f"  -> {100 * ratio / every:6.2f}% of update time at monitor_every_updates={every}")
 
 
 def main() -> None:

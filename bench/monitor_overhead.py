@@ -2,7 +2,7 @@
 
 Times, in the same process, (a) training steps (env step + updates at the default replay
 ratio) and (b) monitor calls on a held replay batch, then prints
-monitor time per ``monitor_every`` updates / training time for those updates.
+monitor time per ``monitor_every_updates`` updates / training time for those updates.
 Usage: python bench/monitor_overhead.py [--algo sac --task dmc:cheetah-run]
 """
 
@@ -32,7 +32,7 @@ def main() -> None:
                       overrides=[f"learning_starts={warmup}"])
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads=1, device=torch.device("cpu"), progress=False)
-        trainer.hp = {**trainer.hp, "monitor_every": 10**12}  # time training without monitoring
+        trainer.hp = {**trainer.hp, "monitor_every_updates": 10**12}  # time training without monitoring
         obs = trainer.start_episode()
         while trainer.updates < 50:
             obs, over = trainer.env_step(obs)
@@ -50,7 +50,7 @@ def main() -> None:
             trainer.monitor()
         monitor_time = (time.perf_counter() - start) / args.monitor_calls
 
-    every = spec.hyperparams["monitor_every"]
+    every = spec.hyperparams["monitor_every_updates"]
     overhead = monitor_time / (every * train_time_per_update)
     print(f"{args.algo} on {args.task}: training {1e3 * train_time_per_update:.2f} ms/update (incl. env), "
           f"monitor call {1e3 * monitor_time:.1f} ms = {monitor_time / train_time_per_update:.1f} updates")

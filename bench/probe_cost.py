@@ -2,7 +2,7 @@
 
 For each case (SAC on dmc:cartpole-swingup and DQN on gym:CartPole-v1 by default, each
 with the default config's settings) one real run is trained with the default probe
-settings (probe_every, probe_steps, probe_lr, probe_batch_size from spec.TRAINER_DEFAULTS),
+settings (probe_every_updates, probe_steps, probe_lr, probe_batch_size from spec.TRAINER_DEFAULTS),
 and, in that same run, the time spent in the probe calls is summed apart from the rest.
 Printed per case:
 
@@ -31,7 +31,7 @@ from plasticity_bench.train import Trainer
 
 # The default config's budgets and overrides (workflow/config/default.yaml) for these cells.
 CASES = [("sac", "dmc:cartpole-swingup", 10_000), ("dqn", "gym:CartPole-v1", 50_000)]
-OVERRIDES = {"sac": ["learning_starts=1000", "eval_every=2500", "eval_episodes=5"], "dqn": ["eval_every=5000"]}
+OVERRIDES = {"sac": ["learning_starts=1000", "eval_every_steps=2500", "eval_episodes=5"], "dqn": ["eval_every_steps=5000"]}
 
 
 class TimedTrainer(Trainer):
@@ -65,7 +65,7 @@ def measure(algo: str, task: str, steps: int, args: argparse.Namespace) -> None:
     updates_only = trainer.update_seconds - probe
     sizes = "x".join(str(s) for s in hp["hidden_sizes"])
     print(f"{algo} on {task}, {steps} steps ({sizes} {hp['activation']}, {trainer.updates} updates, "
-          f"{args.device}, {args.threads} thread(s)); probe every {hp['probe_every']} updates, "
+          f"{args.device}, {args.threads} thread(s)); probe every {hp['probe_every_updates']} updates, "
           f"{hp['probe_steps']} steps at lr {hp['probe_lr']:g} on {hp['probe_batch_size']} inputs, roles "
           f"{', '.join(trainer.agent.roles)}")
     print(f"  run {total:7.1f} s, update loop {updates_only:7.1f} s, probe {probe:6.2f} s in {trainer.probe_calls} "

@@ -24,8 +24,8 @@ CHECKPOINTS = (0, 1, 2, 5, 10, 20, 50, 100, 300, 999)
 def follow_recycled_units(task: str, seed: int, reset_optimizer: bool, period: int) -> dict[int, tuple[float, float]]:
     """After-event update → (fraction of recycled units alive, their mean pre-activation)."""
     spec = build_spec("sac", "mlp", "redo", task, seed, steps=10**7,
-                      overrides=["learning_starts=1000", "monitor_every=1000000000", "eval_every=1000000000",
-                                 "probe_every=0", f"redo.period={period}", f"redo.reset_optimizer={str(reset_optimizer).lower()}"])
+                      overrides=["learning_starts=1000", "monitor_every_updates=1000000000", "eval_every_steps=1000000000",
+                                 "probe_every_updates=0", f"redo.period={period}", f"redo.reset_optimizer={str(reset_optimizer).lower()}"])
     found: dict[int, tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads=1, device=torch.device("cpu"), progress=False)

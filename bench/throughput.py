@@ -42,7 +42,7 @@ def training_steps_per_second(algo: str, task: str, steps: int, threads: int) ->
     """Env steps/s once learning has started (replay warmed up, updates at the default ratio)."""
     warmup = 1000
     spec = build_spec(algo, "mlp", "none", task, seed=0, steps=warmup + steps,
-                      overrides=[f"learning_starts={warmup}", f"eval_every={10 * (warmup + steps)}"])
+                      overrides=[f"learning_starts={warmup}", f"eval_every_steps={10 * (warmup + steps)}"])
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads, device=__import__("torch").device("cpu"), progress=False)
         obs = trainer.start_episode()

@@ -6,11 +6,11 @@ default learning_starts of 10000 with ``--steps 2000`` used to complete with 0 u
 an empty metrics.parquet). ``check_budget`` refuses such a run with the numbers and the key
 to change; ``--allow-short-budget`` lets it through (smoke tests of the code itself).
 
-Units: ``steps`` and ``eval_every`` count environment steps, ``monitor_every`` and the
+Units: ``steps`` and ``eval_every_steps`` count environment steps, ``monitor_every_updates`` and the
 methods' periods count gradient updates. An RL run makes ``floor((steps - learning_starts)
 * replay_ratio)`` updates; a supervised run (algorithm ``sl``) one per step. The last step
-is always evaluated, so ``eval_every > steps`` leaves a single point, not a learning curve.
-The plasticity probe (``probe_every``) is not checked: it is an extra on the monitor's
+is always evaluated, so ``eval_every_steps > steps`` leaves a single point, not a learning curve.
+The plasticity probe (``probe_every_updates``) is not checked: it is an extra on the monitor's
 cadence and off with 0.
 """
 
@@ -58,14 +58,14 @@ def shortfalls(spec: RunSpec) -> list[str]:
         return [f"{made}: nothing is trained; raise --steps above learning_starts={hp['learning_starts']} "
                 f"or lower it (--set learning_starts=N)"]
     found = []
-    eval_every = spec.hyperparams.get("eval_every")  # sl evaluates at the end of every task
-    if eval_every is not None and eval_every > spec.steps:
-        found.append(f"eval_every={eval_every} env steps exceeds steps={spec.steps}: the run is evaluated only at "
-                     f"its last step; lower it (--set eval_every=N, N <= {spec.steps}) or raise --steps")
-    monitor_every = spec.hyperparams["monitor_every"]
-    if monitor_every > updates:
-        found.append(f"monitor_every={monitor_every} updates exceeds {made}: metrics.parquet gets no monitor row; "
-                     f"lower it (--set monitor_every=N, N <= {updates}) or raise --steps")
+    eval_every_steps = spec.hyperparams.get("eval_every_steps")  # sl evaluates at the end of every task
+    if eval_every_steps is not None and eval_every_steps > spec.steps:
+        found.append(f"eval_every_steps={eval_every_steps} env steps exceeds steps={spec.steps}: the run is evaluated only at "
+                     f"its last step; lower it (--set eval_every_steps=N, N <= {spec.steps}) or raise --steps")
+    monitor_every_updates = spec.hyperparams["monitor_every_updates"]
+    if monitor_every_updates > updates:
+        found.append(f"monitor_every_updates={monitor_every_updates} updates exceeds {made}: metrics.parquet gets no monitor row; "
+                     f"lower it (--set monitor_every_updates=N, N <= {updates}) or raise --steps")
     for name in spec.methods:
         method = make_method(name, **spec.method_options.get(name, {}))
         method.plan(updates)
@@ -84,9 +84,9 @@ def cadences(spec: RunSpec) -> dict[str, dict[str, Any]]:
     hp = spec.hyperparams
     table = {"updates": {"count": updates, "unit": "gradient updates", "from": _updates_formula(spec)}}
     per_step = "gradient steps" if spec.algo == "sl" else "env steps"
-    for key, unit, total in (("eval_every", "env steps", spec.steps), ("checkpoint_every", per_step, spec.steps),
-                             ("task_steps", "gradient steps", spec.steps), ("monitor_every", "gradient updates", updates),
-                             ("probe_every", "gradient updates", updates)):
+    for key, unit, total in (("eval_every_steps", "env steps", spec.steps), ("checkpoint_every_steps", per_step, spec.steps),
+                             ("task_steps", "gradient steps", spec.steps), ("monitor_every_updates", "gradient updates", updates),
+                             ("probe_every_updates", "gradient updates", updates)):
         if key in hp:
             value = hp[key]
             table[key] = {"value": value, "unit": unit, "count": total // value if value else 0}

@@ -68,7 +68,7 @@ def train(
                                  "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged"),
     allow_short_budget: bool = typer.Option(
         False, "--allow-short-budget", envvar="PLASTICITY_BENCH_ALLOW_SHORT_BUDGET",
-        help="train even when the budget makes no gradient update, never reaches eval_every or monitor_every, "
+        help="train even when the budget makes no gradient update, never reaches eval_every_steps or monitor_every_updates, "
              "or ends before a method first acts (refused otherwise, naming the numbers); the environment "
              "variable lets workflow jobs through"),
     tensorboard: bool = typer.Option(True, help="write TensorBoard event files into <out>/tensorboard (train.parquet "

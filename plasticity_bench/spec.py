@@ -34,22 +34,26 @@ class InvalidCombinationError(SpecError):
     drops such cells of its matrix with this reason instead of failing."""
 
 
-# Cadences shared by every algorithm. Steps are environment steps; updates are gradient steps.
+# Cadences shared by every algorithm; each key names its unit: steps are environment steps
+# (gradient steps for sl), updates are gradient updates.
+# Keys renamed so that every cadence names its unit; the old names get a pointer, not "unknown".
+RENAMED_KEYS = {"eval_every": "eval_every_steps", "checkpoint_every": "checkpoint_every_steps",
+                "monitor_every": "monitor_every_updates", "probe_every": "probe_every_updates"}
 TRAINER_DEFAULTS: dict[str, Any] = {
-    "eval_every": 5000,  # env steps between evaluations (and always at the last step)
+    "eval_every_steps": 5000,  # env steps between evaluations (and always at the last step)
     "eval_episodes": 10,  # evaluation-policy episodes per evaluation (see each agent's act)
-    "checkpoint_every": 10000,  # env steps; taken at the next episode boundary (see train.py)
-    "monitor_every": 1000,  # gradient updates between plasticity-metric measurements
+    "checkpoint_every_steps": 10000,  # env steps; taken at the next episode boundary (see train.py)
+    "monitor_every_updates": 1000,  # gradient updates between plasticity-metric measurements
     "monitor_batch_size": 256,  # replay samples in the held monitoring batch
     # Top Hessian eigenvalue at each monitor call (power iteration; costly, see metrics/curvature.py).
     "monitor_hessian": False,
     "hessian_iterations": 20,  # Hessian-vector products per monitor call, at most
-    # Plasticity probe (Lyle et al. 2023; metrics/plasticity_probe.py): every probe_every
+    # Plasticity probe (Lyle et al. 2023; metrics/plasticity_probe.py): every probe_every_updates
     # updates (0 = off), a copy of each role's network fits random targets on probe_batch_size
     # replay inputs for probe_steps full-batch Adam steps at probe_lr. At these defaults it
     # costs ~3% of a default-config run (bench/probe_cost.py: SAC 3.1%, DQN 2.6%) and it
     # fires with the monitor (every 1000 updates), so short runs get several probes.
-    "probe_every": 1000,
+    "probe_every_updates": 1000,
     "probe_steps": 100,
     "probe_lr": 1e-3,
     "probe_batch_size": 128,
@@ -128,12 +132,12 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "task_steps": 500,  # gradient steps per task; the labels are re-drawn at each task's start
         "samples": 512,  # digits memorised by every task: the data set's first ones
         "hidden_sizes": (256, 256),
-        "checkpoint_every": 5000,  # gradient steps
+        "checkpoint_every_steps": 5000,  # gradient steps
     },
 }
 # Trainer keys that only the RL trainer reads: a supervised run (sl) evaluates at the end
 # of every task instead, and neither carries nor accepts them.
-RL_TRAINER_KEYS = ("eval_every", "eval_episodes")
+RL_TRAINER_KEYS = ("eval_every_steps", "eval_episodes")
 
 
 @dataclass(frozen=True)
@@ -275,6 +279,8 @@ def build_spec(
             method_options[name][option] = _coerce(key, raw, method_options[name][option])
         elif key in hyperparams:
             hyperparams[key] = _coerce(key, raw, hyperparams[key])
+        elif key in RENAMED_KEYS:
+            raise SpecError(f"{key!r} is now {RENAMED_KEYS[key]!r} (cadence keys name their unit)")
         else:
             raise SpecError(f"unknown hyperparameter {key!r} for {algo} with arch {arch}; valid: {', '.join(sorted(hyperparams))}")
     _check_values(hyperparams)
@@ -376,9 +382,9 @@ PROBABILITY = Range(0, 1)
 # Every numeric hyperparameter of every algorithm and architecture, with its valid values
 # (tests/test_failures.py checks none is missing: a new key needs one line here).
 VALID_RANGES: dict[str, Range] = {
-    "eval_every": COUNT, "eval_episodes": COUNT, "checkpoint_every": COUNT, "monitor_every": COUNT,
+    "eval_every_steps": COUNT, "eval_episodes": COUNT, "checkpoint_every_steps": COUNT, "monitor_every_updates": COUNT,
     "monitor_batch_size": COUNT, "hessian_iterations": COUNT,
-    "probe_every": Range(0, note="0 = no plasticity probe"), "probe_steps": COUNT, "probe_lr": POSITIVE,
+    "probe_every_updates": Range(0, note="0 = no plasticity probe"), "probe_steps": COUNT, "probe_lr": POSITIVE,
     "probe_batch_size": COUNT,
     "residual_blocks": NON_NEGATIVE, "residual_actor_blocks": NON_NEGATIVE, "diffusion_steps": COUNT,
     "gamma": PROBABILITY, "tau": Range(0, 1, low_open=True), "batch_size": COUNT, "buffer_size": COUNT,

@@ -21,11 +21,11 @@ Records (one folder per run, as for RL):
   accuracy on all its samples (memorisation is the task, so there is no held-out set),
   ``episodes`` = 1;
 - ``metrics.parquet``: per task ``task_final_accuracy`` and ``task_final_loss`` (network
-  ``classifier``, layer ``all``), the monitor's metrics every ``monitor_every`` steps and the
+  ``classifier``, layer ``all``), the monitor's metrics every ``monitor_every_updates`` steps and the
   methods' statistics;
 - ``train.parquet`` and TensorBoard event files as for RL (training_log.py), without the
   episode charts: ``losses/classifier_loss`` and ``charts/SPS`` (gradient steps per second);
-- ``checkpoint.pt`` every ``checkpoint_every`` steps. A task's labels are a function of the
+- ``checkpoint.pt`` every ``checkpoint_every_steps`` steps. A task's labels are a function of the
   run seed and the task index, and every other draw comes from the checkpointed RNGs, so a
   resumed run continues exactly as the uninterrupted run (on CPU).
 
@@ -133,7 +133,7 @@ class SupervisedTrainer(Trainer):
         self.eval_rows, self.metric_rows = [], []
         self.wall_time, self.resumes = 0.0, 0
         self.start_training_log(log)
-        self.next_checkpoint = self.hp["checkpoint_every"]
+        self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = code_version()
         self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
@@ -155,7 +155,7 @@ class SupervisedTrainer(Trainer):
                 self.gradient_step()
                 if self.env_steps % 100 == 0:
                     bar.update(self.env_steps - bar.n)
-                if self.env_steps % self.hp["checkpoint_every"] == 0 and self.env_steps < self.spec.steps:
+                if self.env_steps % self.hp["checkpoint_every_steps"] == 0 and self.env_steps < self.spec.steps:
                     self.wall_time += time.perf_counter() - start
                     start = time.perf_counter()
                     self.save_checkpoint()
@@ -186,10 +186,10 @@ class SupervisedTrainer(Trainer):
         self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
         self.env_steps += 1
         self.updates += 1
-        if self.updates % self.hp["monitor_every"] == 0:
+        if self.updates % self.hp["monitor_every_updates"] == 0:
             self.check_finite()  # the monitor syncs anyway; a diverged run stops here
             self.monitor()
-        if self.hp["probe_every"] and self.updates % self.hp["probe_every"] == 0:
+        if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
             self.probe_plasticity()
         if self.env_steps % self.hp["task_steps"] == 0:  # the task's last step: score it before the methods act
             self.check_finite()

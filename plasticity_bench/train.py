@@ -4,7 +4,7 @@ Reproducibility and resumption rest on two choices:
 - every episode starts with ``env.reset(seed=...)`` from a seed derived from (run seed,
   episode index), and every other random draw comes from RNGs the checkpoint holds
   (python, numpy generator, torch), so no environment-internal RNG state needs saving;
-- checkpoints are taken at the first episode boundary after each ``checkpoint_every``
+- checkpoints are taken at the first episode boundary after each ``checkpoint_every_steps``
   steps, where the whole state of the run is in those RNGs, the networks, optimizers,
   replay buffer and counters. A run resumed from a checkpoint therefore continues exactly
   as the uninterrupted run would (on CPU, with the same thread count).
@@ -175,7 +175,7 @@ class Trainer:
         self.resumes = 0
         self.episode_return, self.episode_length = 0.0, 0
         self.start_training_log(log)
-        self.next_checkpoint = self.hp["checkpoint_every"]
+        self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = code_version()
         self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
@@ -218,7 +218,7 @@ class Trainer:
             while self.env_steps < self.spec.steps:
                 obs, episode_over = self.env_step(obs)
                 self.train_on_replay()
-                if self.env_steps % self.hp["eval_every"] == 0 or self.env_steps == self.spec.steps:
+                if self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps:
                     self.check_finite()
                     self.evaluate()
                     self.check_eval_return()
@@ -295,10 +295,10 @@ class Trainer:
             self.updates += 1
             # Measure before the methods act, so metrics show the trained network, not the
             # state just after a reset that happens on the same update.
-            if self.updates % self.hp["monitor_every"] == 0:
+            if self.updates % self.hp["monitor_every_updates"] == 0:
                 self.check_finite()  # the monitor syncs anyway; a diverged run stops here
                 self.monitor()
-            if self.hp["probe_every"] and self.updates % self.hp["probe_every"] == 0:
+            if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
                 self.probe_plasticity()
             for method in self.methods:
                 self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
@@ -393,7 +393,7 @@ class Trainer:
 
     def probe_plasticity(self) -> None:
         """Lyle et al.'s probe on copies of the networks; its own RNG, so training is unchanged."""
-        seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every"])
+        seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every_updates"])
         rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"],
                            batch_size=self.hp["probe_batch_size"], seed=seed)
         self.metric_rows += [{"step": self.env_steps, **row} for row in rows]
@@ -437,7 +437,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         self.check_finite()  # a checkpoint never holds a diverged state
         self.log.flush()  # the event files hold everything up to the checkpoint
-        self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every"] + 1) * self.hp["checkpoint_every"]
+        self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every_steps"] + 1) * self.hp["checkpoint_every_steps"]
         state = {
             "run_id": self.spec.run_id,
             "agent": self.agent.state_dict(),

@@ -13,7 +13,7 @@ method statistics) as ``metrics/<metric>/<network>[/<layer>]``; those stay in ev
 and metrics.parquet, so the three files together hold everything the event files hold.
 
 Cost: the update's statistics are summed on the device (the trainer's health-check sums)
-and their means are logged when the trainer checks health, i.e. every ``monitor_every``
+and their means are logged when the trainer checks health, i.e. every ``monitor_every_updates``
 updates, at every evaluation and checkpoint, and at the end; that check synchronises with
 the device once anyway, so logging adds no host sync (bench/logging_overhead.py measures it).
 

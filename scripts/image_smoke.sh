@@ -148,9 +148,9 @@ train() {  # user out steps evals train-options...
     run --user "$user" "$container" -- python -c "$CHECK" "$out" "$steps" "$evals" | sed 's/^/image_smoke: /'
 }
 train 10001:10001 results/dqn-cartpole 5000 2 --algo dqn --task gym:CartPole-v1 \
-    --set learning_starts=500 --set eval_every=2500 --set eval_episodes=5 --set monitor_every=150
+    --set learning_starts=500 --set eval_every_steps=2500 --set eval_episodes=5 --set monitor_every_updates=150
 train 4242:4242 results-user/sac-cartpole-swingup 2000 2 --algo sac --task dmc:cartpole-swingup \
-    --set learning_starts=500 --set eval_every=1000 --set eval_episodes=2
+    --set learning_starts=500 --set eval_every_steps=1000 --set eval_episodes=2
 owners=$(stat -c %u "$work/results/dqn-cartpole/manifest.json" "$work/results-user/sac-cartpole-swingup/manifest.json" | xargs)
 [ "$owners" = "10001 4242" ] || fail "run records owned by uids $owners, not 10001 4242"
 say "run records on the host under $work (owners: uid $owners)"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Create .venv and install plasticity-bench with the pipeline and test extras.
+# Create .venv and install plasticity-bench with the pipeline, test and wandb extras.
 # torch is pinned and installed first: a loose torch requirement resolved by pip would
 # pull a multi-GB CUDA build on CPU machines (where torch==2.13.0's CPU wheel is local).
 set -euo pipefail

@@ -16,7 +16,7 @@ from plasticity_bench.train import train
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "workflow" / "config").glob("*.yaml"))
 # DQN at 2000 steps after 500 random ones: (2000 - 500) * 0.1 = 150 updates.
-DQN_150 = {"learning_starts": 500, "eval_every": 500, "monitor_every": 50}
+DQN_150 = {"learning_starts": 500, "eval_every_steps": 500, "monitor_every_updates": 50}
 
 
 def dqn_spec(method="none", steps=2000, **overrides):
@@ -44,9 +44,9 @@ def test_update_count_follows_the_trainers_schedule():
 
 
 @pytest.mark.parametrize("method, overrides, must_mention", [
-    ("none", {"monitor_every": 151}, ["monitor_every=151", "150 gradient updates", "no monitor row",
-                                       "--set monitor_every=N, N <= 150"]),
-    ("none", {"eval_every": 2001}, ["eval_every=2001", "steps=2000", "only at its last step", "--set eval_every=N"]),
+    ("none", {"monitor_every_updates": 151}, ["monitor_every_updates=151", "150 gradient updates", "no monitor row",
+                                       "--set monitor_every_updates=N, N <= 150"]),
+    ("none", {"eval_every_steps": 2001}, ["eval_every_steps=2001", "steps=2000", "only at its last step", "--set eval_every_steps=N"]),
     ("redo", {"redo.period": 1000}, ["redo.period=1000", "update 1000", "150 gradient updates", "redo never acts",
                                      "--set redo.period=N"]),
     ("regrama", {}, ["regrama.period=1000"]),
@@ -81,9 +81,9 @@ def test_budgets_that_reach_everything_pass(method, overrides):
 
 def test_supervised_runs_are_checked_in_gradient_steps():
     spec = build_spec("sl", "mlp", "reset", "sl:digits-random-labels", 0, 800,
-                      {"task_steps": 100, "monitor_every": 900, "reset.period": 100})
+                      {"task_steps": 100, "monitor_every_updates": 900, "reset.period": 100})
     (only,) = shortfalls(spec)
-    assert "monitor_every=900" in only and "800 gradient updates" in only and "one gradient update per step" in only
+    assert "monitor_every_updates=900" in only and "800 gradient updates" in only and "one gradient update per step" in only
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=[path.stem for path in CONFIGS])
@@ -112,16 +112,17 @@ def test_environment_variable_lets_workflow_jobs_through(cli, tmp_path, monkeypa
     assert json.loads((out / "manifest.json").read_text())["updates"] == 0
 
 
-# Run ids computed before the budget guard and the training-time logging existed: neither
-# may change a spec's hash (runs already trained would be orphaned).
+# Run ids since the cadence keys name their units (eval_every_steps, monitor_every_updates,
+# ...: the renamed keys changed every hash). A change of a spec's hash orphans every run
+# already trained, so it must be deliberate: update these only with such a change.
 PINNED_RUN_IDS = [
     (("dqn", "mlp", "redo", "gym:CartPole-v1", 0, 2000, ["learning_starts=500"]),
-     "dqn-mlp-redo-gym_CartPole_v1-s0-97d603a0c5"),
+     "dqn-mlp-redo-gym_CartPole_v1-s0-283f49205a"),
     (("sac", "mlp", "none", "gym:Pendulum-v1", 1, 600, {"learning_starts": 200}),
-     "sac-mlp-none-gym_Pendulum_v1-s1-6cfb5d0f54"),
+     "sac-mlp-none-gym_Pendulum_v1-s1-6d9d1500d5"),
     (("sl", "mlp", "reset", "sl:digits-random-labels", 0, 800, {"task_steps": 100, "reset.period": 100}),
-     "sl-mlp-reset-sl_digits_random_labels-s0-3f923ee2f6"),
-    (("sac", "mlp", "regrama", "dmc:cheetah-run", 0, 1_000_000, ()), "sac-mlp-regrama-dmc_cheetah_run-s0-d91ad17d28"),
+     "sl-mlp-reset-sl_digits_random_labels-s0-e6989259eb"),
+    (("sac", "mlp", "regrama", "dmc:cheetah-run", 0, 1_000_000, ()), "sac-mlp-regrama-dmc_cheetah_run-s0-dcb0e35fbf"),
 ]
 
 
@@ -149,6 +150,16 @@ def test_print_spec_states_every_cadence_with_its_unit_and_count():
     assert result.exit_code == 0, result.output
     cadences = json.loads(result.output)["cadences"]
     assert cadences["updates"]["count"] == 4000  # (50000 - 10000) x 0.1
-    assert cadences["eval_every"] == {"value": 5000, "unit": "env steps", "count": 10}
-    assert cadences["monitor_every"] == {"value": 1000, "unit": "gradient updates", "count": 4}
+    assert cadences["eval_every_steps"] == {"value": 5000, "unit": "env steps", "count": 10}
+    assert cadences["monitor_every_updates"] == {"value": 1000, "unit": "gradient updates", "count": 4}
     assert cadences["redo.period"] == {"value": 1000, "unit": "gradient updates", "first_acts_at_update": 1000}
+
+
+@pytest.mark.parametrize("old, new", [("eval_every", "eval_every_steps"), ("monitor_every", "monitor_every_updates"),
+                                      ("checkpoint_every", "checkpoint_every_steps"),
+                                      ("probe_every", "probe_every_updates")])
+def test_an_old_cadence_key_names_its_new_name(old, new):
+    from plasticity_bench.spec import SpecError
+
+    with pytest.raises(SpecError, match=f"'{old}' is now '{new}'"):
+        build_spec("dqn", "mlp", "none", "gym:CartPole-v1", 0, 50000, {old: 100})

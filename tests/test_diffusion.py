@@ -349,8 +349,8 @@ def final_return(spec, tmp_path) -> float:
 # steps) and widths of 128 (as tests/test_td3.py's residual test) to keep each run within
 # a few CPU minutes; K = 5 steps and the cosine schedule are the defaults.
 WIDTHS_128 = ["hidden_sizes=[128,128]", "denoiser_hidden_sizes=[128,128]"]
-SAC_STEPS, SAC_OVERRIDES = 6000, ["eval_every=2000", "learning_starts=1000", *WIDTHS_128]
-TD3_STEPS, TD3_OVERRIDES = 12_000, ["eval_every=3000", "learning_starts=5000", *WIDTHS_128]
+SAC_STEPS, SAC_OVERRIDES = 6000, ["eval_every_steps=2000", "learning_starts=1000", *WIDTHS_128]
+TD3_STEPS, TD3_OVERRIDES = 12_000, ["eval_every_steps=3000", "learning_starts=5000", *WIDTHS_128]
 
 
 # Uniform random actions score about -1225 on Pendulum (plasticity_bench/suites/classic_control_continuous.yaml);
@@ -384,8 +384,8 @@ def test_sigkill_then_resume_equals_uninterrupted_with_the_diffusion_actor(tmp_p
     from plasticity_bench.analysis.runs import RunRecord
 
     args = ["--algo", "sac", "--arch", "diffusion", "--method", "regrama", "--task", "gym:Pendulum-v1",
-            "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every=400",
-            "--set", "eval_every=600", "--set", "eval_episodes=2", "--set", "monitor_every=200",
+            "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every_steps=400",
+            "--set", "eval_every_steps=600", "--set", "eval_episodes=2", "--set", "monitor_every_updates=200",
             "--set", "regrama.period=300", "--set", "hidden_sizes=[64, 64]", "--set", "denoiser_hidden_sizes=[64, 64]",
             "--device", "cpu", "--no-progress"]
 

@@ -40,10 +40,10 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snake
 # These runs exist to fail or to be resumed, so they train too little to reach the monitor:
 # the budget guard lets them through.
 TINY_DQN = ["--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "300", "--set", "learning_starts=100",
-            "--set", "eval_every=150", "--set", "eval_episodes=1", "--set", "hidden_sizes=[16]",
-            "--set", "checkpoint_every=100", "--device", "cpu", "--no-progress", "--allow-short-budget"]
+            "--set", "eval_every_steps=150", "--set", "eval_episodes=1", "--set", "hidden_sizes=[16]",
+            "--set", "checkpoint_every_steps=100", "--device", "cpu", "--no-progress", "--allow-short-budget"]
 TINY_SAC = ["--algo", "sac", "--task", "gym:Pendulum-v1", "--steps", "250", "--set", "learning_starts=100",
-            "--set", "eval_every=250", "--set", "eval_episodes=1", "--set", "hidden_sizes=[16,16]",
+            "--set", "eval_every_steps=250", "--set", "eval_episodes=1", "--set", "hidden_sizes=[16,16]",
             "--device", "cpu", "--no-progress", "--allow-short-budget"]
 
 
@@ -363,7 +363,7 @@ def test_workflow_keeps_failed_runs_and_published_reports(tmp_path):
     config = {"name": "failures", "algos": ["dqn"], "archs": ["mlp"], "suites": ["classic_control"],
               "methods": ["none", "test_failures:RaisingMethod"], "tasks": {"classic_control": ["gym:CartPole-v1"]},
               "seeds": [0], "steps": {"classic_control": 300},
-              "overrides": {"dqn": {"learning_starts": 100, "eval_every": 150, "eval_episodes": 1,
+              "overrides": {"dqn": {"learning_starts": 100, "eval_every_steps": 150, "eval_episodes": 1,
                                     "hidden_sizes": [16]}},
               "aggregate": {"reps": 100, "allow_missing": True}, "report_metrics": ["dormant_ratio@0.1"]}
     config_path = tmp_path / "config.yaml"
@@ -404,8 +404,8 @@ def test_workflow_after_ctrl_c_is_finished_by_the_same_command(tmp_path):
     config = {"name": "interrupted", "algos": ["dqn"], "archs": ["mlp"], "suites": ["classic_control"],
               "methods": ["none"], "tasks": {"classic_control": ["gym:CartPole-v1"]}, "seeds": [0],
               "steps": {"classic_control": 10000},
-              "overrides": {"dqn": {"learning_starts": 500, "eval_every": 5000, "eval_episodes": 1,
-                                    "checkpoint_every": 500, "monitor_every": 500, "hidden_sizes": [16]}},
+              "overrides": {"dqn": {"learning_starts": 500, "eval_every_steps": 5000, "eval_episodes": 1,
+                                    "checkpoint_every_steps": 500, "monitor_every_updates": 500, "hidden_sizes": [16]}},
               "aggregate": {"reps": 100}, "report_metrics": ["dormant_ratio@0.1"]}
     config_path = tmp_path / "config.yaml"
     config_path.write_text(yaml.safe_dump(config))

@@ -17,11 +17,11 @@ def final_return(spec, tmp_path) -> float:
 
 def test_dqn_solves_cartpole(tmp_path):
     # CleanRL DQN defaults; the ε schedule scales with the budget (exploration_fraction).
-    spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000, overrides=["eval_every=10000"])
+    spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000, overrides=["eval_every_steps=10000"])
     assert final_return(spec, tmp_path) >= 195
 
 
 def test_sac_solves_pendulum(tmp_path):
     # CleanRL SAC defaults (learning_starts 5000, policy lr 3e-4, q lr 1e-3, batch 256).
-    spec = build_spec("sac", "mlp", "none", "gym:Pendulum-v1", seed=0, steps=10_000, overrides=["eval_every=2500"])
+    spec = build_spec("sac", "mlp", "none", "gym:Pendulum-v1", seed=0, steps=10_000, overrides=["eval_every_steps=2500"])
     assert final_return(spec, tmp_path) >= -250

@@ -526,8 +526,8 @@ def test_every_baseline_is_registered_with_its_defaults():
 def test_trainer_resume_with_stateful_methods_equals_uninterrupted(tmp_path, method, options):
     from plasticity_bench.train import Trainer
 
-    overrides = ["eval_episodes=1", "eval_every=1000", "hidden_sizes=[16, 16]", "learning_starts=100",
-                 "checkpoint_every=150", "replay_ratio=1.0", "monitor_every=50", *options]
+    overrides = ["eval_episodes=1", "eval_every_steps=1000", "hidden_sizes=[16, 16]", "learning_starts=100",
+                 "checkpoint_every_steps=150", "replay_ratio=1.0", "monitor_every_updates=50", *options]
     spec = build_spec("dqn", "mlp", method, "gym:CartPole-v1", 0, 300, overrides)
     reference = Trainer(spec, tmp_path / "reference", 1, torch.device("cpu"), False)
     reference.run()

@@ -288,7 +288,7 @@ def test_network_value_is_the_mean_over_penultimate_layers():
 
 def test_trainer_keeps_initial_parameters_in_its_checkpoint(tmp_path):
     spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=400,
-                      overrides=["hidden_sizes=[8, 8]", "learning_starts=100", "monitor_every=50"])
+                      overrides=["hidden_sizes=[8, 8]", "learning_starts=100", "monitor_every_updates=50"])
     trainer = Trainer(spec, tmp_path, threads=1, device=torch.device("cpu"), progress=False)
     net = trainer.agent.roles["q"].network
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), trainer.initial_params["q"]))

@@ -21,7 +21,7 @@ SUITE = "classic_control"
 TASK = "gym:CartPole-v1"
 METHODS = ("none", "redo")
 SEEDS = (0, 1)
-OVERRIDES = {"learning_starts": 300, "eval_every": 500, "eval_episodes": 2, "monitor_every": 20,
+OVERRIDES = {"learning_starts": 300, "eval_every_steps": 500, "eval_episodes": 2, "monitor_every_updates": 20,
              "hidden_sizes": [16, 16]}
 REPS = "100"
 

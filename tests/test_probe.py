@@ -102,19 +102,19 @@ def test_probe_runs_on_every_role_and_leaves_training_state_alone(tmp_path, algo
 # Tiny runs on which the probe fires several times; each with a method whose state and
 # forward hooks (CBP) or resets (ReDo) would show any effect of the probe on the networks.
 RUNS = {
-    "sac": ("sac", "cbp", "gym:Pendulum-v1", 600, ["learning_starts=200", "eval_every=200", "eval_episodes=2",
-            "monitor_every=50", "hidden_sizes=[32, 32]", "cbp.maturity_threshold=20", "cbp.replacement_rate=0.01"]),
-    "dqn": ("dqn", "redo", "gym:CartPole-v1", 2000, ["learning_starts=500", "eval_every=500", "eval_episodes=2",
-            "monitor_every=25", "hidden_sizes=[32, 32]", "redo.period=40"]),
+    "sac": ("sac", "cbp", "gym:Pendulum-v1", 600, ["learning_starts=200", "eval_every_steps=200", "eval_episodes=2",
+            "monitor_every_updates=50", "hidden_sizes=[32, 32]", "cbp.maturity_threshold=20", "cbp.replacement_rate=0.01"]),
+    "dqn": ("dqn", "redo", "gym:CartPole-v1", 2000, ["learning_starts=500", "eval_every_steps=500", "eval_episodes=2",
+            "monitor_every_updates=25", "hidden_sizes=[32, 32]", "redo.period=40"]),
 }
-PROBE_ON = ["probe_every=30", "probe_steps=20", "probe_batch_size=64"]
+PROBE_ON = ["probe_every_updates=30", "probe_steps=20", "probe_batch_size=64"]
 
 
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_training_with_the_probe_equals_training_without(tmp_path, name):
     algo, method, task, steps, overrides = RUNS[name]
     records = {}
-    for label, probe in (("off", ["probe_every=0"]), ("on", PROBE_ON)):
+    for label, probe in (("off", ["probe_every_updates=0"]), ("on", PROBE_ON)):
         spec = build_spec(algo, "mlp", method, task, seed=1, steps=steps, overrides=overrides + probe)
         train(spec, tmp_path / label, threads=1, device="cpu", progress=False)
         records[label] = RunRecord(tmp_path / label)
@@ -127,7 +127,7 @@ def test_training_with_the_probe_equals_training_without(tmp_path, name):
 
 
 def test_probe_settings_are_checked():
-    for override in ("probe_every=-1", "probe_steps=0", "probe_lr=0.0", "probe_batch_size=0"):
+    for override in ("probe_every_updates=-1", "probe_steps=0", "probe_lr=0.0", "probe_batch_size=0"):
         with pytest.raises(SpecError, match=f"{override} is out of range; valid: "):
             build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=100, overrides=[override])
 
@@ -135,9 +135,9 @@ def test_probe_settings_are_checked():
 @pytest.mark.slow
 def test_sigkill_then_resume_with_the_probe_equals_uninterrupted(tmp_path):
     args = ["--algo", "sac", "--method", "redo", "--task", "gym:Pendulum-v1", "--steps", "1200",
-            "--set", "learning_starts=200", "--set", "checkpoint_every=300", "--set", "eval_every=400",
-            "--set", "eval_episodes=2", "--set", "monitor_every=100", "--set", "redo.period=150",
-            "--set", "hidden_sizes=[32, 32]", "--set", "probe_every=70", "--set", "probe_steps=30"]
+            "--set", "learning_starts=200", "--set", "checkpoint_every_steps=300", "--set", "eval_every_steps=400",
+            "--set", "eval_episodes=2", "--set", "monitor_every_updates=100", "--set", "redo.period=150",
+            "--set", "hidden_sizes=[32, 32]", "--set", "probe_every_updates=70", "--set", "probe_steps=30"]
 
     def command(out):
         return [sys.executable, "-m", "plasticity_bench", "train", *args, "--out", str(out), "--no-progress", "--device", "cpu"]

@@ -16,18 +16,18 @@ pytestmark = pytest.mark.slow
 RUNS = {
     # DQN with ReDo: resets, monitor rows and ε-greedy RNG all cross the kill.
     "dqn": ["--algo", "dqn", "--method", "redo", "--task", "gym:CartPole-v1", "--steps", "12000",
-            "--set", "learning_starts=1000", "--set", "checkpoint_every=1500", "--set", "eval_every=2000",
-            "--set", "eval_episodes=3", "--set", "monitor_every=100", "--set", "redo.period=200"],
+            "--set", "learning_starts=1000", "--set", "checkpoint_every_steps=1500", "--set", "eval_every_steps=2000",
+            "--set", "eval_episodes=3", "--set", "monitor_every_updates=100", "--set", "redo.period=200"],
     # SAC with ReGraMa on a time-limited task: truncation, entropy tuning, Adam state.
     "sac": ["--algo", "sac", "--method", "regrama", "--task", "gym:Pendulum-v1", "--steps", "1800",
-            "--set", "learning_starts=400", "--set", "checkpoint_every=400", "--set", "eval_every=600",
-            "--set", "eval_episodes=2", "--set", "monitor_every=200", "--set", "regrama.period=300",
+            "--set", "learning_starts=400", "--set", "checkpoint_every_steps=400", "--set", "eval_every_steps=600",
+            "--set", "eval_episodes=2", "--set", "monitor_every_updates=200", "--set", "regrama.period=300",
             "--set", "hidden_sizes=[64, 64]"],
     # TD3 on the residual architecture with Shrink & Perturb: delayed updates, exploration
     # noise from the trainer's RNG, a method that rewrites every weight.
     "td3": ["--algo", "td3", "--arch", "residual", "--method", "shrink_perturb", "--task", "gym:Pendulum-v1",
-            "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every=400",
-            "--set", "eval_every=600", "--set", "eval_episodes=2", "--set", "monitor_every=200",
+            "--steps", "1800", "--set", "learning_starts=400", "--set", "checkpoint_every_steps=400",
+            "--set", "eval_every_steps=600", "--set", "eval_episodes=2", "--set", "monitor_every_updates=200",
             "--set", "shrink_perturb.period=250", "--set", "hidden_sizes=[64, 64]"],
 }
 
@@ -67,7 +67,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, algo):
 def test_completed_run_is_not_retrained(tmp_path):
     out = tmp_path / "run"
     args = ["--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "600", "--set", "learning_starts=100",
-            "--set", "eval_every=300", "--set", "eval_episodes=1", "--set", "monitor_every=25"]
+            "--set", "eval_every_steps=300", "--set", "eval_episodes=1", "--set", "monitor_every_updates=25"]
     subprocess.run(train_command(args, out), check=True, capture_output=True, timeout=300)
     before = RunRecord(out).manifest()
     checkpoint_mtime = (out / "checkpoint.pt").stat().st_mtime_ns

@@ -34,7 +34,7 @@ CPU = torch.device("cpu")
 # seeds 0-3, eight tasks: first task 0.91-1.0, last two tasks 0.14-0.42 (seed 0: 0.91, 0.98,
 # 0.55, 0.59, 0.22, 0.23, 0.22, 0.19).
 SMALL = {"samples": 64, "hidden_sizes": [128, 128], "task_steps": 100, "learning_rate": 2e-2, "batch_size": 32,
-         "monitor_every": 400, "probe_every": 0}
+         "monitor_every_updates": 400, "probe_every_updates": 0}
 
 
 def small_spec(method="none", steps=800, seed=0, **changes):
@@ -97,7 +97,7 @@ def test_one_gradient_step_is_adam_on_cross_entropy_of_a_uniform_minibatch(tmp_p
 
 
 def test_each_task_gets_one_trainability_row_computed_on_all_its_samples(tmp_path):
-    spec = small_spec(steps=300, monitor_every=150)
+    spec = small_spec(steps=300, monitor_every_updates=150)
     manifest = train(spec, tmp_path, threads=1, device=CPU, progress=False)
     assert manifest["status"] == "completed" and manifest["step"] == 300 and manifest["updates"] == 300
     evals = RunRecord(tmp_path).eval()
@@ -147,7 +147,7 @@ def test_resetting_every_task_keeps_later_tasks_as_learnable_as_the_first(tmp_pa
 @pytest.mark.parametrize("method", ["layer_norm", "redo"])
 def test_role_methods_run_on_the_classifier(tmp_path, method):
     options = {"redo.period": 50} if method == "redo" else {}
-    manifest = train(small_spec(method, steps=200, monitor_every=100, **options), tmp_path, threads=1, device=CPU,
+    manifest = train(small_spec(method, steps=200, monitor_every_updates=100, **options), tmp_path, threads=1, device=CPU,
                      progress=False)
     assert manifest["status"] == "completed" and len(accuracies(tmp_path)) == 2
     if method == "layer_norm":
@@ -159,7 +159,7 @@ def test_role_methods_run_on_the_classifier(tmp_path, method):
 
 def test_diverging_run_is_recorded_as_failed_with_its_reason(tmp_path):
     with pytest.raises(RunFailedError, match="non-finite"):
-        train(small_spec(steps=200, learning_rate=1e30, monitor_every=100), tmp_path, threads=1, device=CPU,
+        train(small_spec(steps=200, learning_rate=1e30, monitor_every_updates=100), tmp_path, threads=1, device=CPU,
               progress=False)
     manifest = RunRecord(tmp_path).manifest()
     assert manifest["status"] == "failed" and "non-finite" in manifest["error"]
@@ -191,7 +191,7 @@ class InterruptOnce(Method):
 def test_run_interrupted_after_a_checkpoint_resumes_to_identical_records(tmp_path):
     # redo acts across the interruption; monitor rows before and after it; checkpoint at 200,
     # interruption at 250 (mid-task, after the records of task 2 were written).
-    spec = small_spec(f"redo+{__name__}:InterruptOnce", steps=400, checkpoint_every=200, monitor_every=50,
+    spec = small_spec(f"redo+{__name__}:InterruptOnce", steps=400, checkpoint_every_steps=200, monitor_every_updates=50,
                       **{"redo.period": 30})
     reference, resumed = tmp_path / "reference", tmp_path / "resumed"
     train(spec, reference, threads=1, device=CPU, progress=False)
@@ -227,7 +227,7 @@ def test_invalid_combinations_are_rejected_with_a_reason(algo, arch, task, must_
     (1050, {}, ["steps=1050", "task_steps=500", "1000"]),
     (1000, {"samples": 1798}, ["samples=1798", "1797"]),
     (1000, {"task_steps": 0}, ["task_steps=0"]),
-    (1000, {"eval_every": 100}, ["'eval_every'", "task_steps"]),
+    (1000, {"eval_every_steps": 100}, ["'eval_every_steps'", "task_steps"]),
 ])
 def test_bad_supervised_settings_name_the_value_and_the_choices(steps, overrides, must_mention):
     with pytest.raises(SpecError) as error:
@@ -239,7 +239,7 @@ def test_bad_supervised_settings_name_the_value_and_the_choices(steps, overrides
 def test_supervised_spec_builds_on_mlp_and_residual_and_is_no_environment():
     for arch in ("mlp", "residual"):
         spec = build_spec("sl", arch, "none", TASK, 0, 10000)
-        assert spec.hyperparams["task_steps"] == 500 and "eval_every" not in spec.hyperparams
+        assert spec.hyperparams["task_steps"] == 500 and "eval_every_steps" not in spec.hyperparams
         assert "residual_actor_blocks" not in spec.hyperparams
     assert is_supervised(TASK) and not is_supervised("gym:CartPole-v1")
     with pytest.raises(ValueError, match="algorithm 'sl'"):

@@ -221,7 +221,7 @@ def test_td3_solves_pendulum(tmp_path):
     # At 12000 steps seed 0 had reached -150 but TD3's deterministic policy still has dips
     # (about -450 at one evaluation); by 13000-15000 it is steady near -140.
     spec = build_spec("td3", "mlp", "none", "gym:Pendulum-v1", seed=0, steps=15_000,
-                      overrides=["eval_every=3000", "learning_starts=5000"])
+                      overrides=["eval_every_steps=3000", "learning_starts=5000"])
     assert final_return(spec, tmp_path) >= -250
 
 
@@ -231,5 +231,5 @@ def test_td3_solves_pendulum(tmp_path):
 @pytest.mark.parametrize("algo, steps", [("sac", 12_000), ("td3", 15_000)])
 def test_residual_agents_learn_pendulum(tmp_path, algo, steps):
     spec = build_spec(algo, "residual", "none", "gym:Pendulum-v1", seed=0, steps=steps,
-                      overrides=["eval_every=3000", "learning_starts=5000", "hidden_sizes=[128]", "residual_blocks=1"])
+                      overrides=["eval_every_steps=3000", "learning_starts=5000", "hidden_sizes=[128]", "residual_blocks=1"])
     assert final_return(spec, tmp_path) >= -400

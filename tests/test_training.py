@@ -66,8 +66,8 @@ def test_sac_td_target_bootstraps_unless_terminated(tmp_path):
 def test_non_finite_loss_fails_the_run_with_step_and_reason(cli, tmp_path):
     out = tmp_path / "run"
     result = cli("train", "--algo", "dqn", "--task", "gym:CartPole-v1", "--steps", "3000", "--set", "learning_starts=200",
-                 "--set", "learning_rate=1e30", "--set", "monitor_every=50", "--out", str(out), "--no-progress",
-                 "--allow-short-budget")  # it diverges long before the default eval_every
+                 "--set", "learning_rate=1e30", "--set", "monitor_every_updates=50", "--out", str(out), "--no-progress",
+                 "--allow-short-budget")  # it diverges long before the default eval_every_steps
     assert result.returncode == 3
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["status"] == "failed"

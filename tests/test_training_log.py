@@ -22,9 +22,9 @@ from plasticity_bench.training_log import TrainingLog, metric_tag
 
 CPU = torch.device("cpu")
 # 50 updates, a health check (so a loss point) every 10, evaluations at 300 and 600.
-DQN = {"learning_starts": 100, "eval_every": 300, "eval_episodes": 1, "monitor_every": 10, "hidden_sizes": [16],
-       "checkpoint_every": 200}
-SAC = {"learning_starts": 100, "eval_every": 200, "eval_episodes": 1, "monitor_every": 50, "hidden_sizes": [16, 16]}
+DQN = {"learning_starts": 100, "eval_every_steps": 300, "eval_episodes": 1, "monitor_every_updates": 10, "hidden_sizes": [16],
+       "checkpoint_every_steps": 200}
+SAC = {"learning_starts": 100, "eval_every_steps": 200, "eval_episodes": 1, "monitor_every_updates": 50, "hidden_sizes": [16, 16]}
 
 
 def event_scalars(run_dir: Path) -> pd.DataFrame:
@@ -123,7 +123,7 @@ def test_sac_logs_critics_actor_alpha_and_entropy(tmp_path):
 
 def test_supervised_run_logs_its_classifier_loss(tmp_path):
     spec = build_spec("sl", "mlp", "none", "sl:digits-random-labels", 0, 200,
-                      {"samples": 64, "hidden_sizes": [32], "task_steps": 100, "monitor_every": 50})
+                      {"samples": 64, "hidden_sizes": [32], "task_steps": 100, "monitor_every_updates": 50})
     train(spec, tmp_path, device=CPU, progress=False)
     logged = pd.read_parquet(tmp_path / results.TRAIN)
     assert set(logged["name"]) == {"losses/classifier_loss", "charts/SPS"}
@@ -196,8 +196,8 @@ def test_track_without_wandb_is_a_clear_error_before_training(tmp_path):
     out = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": str(shadow.parent)}
     result = subprocess.run([sys.executable, "-m", "plasticity_bench", "train", "--algo", "dqn", "--task",
-                             "gym:CartPole-v1", "--steps", "600", "--set=learning_starts=100", "--set=monitor_every=10",
-                             "--set=eval_every=300", "--track", "--out", str(out)],
+                             "gym:CartPole-v1", "--steps", "600", "--set=learning_starts=100", "--set=monitor_every_updates=10",
+                             "--set=eval_every_steps=300", "--track", "--out", str(out)],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 2, result.stderr
     (line,) = result.stderr.strip().splitlines()

@@ -75,7 +75,7 @@ METRICS: dict[str, str] = {
     "products (only with monitor_hessian=true)",
     "plasticity_probe": "final MSE of a copy of the network fitted for probe_steps Adam steps to targets "
     "a + sin(1e5 f(x; w0)) on probe_batch_size replay inputs (w0 a fresh init, a the mean output); "
-    "every probe_every updates; lower = more plastic (Lyle et al. 2023)",
+    "every probe_every_updates updates; lower = more plastic (Lyle et al. 2023)",
 }
 
 __all__ = [

@@ -15,7 +15,7 @@ monitor therefore runs it only with ``monitor_hessian`` (off by default). Measur
 bench/monitor_cost.py (CPU, 1 thread, shared 2-core machine, 2026-11-27): SAC critic
 256x256 on a 256 batch 0.27 s per call (tolerance 1e-3) to 0.31 s (all 20 HVPs), i.e.
 ~9-10 SAC updates; the SAC actor 0.15-0.29 s (5-9 updates); the DQN CartPole q-network
-14-23 ms (9-24 updates). At monitor_every=1000 that is under 1% (2.4% for DQN worst case)
+14-23 ms (9-24 updates). At monitor_every_updates=1000 that is under 1% (2.4% for DQN worst case)
 of update time per role; the default metric set costs ~2.5 (SAC) / ~4 (DQN) updates a call.
 
 Side effects: none on parameters, ``.grad`` or train/eval modes (eval mode during the
