@@ -192,6 +192,7 @@ class Trainer:
         self.checked_update = 0
         self.shown_evals = self.shown_metrics = 0  # eval and metric rows already in the live views
         self.rate_mark = (0, time.perf_counter())  # (env steps, time) of the last steps/s point
+        self.attempt_mark = self.rate_mark  # (env steps, time) when this process started training
 
     # ---- the loop -------------------------------------------------------------------
     def resume(self) -> None:
@@ -205,8 +206,7 @@ class Trainer:
                 raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
         self.write_manifest("running")
         self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
-        self.rate_mark = (self.env_steps, time.perf_counter())
-        self.attempt_mark = self.rate_mark  # (env steps, time) when this process started training
+        self.rate_mark = self.attempt_mark = (self.env_steps, time.perf_counter())
 
     def run(self) -> dict:
         self.resume()

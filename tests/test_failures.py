@@ -385,7 +385,10 @@ def test_workflow_keeps_failed_runs_and_published_reports(tmp_path):
     published = [p for p in (tmp_path / "reports").iterdir() if p.is_dir()]
     assert len(published) == 1
     board = pd.read_csv(published[0] / "leaderboard.csv")
-    assert board.loc[board["method"] == "test_failures:RaisingMethod", "runs"].tolist() == [0, 0]
+    # Its row stays, with 0 runs, in its scope and in the overall scope if there is one (at
+    # 300 steps the scope may be flagged unlearned and so left out of the overall scope).
+    overall = int((board["suite"] == "all").any())
+    assert board.loc[board["method"] == "test_failures:RaisingMethod", "runs"].tolist() == [0] * (1 + overall)
     (published[0] / "notes.md").write_text("my notes")
 
     forced = snakemake("--forcerun", "report")
