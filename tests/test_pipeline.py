@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from plasticity_bench.matrix import expand
+from plasticity_bench.matrix import expand, sweep_entries
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = ROOT / "workflow" / "config" / "smoke.yaml"
@@ -34,11 +34,12 @@ def test_smoke_workflow_end_to_end(tmp_path):
     assert (board["suite"] == "all").any()  # the overall scope ranks across suites
     board = board[board["suite"] != "all"]
     config = yaml.safe_load(SMOKE.read_text())
-    assert set(board["method"]) == set(config["methods"])
+    assert set(board["method"]) == set(config["methods"]) | set(sweep_entries(config["sweep"]))
     assert set(board["algo"]) == {"sac", "td3", "dqn", "sl"}  # sl: the supervised control
     assert set(board["arch"]) == {"mlp", "residual", "diffusion"}
     assert (board["runs"] == 2).all()  # 2 seeds × 1 task per scope
-    for kind in ["interval_estimates", "sample_efficiency", "inactive_vs_dormant", "probability_of_improvement"]:
+    for kind in ["interval_estimates", "sample_efficiency", "inactive_vs_dormant", "probability_of_improvement",
+                 "sensitivity"]:
         for suffix in (".pdf", ".png"):
             assert list((report / "figures").glob(f"{kind}_*{suffix}")), (kind, suffix)
     curves = {p.stem.split("_")[-1] for p in (report / "figures").glob("metric_curves_*.png")}
