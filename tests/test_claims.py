@@ -70,12 +70,17 @@ HIGHER_AT_RR1 = claim(statistic="difference", value="last", a={"variant": "rr1"}
                       expect={"above": 0})
 GAP = claim(statistic="metric_gap", value="mean", metric="grama_inactive_ratio@0.1", minus="dormant_ratio@0.1",
             group={"variant": "rr025"}, expect={"above": 0})
-NO_SCORES = pd.DataFrame({"run_id": [], "score": []})
+
+
+def scored(runs_dir: Path) -> pd.DataFrame:
+    """The aggregate's scores table for the runs written (claims read only scored runs)."""
+    ids = sorted(path.name for path in runs_dir.iterdir() if path.is_dir())
+    return pd.DataFrame({"run_id": ids, "score": 0.0})
 
 
 def test_statistics_match_hand_values_and_rliable(tmp_path):
     planned = write_runs(tmp_path)
-    table = measure_claims([GROWS, HIGHER_AT_RR1, GAP], planned, tmp_path, NO_SCORES, REPS, seed=0)
+    table = measure_claims([GROWS, HIGHER_AT_RR1, GAP], planned, tmp_path, scored(tmp_path), REPS, seed=0)
     grows, higher, gap = table.to_dict("records")
     # change: every rr1 run grows by 3 x 0.1
     assert grows["measured"] == pytest.approx(0.3)
@@ -111,7 +116,7 @@ def test_expected_side_decides_the_verdict():
 def test_a_claim_against_the_data_does_not_hold(tmp_path):
     planned = write_runs(tmp_path)
     lower = {**HIGHER_AT_RR1, "expect": {"below": 0}}
-    table = measure_claims([lower], planned, tmp_path, NO_SCORES, REPS, seed=0)
+    table = measure_claims([lower], planned, tmp_path, scored(tmp_path), REPS, seed=0)
     assert table.loc[0, "holds"] == "no"
 
 
@@ -134,16 +139,25 @@ def test_score_claim_is_rliable_iqm_difference_with_probability_of_improvement(t
 
 def test_missing_runs_are_left_out_and_counted(tmp_path):
     planned = write_runs(tmp_path, skip=("rr1-gym:CartPole-v1-2",))
-    row = measure_claims([GROWS], planned, tmp_path, NO_SCORES, REPS, seed=0).iloc[0]
+    row = measure_claims([GROWS], planned, tmp_path, scored(tmp_path), REPS, seed=0).iloc[0]
     assert row["runs"] == 4  # rectangular: 2 seeds x 2 tasks
     assert "2 planned runs left out" in row["detail"]
     matrix, left_out = group_matrix(rows()[:6], {r["run_id"]: 1.0 for r in rows()[:5]})
     assert matrix.shape == (2, 2) and left_out == 2
 
 
+def test_a_run_aggregation_did_not_score_is_left_out(tmp_path):
+    """A record the aggregate refused (failed, or another spec's) never enters a claim."""
+    planned = write_runs(tmp_path)
+    scores = scored(tmp_path)
+    scores = scores[scores["run_id"] != "rr1-gym:CartPole-v1-2"]
+    row = measure_claims([GROWS], planned, tmp_path, scores, REPS, seed=0).iloc[0]
+    assert row["runs"] == 4 and "2 planned runs left out" in row["detail"]
+
+
 def test_too_few_runs_is_inconclusive_not_an_error(tmp_path):
     planned = write_runs(tmp_path, skip=tuple(f"rr1-{task}-{seed}" for task in TASKS for seed in (1, 2)))
-    row = measure_claims([GROWS], planned, tmp_path, NO_SCORES, REPS, seed=0).iloc[0]
+    row = measure_claims([GROWS], planned, tmp_path, scored(tmp_path), REPS, seed=0).iloc[0]
     assert row["holds"] == "inconclusive" and "too few runs" in row["detail"]
 
 
@@ -178,7 +192,7 @@ def test_validation_config_claims_name_planned_runs():
 
 def test_markdown_lists_every_claim_with_its_interval(tmp_path):
     planned = write_runs(tmp_path)
-    table = measure_claims([GROWS, HIGHER_AT_RR1], planned, tmp_path, NO_SCORES, REPS, seed=0)
+    table = measure_claims([GROWS, HIGHER_AT_RR1], planned, tmp_path, scored(tmp_path), REPS, seed=0)
     text = claims_markdown(table, REPS)
     assert text.count("| c | paper |") == 2
     assert "[0.3, 0.3]" in text and "yes: 2, no: 0, inconclusive: 0" in text

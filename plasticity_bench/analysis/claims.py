@@ -21,7 +21,7 @@ other side, ``inconclusive`` otherwise. Nothing here is tuned to make a claim ho
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.analysis.vocabulary import CLAIM_COLUMNS
-from plasticity_bench.results import METRICS
 
 STATISTICS = ("change", "level", "metric_gap", "difference", "score_iqm_difference")
 REDUCTIONS = ("first", "last", "mean", "max")
@@ -158,14 +158,10 @@ def verdict(expect: str, threshold: float, low: float, high: float) -> str:
 # ----------------------------------------------------------------------------- per-run values
 
 
-def _run_metric(runs_dir: Path, run_id: str, claim: Claim, metric: str) -> float | None:
-    path = runs_dir / run_id / METRICS
-    if not path.is_file():
-        return None
-    frame = pd.read_parquet(path, columns=["step", "network", "layer", "metric", "value"],
-                            filters=[("metric", "==", metric), ("network", "==", claim.network),
-                                     ("layer", "==", claim.layer)])
-    values = frame.sort_values("step")["value"].to_numpy(dtype=float)
+def _run_metric(metrics: pd.DataFrame, claim: Claim, metric: str) -> float | None:
+    rows = metrics[(metrics["metric"] == metric) & (metrics["network"] == claim.network)
+                   & (metrics["layer"] == claim.layer)]
+    values = rows.sort_values("step")["value"].to_numpy(dtype=float)
     if values.size == 0:
         return None
     if claim.statistic == "change":
@@ -173,13 +169,18 @@ def _run_metric(runs_dir: Path, run_id: str, claim: Claim, metric: str) -> float
     return float({"first": values[0], "last": values[-1], "mean": values.mean(), "max": values.max()}[claim.value])
 
 
-def _run_value(runs_dir: Path, run_id: str, claim: Claim, scores: Mapping[str, float]) -> float | None:
+def _run_value(run_id: str, claim: Claim, scores: Mapping[str, float],
+               metrics: Callable[[str], pd.DataFrame]) -> float | None:
+    """The claim's value of one run; None for a run aggregation did not score (missing,
+    failed or trained under another spec), so no claim stands on an unchecked record."""
+    if run_id not in scores:
+        return None
     if claim.statistic == "score_iqm_difference":
-        return scores.get(run_id)
-    value = _run_metric(runs_dir, run_id, claim, claim.metric)
+        return scores[run_id]
+    value = _run_metric(metrics(run_id), claim, claim.metric)
     if value is None or claim.statistic != "metric_gap":
         return value
-    minus = _run_metric(runs_dir, run_id, claim, claim.minus)
+    minus = _run_metric(metrics(run_id), claim, claim.minus)
     return None if minus is None else value - minus
 
 
@@ -202,23 +203,22 @@ def group_matrix(rows: Sequence[Mapping[str, Any]], values: Mapping[str, float |
 
 
 def _bootstrap(data: np.ndarray | list[np.ndarray], func, reps: int, seed: int) -> tuple[float, float, float]:
-    """Point estimate and 95% percentile CI of func by rliable's stratified bootstrap (its
-    bootstrap draws from numpy's global RNG whatever random_state says: seeded here)."""
-    from rliable import library as rly
+    """Point estimate and 95% CI of func through stats' one seeded rliable call (imported here:
+    the workflow imports this module while it parses and must not load rliable)."""
+    from plasticity_bench.analysis.stats import seeded_interval
 
-    np.random.seed(seed)
-    point, interval = rly.get_interval_estimates({"x": data}, lambda *args: np.array([func(*args)]), reps=reps)
-    return float(point["x"][0]), float(interval["x"][0, 0]), float(interval["x"][1, 0])
+    point, low, high = seeded_interval(data, lambda *args: np.array([func(*args)]), reps=reps, seed=seed)
+    return float(point[0]), float(low[0]), float(high[0])
 
 
-def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], runs_dir: Path, scores: Mapping[str, float],
-                  reps: int, seed: int) -> dict[str, Any]:
-    from rliable import metrics as rly_metrics
+def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], scores: Mapping[str, float],
+                  metrics: Callable[[str], pd.DataFrame], reps: int, seed: int) -> dict[str, Any]:
+    from plasticity_bench.analysis.stats import IMPROVEMENT_PROBABILITY, STATISTICS
 
     matrices, left_out = {}, 0
     for name, group in claim.groups.items():
         members = select(rows, group)
-        values = {row["run_id"]: _run_value(runs_dir, row["run_id"], claim, scores) for row in members}
+        values = {row["run_id"]: _run_value(row["run_id"], claim, scores, metrics) for row in members}
         matrices[name], missing = group_matrix(members, values)
         left_out += missing
     used = sum(matrix.size for matrix in matrices.values())
@@ -231,7 +231,7 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], runs_dir: Pat
     if claim.two_groups:
         data = [matrices["a"], matrices["b"]]
         if claim.statistic == "score_iqm_difference":
-            func = lambda a, b: rly_metrics.aggregate_iqm(a) - rly_metrics.aggregate_iqm(b)  # noqa: E731
+            func = lambda a, b: STATISTICS["iqm"](a) - STATISTICS["iqm"](b)  # noqa: E731
         else:
             func = lambda a, b: a.mean() - b.mean()  # noqa: E731
     else:
@@ -239,7 +239,7 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], runs_dir: Pat
     measured, low, high = _bootstrap(data, func, reps, seed)
     details = []
     if claim.statistic == "score_iqm_difference":
-        probability, p_low, p_high = _bootstrap(data, rly_metrics.probability_of_improvement, reps, seed)
+        probability, p_low, p_high = _bootstrap(data, IMPROVEMENT_PROBABILITY, reps, seed)
         details.append(f"P(a > b) = {probability:.2f} [{p_low:.2f}, {p_high:.2f}]")
     if claim.two_groups:
         details.append(f"a: {matrices['a'].mean():.4g} over {matrices['a'].size} runs, "
@@ -253,11 +253,19 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], runs_dir: Pat
 def measure_claims(entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], runs_dir: Path,
                    scores: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
     """One row per claim (CLAIM_COLUMNS). ``rows``: the matrix's planned runs; ``scores``:
-    the aggregate's per-run table (run_id, score) for the return claims."""
+    the aggregate's per-run table (run_id, score): the runs it checked and scored, the only
+    ones claims read (their scores for the return claims, their metrics for the others)."""
     claims = parse_claims(entries)
     check_claim_groups(claims, rows)
     by_run = dict(zip(scores["run_id"], scores["score"])) if len(scores) else {}
-    measured = [measure_claim(claim, rows, Path(runs_dir), by_run, reps, seed) for claim in claims]
+    read: dict[str, pd.DataFrame] = {}
+
+    def metrics(run_id: str) -> pd.DataFrame:  # each run's table read once for every claim
+        if run_id not in read:
+            read[run_id] = RunRecord(Path(runs_dir) / run_id).metrics()
+        return read[run_id]
+
+    measured = [measure_claim(claim, rows, by_run, metrics, reps, seed) for claim in claims]
     return pd.DataFrame(measured, columns=CLAIM_COLUMNS)
 
 

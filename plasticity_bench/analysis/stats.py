@@ -43,6 +43,8 @@ DEFAULT_REPS = 2000
 DEFAULT_CONFIDENCE = 0.95
 
 #: name (``vocabulary.STATISTIC_NAMES``) -> function of a ``(num_runs, num_tasks)`` matrix returning a scalar.
+#: P(a run of x beats a run of y), averaged over tasks (rliable's, for two run arrays).
+IMPROVEMENT_PROBABILITY: Callable[[np.ndarray, np.ndarray], float] = rly_metrics.probability_of_improvement
 STATISTICS: dict[str, Callable[[np.ndarray], float]] = dict(zip(STATISTIC_NAMES, (
     rly_metrics.aggregate_iqm, rly_metrics.aggregate_mean, rly_metrics.aggregate_median,
     rly_metrics.aggregate_optimality_gap)))
@@ -108,11 +110,19 @@ def bootstrap_each_method(
                 x, _ = run_matrix(rows[rows["task"].isin(tasks)], values)
                 y, _ = run_matrix(other[other["task"].isin(tasks)], values)
                 data, shape = (x, y), x.shape
-            np.random.seed(seed)
-            point, interval = rly.get_interval_estimates(
-                {method: data}, function, reps=reps, confidence_interval_size=confidence)
-            yield Estimate(scope, method, baseline, tasks, int(shape[0] * shape[1]),
-                           point[method], interval[method][0], interval[method][1])
+            point, low, high = seeded_interval(data, function, reps=reps, seed=seed, confidence=confidence)
+            yield Estimate(scope, method, baseline, tasks, int(shape[0] * shape[1]), point, low, high)
+
+
+def seeded_interval(data: np.ndarray | list[np.ndarray], function: Callable[..., np.ndarray], *, reps: int,
+                    seed: int, confidence: float = DEFAULT_CONFIDENCE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(point, low, high) of ``function`` of one rliable array (or of a list of arrays, each
+    resampled independently): the single rliable call every estimate makes, numpy's global
+    RNG seeded right before it (see the module docstring)."""
+    np.random.seed(seed)
+    point, interval = rly.get_interval_estimates({"x": data}, function, reps=reps,
+                                                 confidence_interval_size=confidence)
+    return point["x"], interval["x"][0], interval["x"][1]
 
 
 def _scope_columns(scope: tuple) -> dict:
@@ -182,7 +192,7 @@ def probability_of_improvement(
             pairs[SCOPE + ["method", "baseline", "best_baseline"]].itertuples(index=False, name=None)}
 
     def probability(scope: tuple, group: pd.DataFrame):
-        return lambda x, y: np.array([rly_metrics.probability_of_improvement(x, y)])
+        return lambda x, y: np.array([IMPROVEMENT_PROBABILITY(x, y)])
 
     rows = []
     for estimate in bootstrap_each_method(scores, probability, reps=reps, seed=seed, confidence=confidence,
