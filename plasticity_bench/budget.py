@@ -17,6 +17,7 @@ cadence and off with 0.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 from plasticity_bench.methods import make_method
@@ -48,6 +49,16 @@ def _updates_formula(spec: RunSpec) -> str:
     return f"steps={spec.steps}, learning_starts={hp['learning_starts']}, replay_ratio={hp['replay_ratio']:g}"
 
 
+def first_actions(spec: RunSpec, updates: int) -> Iterator[tuple[str, str, Any, int]]:
+    """(method, option, its value, the update at which the method first acts by it) for each
+    of the run's methods planned over ``updates`` (Method.first_action_updates)."""
+    for name in spec.methods:
+        method = make_method(name, **spec.method_options.get(name, {}))
+        method.plan(updates)
+        for option, first in method.first_action_updates().items():
+            yield name, option, spec.method_options[name][option], first
+
+
 def shortfalls(spec: RunSpec) -> list[str]:
     """One sentence per thing the budget cannot produce, naming the numbers and the key to
     change; empty when the budget suffices."""
@@ -58,44 +69,38 @@ def shortfalls(spec: RunSpec) -> list[str]:
         return [f"{made}: nothing is trained; raise --steps above learning_starts={hp['learning_starts']} "
                 f"or lower it (--set learning_starts=N)"]
     found = []
-    eval_every_steps = spec.hyperparams.get("eval_every_steps")  # sl evaluates at the end of every task
-    if eval_every_steps is not None and eval_every_steps > spec.steps:
-        found.append(f"eval_every_steps={eval_every_steps} env steps exceeds steps={spec.steps}: the run is evaluated only at "
-                     f"its last step; lower it (--set eval_every_steps=N, N <= {spec.steps}) or raise --steps")
-    monitor_every_updates = spec.hyperparams["monitor_every_updates"]
-    if monitor_every_updates > updates:
-        found.append(f"monitor_every_updates={monitor_every_updates} updates exceeds {made}: metrics.parquet gets no monitor row; "
-                     f"lower it (--set monitor_every_updates=N, N <= {updates}) or raise --steps")
-    for name in spec.methods:
-        method = make_method(name, **spec.method_options.get(name, {}))
-        method.plan(updates)
-        for option, first in method.first_action_updates().items():
-            if first > updates:
-                value = spec.method_options[name][option]
-                found.append(f"{name}.{option}={value} first acts at update {first}, after {made}: {name} never acts; "
-                             f"lower it so that it acts by update {updates} (--set {name}.{option}=N) or raise --steps")
+    eval_every = spec.hyperparams.get("eval_every_steps")  # sl evaluates at the end of every task
+    if eval_every is not None and eval_every > spec.steps:
+        found.append(f"eval_every_steps={eval_every} env steps exceeds steps={spec.steps}: the run is evaluated "
+                     f"only at its last step; lower it (--set eval_every_steps=N, N <= {spec.steps}) or raise --steps")
+    monitor_every = spec.hyperparams["monitor_every_updates"]
+    if monitor_every > updates:
+        found.append(f"monitor_every_updates={monitor_every} updates exceeds {made}: metrics.parquet gets no monitor "
+                     f"row; lower it (--set monitor_every_updates=N, N <= {updates}) or raise --steps")
+    for name, option, value, first in first_actions(spec, updates):
+        if first > updates:
+            found.append(f"{name}.{option}={value} first acts at update {first}, after {made}: {name} never acts; "
+                         f"lower it so that it acts by update {updates} (--set {name}.{option}=N) or raise --steps")
     return found
 
 
 def cadences(spec: RunSpec) -> dict[str, dict[str, Any]]:
-    """Every cadence of the run with its unit and what the budget makes of it, for
-    ``--print-spec``: the keys keep their names, this states their units."""
+    """Every cadence of the run with its unit (which the key's name also says) and what the
+    budget makes of it, for ``--print-spec``."""
     updates = planned_updates(spec)
     hp = spec.hyperparams
     table = {"updates": {"count": updates, "unit": "gradient updates", "from": _updates_formula(spec)}}
     per_step = "gradient steps" if spec.algo == "sl" else "env steps"
-    for key, unit, total in (("eval_every_steps", "env steps", spec.steps), ("checkpoint_every_steps", per_step, spec.steps),
-                             ("task_steps", "gradient steps", spec.steps), ("monitor_every_updates", "gradient updates", updates),
+    for key, unit, total in (("eval_every_steps", "env steps", spec.steps),
+                             ("checkpoint_every_steps", per_step, spec.steps),
+                             ("task_steps", "gradient steps", spec.steps),
+                             ("monitor_every_updates", "gradient updates", updates),
                              ("probe_every_updates", "gradient updates", updates)):
         if key in hp:
             value = hp[key]
             table[key] = {"value": value, "unit": unit, "count": total // value if value else 0}
-    for name in spec.methods:
-        method = make_method(name, **spec.method_options.get(name, {}))
-        method.plan(updates)
-        for option, first in method.first_action_updates().items():
-            table[f"{name}.{option}"] = {"value": spec.method_options[name][option], "unit": "gradient updates",
-                                         "first_acts_at_update": first}
+    for name, option, value, first in first_actions(spec, updates):
+        table[f"{name}.{option}"] = {"value": value, "unit": "gradient updates", "first_acts_at_update": first}
     return table
 
 
