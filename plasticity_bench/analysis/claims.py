@@ -40,8 +40,6 @@ GROUP_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "task")
 CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
               "expect"}
 VERDICTS = ("yes", "no", "inconclusive")
-CLAIMS_CSV = "claims.csv"
-CLAIMS_MD = "claims.md"
 
 
 class ClaimError(ValueError):

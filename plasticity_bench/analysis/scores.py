@@ -165,11 +165,6 @@ def run_matrix(rows: pd.DataFrame, values: Callable[[pd.DataFrame], np.ndarray])
     return np.stack(columns, axis=1), tasks
 
 
-def score_matrix(scores: pd.DataFrame, value: str = "score") -> tuple[np.ndarray, list[str]]:
-    """Score matrix of one (scope, method): ``(num_runs, num_tasks)`` of column ``value``."""
-    return run_matrix(scores, lambda task_rows: task_rows[value].to_numpy(float))
-
-
 def overall_scores(scores: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
     """The overall scope: scores pooled across scopes, one "task" per cell ``suite/algo/arch/task``.
 
