@@ -53,17 +53,25 @@ def train(
     arch: str = typer.Option("mlp", help="architecture: " + ", ".join(registry.ARCHS)),
     method: str = typer.Option("none", help="method(s), joined by '+': " + ", ".join(registry.METHODS)),
     task: str = typer.Option(..., help="family:name, e.g. dmc:cheetah-run, mujoco:HalfCheetah-v5, gym:CartPole-v1"),
-    seed: int = typer.Option(0, help="random seed"),
+    seed: Optional[int] = typer.Option(None, help="random seed (default 0)"),
+    seeds: Optional[str] = typer.Option(
+        None, help="several seeds of the cell, comma-separated (e.g. 0,1,2; instead of --seed): trained together "
+        "in one process, each into <runs-dir>/<run_id> under the run id its one-seed run has; exit 3 when any "
+        "of them failed (after all ran)"),
     steps: int = typer.Option(..., help="environment steps to train for"),
-    out: Optional[Path] = typer.Option(None, help="run folder [default: results/runs/<run_id>]"),
+    out: Optional[Path] = typer.Option(None, help="run folder of a one-seed run (default <runs-dir>/<run_id>); "
+                                       "not with several --seeds"),
+    runs_dir: Path = typer.Option(Path("results") / "runs", help="folder of the run folders, each named by its run id"),
     set_: list[str] = typer.Option([], "--set", help="override a hyperparameter or method option: key=value, method.option=value"),
     threads: int = typer.Option(1, help="torch threads (1 lets parallel jobs share the CPU)"),
     device: str = typer.Option("auto", help="torch device: auto (CUDA when visible, else CPU), cpu, cuda, cuda:N"),
     gpu_slots: Optional[Path] = typer.Option(None, help="with --device auto and several GPUs: folder of slot locks "
                                              "that spreads parallel jobs over the GPUs (see plasticity_bench/devices.py)"),
     progress: bool = typer.Option(True, help="show a progress bar"),
-    print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit"),
-    expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow check)"),
+    print_spec: bool = typer.Option(False, "--print-spec", help="print the resolved spec as JSON and exit (with "
+                                    "--seeds: a JSON list, one spec per seed)"),
+    expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow "
+                                                "check); with --seeds, the run ids comma-separated in the seeds' order"),
     restart: bool = typer.Option(False, "--restart", help="delete the run's records (manifest, eval, metrics, "
                                  "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged"),
     allow_short_budget: bool = typer.Option(
@@ -76,8 +84,8 @@ def train(
     track: bool = typer.Option(False, "--track", help="also log to Weights & Biases (pip install "
                                "'plasticity-bench[wandb]'; project: $WANDB_PROJECT, else plasticity-bench)"),
 ) -> None:
-    """Train one run and write its record (manifest, eval, metrics, train, checkpoint, TensorBoard events);
-    resumes after a kill."""
+    """Train one run (or, with --seeds, several seeds of one cell in one process) and write its record
+    (manifest, eval, metrics, train, checkpoint, TensorBoard events); resumes after a kill."""
     import json
 
     from plasticity_bench.budget import cadences
@@ -85,18 +93,31 @@ def train(
 
     if threads <= 0:
         fail(f"threads must be positive, got {threads}")
+    if seeds is not None and seed is not None:
+        fail(f"give either --seed {seed} or --seeds {seeds}, not both")
+    seed_list = [0 if seed is None else seed] if seeds is None else parse_seeds(seeds)
+    several = len(seed_list) > 1
+    if several and out is not None:
+        fail(f"--out names one run's folder, but --seeds {seeds} trains {len(seed_list)} runs: drop --out (each run "
+             f"goes to <--runs-dir>/<run_id>, --runs-dir {runs_dir}) or give one seed")
+    expected = None if expect_run_id is None else [part.strip() for part in expect_run_id.split(",")]
+    if expected is not None and len(expected) != len(seed_list):
+        fail(f"--expect-run-id names {len(expected)} run id(s) for {len(seed_list)} seed(s); give one per seed of "
+             f"--seeds, comma-separated in the same order")
     try:
-        spec = build_spec(algo, arch, method, task, seed, steps, set_)
+        specs = [build_spec(algo, arch, method, task, one_seed, steps, set_) for one_seed in seed_list]
     except SpecError as error:
         fail(str(error))
-    if expect_run_id is not None and spec.run_id != expect_run_id:
-        fail(f"the arguments resolve to run {spec.run_id!r}, not the expected {expect_run_id!r}")
+    for spec, expected_id in zip(specs, expected or []):
+        if spec.run_id != expected_id:
+            fail(f"the arguments resolve to run {spec.run_id!r}, not the expected {expected_id!r}")
     if print_spec:
-        typer.echo(json.dumps({"run_id": spec.run_id, **spec.to_dict(), "cadences": cadences(spec)}, indent=2))
+        resolved = [{"run_id": spec.run_id, **spec.to_dict(), "cadences": cadences(spec)} for spec in specs]
+        typer.echo(json.dumps(resolved if seeds is not None else resolved[0], indent=2))
         return
 
-    run_dir = out or Path("results") / "runs" / spec.run_id
-    check_writable_folder(run_dir, "--out")
+    run_dirs = [out or runs_dir / spec.run_id for spec in specs]
+    check_writable_folder(run_dirs[0], "--out" if out is not None else "--runs-dir")
     if track:
         from plasticity_bench.training_log import TrackingUnavailableError, check_tracking_available
 
@@ -110,23 +131,31 @@ def train(
     from plasticity_bench.budget import ShortBudgetError
     from plasticity_bench.devices import DeviceError, select_training_device
     from plasticity_bench.results import CorruptRecordError, RunLockedError
+    from plasticity_bench.seed_batch import train_seeds
     from plasticity_bench.train import RunConflictError, RunFailedError
     from plasticity_bench.train import train as run_training
 
-    try:
+    folder_option = f"--out {out}" if out is not None else f"--runs-dir {runs_dir}"
+    try:  # one GPU slot for the process, whatever the number of seeds
         torch_device, slot = select_training_device(device, gpu_slots)
     except DeviceError as error:
         fail(str(error))
     try:
-        manifest = run_training(spec, run_dir, threads=threads, device=torch_device, progress=progress,
-                                restart=restart, allow_short_budget=allow_short_budget, tensorboard=tensorboard,
-                                track=track)
+        if several:
+            manifests = train_seeds(specs, run_dirs, threads=threads, device=torch_device, progress=progress,
+                                    restart=restart, allow_short_budget=allow_short_budget, tensorboard=tensorboard,
+                                    track=track)
+        else:
+            manifests = [run_training(specs[0], run_dirs[0], threads=threads, device=torch_device, progress=progress,
+                                      restart=restart, allow_short_budget=allow_short_budget,
+                                      tensorboard=tensorboard, track=track)]
     except (ShortBudgetError, RunConflictError, RunLockedError) as error:
         fail(str(error))
     except OSError as error:  # before training started: the folder cannot be written
-        fail(f"--out {run_dir} cannot be written: {error}")
+        fail(f"{folder_option} cannot be written: {error}")
     except CorruptRecordError as error:
-        fail(f"{error}; rerun with --restart to train this run from scratch (its records in {run_dir} are replaced)")
+        fail(f"{error}; rerun with --restart to train {'these runs' if several else 'this run'} from scratch "
+             f"(its records in {folder_option.split(' ', 1)[1]} are replaced)")
     except RunFailedError as error:
         # Recorded as failed in the manifest; a distinct code lets the workflow go on and
         # let aggregation report the run as failed instead of stopping every other job.
@@ -137,8 +166,31 @@ def train(
     finally:
         if slot is not None:
             slot.release()
-    last = manifest.get("step")
-    typer.echo(f"{spec.run_id}: {manifest['status']} at step {last}; record in {run_dir}")
+    failed = []
+    for spec, run_dir, manifest in zip(specs, run_dirs, manifests):
+        status = manifest.get("status")
+        reason = f" ({manifest.get('error')})" if status != "completed" and manifest.get("error") else ""
+        typer.echo(f"{spec.run_id}: {status} at step {manifest.get('step')}{reason}; record in {run_dir}")
+        if status != "completed":
+            failed.append(spec.run_id)
+    if failed:  # several seeds: each ran to its end; the failed ones are results too (exit 3, as one run)
+        fail(f"{len(failed)} of {len(specs)} runs failed: {', '.join(failed)} (their manifests say why)",
+             code=RUN_FAILED_EXIT)
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → [0, 1, 2]; anything else fails with one line (exit 2)."""
+    parts = [part.strip() for part in text.split(",")]
+    if not all(part.lstrip("-").isdigit() for part in parts):
+        fail(f"--seeds {text!r} is not a list of seeds; give non-negative integers separated by ',', e.g. 0,1,2")
+    seed_list = [int(part) for part in parts]
+    negative = [value for value in seed_list if value < 0]
+    if negative:
+        fail(f"--seeds {text}: seeds must be non-negative, got {', '.join(map(str, negative))}")
+    duplicates = sorted({value for value in seed_list if seed_list.count(value) > 1})
+    if duplicates:
+        fail(f"--seeds {text} names seed {', '.join(map(str, duplicates))} more than once; give each seed once")
+    return seed_list
 
 
 def check_writable_folder(path: Path, option: str) -> None:

@@ -35,11 +35,13 @@ class PlannedRun:
     # "regrama[tau=0.1]"), then "[variant]" if any; the plain method name otherwise.
     label: str = ""
 
-    def cli_args(self) -> list[str]:
-        """``plasticity-bench train`` arguments that rebuild exactly this spec."""
+    def cli_args(self, seeds: list[int] | None = None) -> list[str]:
+        """``plasticity-bench train`` arguments that rebuild exactly this spec; with ``seeds``,
+        the specs of those seeds of its cell (``--seeds``) instead."""
         s = self.spec
+        seed_args = ["--seed", str(s.seed)] if seeds is None else ["--seeds", ",".join(map(str, seeds))]
         args = ["--algo", s.algo, "--arch", s.arch, "--method", s.method, "--task", s.task,
-                "--seed", str(s.seed), "--steps", str(s.steps)]
+                *seed_args, "--steps", str(s.steps)]
         for key, value in self.overrides.items():
             args += ["--set", f"{key}={json.dumps(value)}"]
         return args
@@ -53,6 +55,53 @@ class PlannedRun:
         if self.label and self.label != s.method:
             row["label"] = self.label
         return row
+
+
+def cell_key(spec: RunSpec) -> str:
+    """What a run trains, but for its seed: runs with the same key differ only in their seed
+    (``seed_batch.train_seeds`` trains such runs together)."""
+    return json.dumps({key: value for key, value in spec.to_dict().items() if key != "seed"}, sort_keys=True)
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Runs of one cell (equal but for their seed) that one workflow job trains together."""
+
+    name: str
+    runs: tuple[PlannedRun, ...]
+
+    @property
+    def seeds(self) -> list[int]:
+        return [run.spec.seed for run in self.runs]
+
+    @property
+    def run_ids(self) -> list[str]:
+        return [run.spec.run_id for run in self.runs]
+
+    def cli_args(self) -> list[str]:
+        """``plasticity-bench train`` arguments that rebuild exactly these runs' specs."""
+        return self.runs[0].cli_args(seeds=self.seeds)
+
+
+def train_jobs(runs: list[PlannedRun], seeds_per_job: int | None = None) -> list[TrainJob]:
+    """The planned runs grouped into training jobs: the runs of each cell (``cell_key``), in
+    planned order, in chunks of at most ``seeds_per_job`` (None: all of a cell's seeds in one
+    job). A job of one run is named by its run id; a larger one by its first run's id and its
+    number of runs, e.g. ``dqn-mlp-none-gym_CartPole_v1-s0-0123456789--2seeds``."""
+    if seeds_per_job is not None and (isinstance(seeds_per_job, bool) or not isinstance(seeds_per_job, int)
+                                      or seeds_per_job < 1):
+        raise SpecError(f"seeds_per_job must be a positive integer, got {seeds_per_job!r}")
+    cells: dict[str, list[PlannedRun]] = {}
+    for run in runs:
+        cells.setdefault(cell_key(run.spec), []).append(run)
+    jobs = []
+    for cell in cells.values():
+        size = seeds_per_job or len(cell)
+        for start in range(0, len(cell), size):
+            chunk = tuple(cell[start:start + size])
+            name = chunk[0].spec.run_id if len(chunk) == 1 else f"{chunk[0].spec.run_id}--{len(chunk)}seeds"
+            jobs.append(TrainJob(name, chunk))
+    return jobs
 
 
 # A method entry: components joined by '+', each a method name with optional options in
