@@ -1,6 +1,7 @@
 """Name → factory for algorithms, architectures, methods and metrics, with one-line
 descriptions for ``plasticity-bench list``. Factories are "module:attribute" strings,
-imported on first use, so listing and validating never pay for heavy imports."""
+imported on first use, so listing and validating never pay for heavy imports. A built-in
+method's description is therefore kept here only, not on its class."""
 
 from __future__ import annotations
 

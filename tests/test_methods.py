@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import pytest
 import torch
 from torch import nn
 
+from plasticity_bench import registry
 from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.methods import make_method
+from plasticity_bench.methods import Method, make_method
 from plasticity_bench.methods.layer_norm import LayerNormMethod
 from plasticity_bench.methods.recycling import concatenate_batches, recycle_neurons
 from plasticity_bench.methods.redo import ReDo
@@ -287,6 +289,35 @@ def test_option_validation():
     defaults = make_method("regrama")
     assert (defaults.tau, defaults.period, defaults.mode) == (0.01, 1000, "threshold")
     assert ReDo.owns_reset_schedule and ReGraMa.owns_reset_schedule
+
+
+def test_options_are_the_constructor_defaults():
+    # Each registered method declares its options once, as __init__'s keyword defaults;
+    # options() reads them from there (same names, values and order), and no method
+    # keeps a hand-written copy that could drift.
+    for name in registry.METHODS:
+        cls = registry.method_class(name)
+        declared = {p.name: p.default for p in inspect.signature(cls).parameters.values()
+                    if p.default is not inspect.Parameter.empty}
+        assert list(cls.options().items()) == list(declared.items()), name
+        assert all("options" not in vars(klass) for klass in cls.__mro__ if klass is not Method), name
+        # A built-in method's description lives in the registry only (listed without an import).
+        assert registry.METHODS[name][1] and all("description" not in vars(klass) for klass in cls.__mro__), name
+
+
+def test_options_of_classes_without_or_with_unusual_parameters():
+    class Plain(Method):
+        name = "plain"
+
+    class Mixed(Method):
+        name = "mixed"
+
+        def __init__(self, required, sigma=0.01, *args, period=100, **rest):
+            pass
+
+    assert Method.options() == {} and Plain.options() == {}
+    assert Mixed.options() == {"sigma": 0.01, "period": 100}
+    assert LayerNormMethod.options() == {}
 
 
 def test_layer_norm_method_adds_layer_norm():

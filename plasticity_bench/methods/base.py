@@ -3,6 +3,7 @@ agent's internals (the dopamine ``weight_recyclers`` separation)."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from collections.abc import Iterable
 from typing import Any, ClassVar
@@ -17,13 +18,14 @@ from plasticity_bench.networks import NetworkConfig
 class Method:
     """Base class of every intervention; the default does nothing.
 
-    Subclasses set ``name`` and ``description``; their constructor takes the method's
-    options as keyword arguments (each with the paper's default), and ``options()`` lists
-    them so that ``--set name.option=value`` can be validated.
+    Subclasses set ``name``; their constructor takes the method's options as keyword
+    arguments, each with the paper's default, and ``options()`` reads them from that
+    signature so that ``--set name.option=value`` can be validated. A built-in method's
+    one-line description is in ``registry.METHODS`` (``plasticity-bench list`` prints it
+    without importing the method).
     """
 
     name: ClassVar[str] = "none"
-    description: ClassVar[str] = "no intervention (baseline)"
     # Methods that periodically reset parameters own the reset schedule; two of them in
     # one run would fight over the same neurons, so composition rejects that.
     owns_reset_schedule: ClassVar[bool] = False
@@ -39,8 +41,11 @@ class Method:
 
     @classmethod
     def options(cls) -> dict[str, Any]:
-        """Option name → default value."""
-        return {}
+        """Option name → default value: the constructor's parameters that have a default, in
+        their order (``**options``, ``*args`` and parameters without a default are not options)."""
+        parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]  # past self
+        return {p.name: p.default for p in parameters
+                if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.default is not p.empty}
 
     def plan(self, total_updates: int) -> None:
         """Told once, before ``setup``, how many gradient updates the run will make (a

@@ -46,8 +46,6 @@ from plasticity_bench.methods.base import Method
 from plasticity_bench.methods.recycling import chosen_roles, non_negative, positive_int, role_names
 
 HISTORY = 3  # snapshots theta_{t-2}, theta_{t-1}, theta_t
-DEFAULTS = {"coefficient": None, "target_relative_scale": 0.01, "initial_coefficient": 50.0, "adapt_after": 10_000,
-            "window": 50_000, "roles": None}
 
 
 def _tensors(output: Any) -> list[torch.Tensor]:
@@ -60,7 +58,6 @@ def _tensors(output: Any) -> list[torch.Tensor]:
 
 class CChain(Method):
     name = "c_chain"
-    description = "loss + lambda * MSE to the network of 2 updates earlier on a reference batch (C-CHAIN, Tang et al. 2025)"
 
     def __init__(self, coefficient: Any = None, target_relative_scale: float = 0.01, initial_coefficient: float = 50.0,
                  adapt_after: int = 10_000, window: int = 50_000, roles: Any = None):
@@ -77,10 +74,6 @@ class CChain(Method):
         # Recent |RL loss| and churn values per role, for the automatic coefficient.
         self.rl_losses: dict[str, deque[float]] = {}
         self.churns: dict[str, deque[float]] = {}
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return dict(DEFAULTS)
 
     def first_action_updates(self) -> dict[str, int]:
         # The churn term acts from the start; the automatic coefficient only from adapt_after.

@@ -64,7 +64,6 @@ class _ActivationMeans:
 
 class ContinualBackprop(Method):
     name = "cbp"
-    description = "continual backprop: replace a small fraction of mature low-utility units (Dohare et al. 2024)"
     owns_reset_schedule = True
 
     def __init__(self, replacement_rate: float = 1e-4, decay: float = 0.99, maturity_threshold: int = 1000,
@@ -80,10 +79,6 @@ class ContinualBackprop(Method):
         self.pending: dict[str, dict[str, float]] = {}  # fractional replacements owed
         self._means: dict[str, dict[str, _ActivationMeans]] = {}
         self._handles: list[Any] = []
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"replacement_rate": 1e-4, "decay": 0.99, "maturity_threshold": 1000, "roles": None}
 
     def first_action_updates(self) -> dict[str, int]:
         return {"maturity_threshold": self.maturity_threshold + 1}  # a unit is mature once its age exceeds it

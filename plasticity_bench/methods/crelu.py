@@ -43,5 +43,4 @@ class ConcatenatedActivationMethod(Method):
 
 class CReLUMethod(ConcatenatedActivationMethod):
     name = "crelu"
-    description = "CReLU activations [relu(x), relu(-x)] with halved widths (Abbas et al. 2023)"
     activation = "CReLU"

@@ -17,5 +17,4 @@ from plasticity_bench.methods.crelu import ConcatenatedActivationMethod
 
 class DeepFourierFeatures(ConcatenatedActivationMethod):
     name = "dff"
-    description = "deep Fourier features [sin(x), cos(x)] as every hidden activation, widths halved (Lewandowski et al. 2024)"
     activation = "Fourier"

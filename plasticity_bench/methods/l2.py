@@ -26,16 +26,11 @@ DEFAULT_COEFFICIENT = 5e-4
 
 class L2(Method):
     name = "l2"
-    description = "loss + lambda * ||theta||^2, coupled L2 regularisation through the optimizer"
 
     def __init__(self, coefficient: float = DEFAULT_COEFFICIENT, roles: Any = None):
         self.coefficient = non_negative("coefficient", coefficient)
         self.roles = role_names(roles)
         self.chosen: set[str] = set()
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"coefficient": DEFAULT_COEFFICIENT, "roles": None}
 
     def setup(self, roles: dict[str, Role]) -> None:
         self.chosen = set(chosen_roles(self.name, roles, self.roles))

@@ -25,16 +25,11 @@ from plasticity_bench.methods.recycling import chosen_roles, non_negative, role_
 
 class L2Init(Method):
     name = "l2_init"
-    description = "loss + lambda * ||theta - theta0||^2, regenerative regularisation (Kumar et al. 2023)"
 
     def __init__(self, coefficient: float = 1e-2, roles: Any = None):
         self.coefficient = non_negative("coefficient", coefficient)
         self.roles = role_names(roles)
         self.initial: dict[str, dict[str, torch.Tensor]] = {}
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"coefficient": 1e-2, "roles": None}
 
     def setup(self, roles: dict[str, Role]) -> None:
         self.initial = {

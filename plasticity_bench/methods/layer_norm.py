@@ -10,7 +10,6 @@ from plasticity_bench.networks import NetworkConfig
 
 class LayerNormMethod(Method):
     name = "layer_norm"
-    description = "LayerNorm after each hidden Linear, before the activation (Lyle et al. 2023)"
     unsupported_archs = {"residual": "its blocks already apply LayerNorm after every Dense layer (BRO/SimBa)"}
 
     def network_config(self, config: NetworkConfig) -> NetworkConfig:

@@ -33,16 +33,11 @@ def weight_matrices(net: nn.Module) -> dict[str, nn.Parameter]:
 
 class NormalizeAndProject(Method):
     name = "nap"
-    description = "LayerNorm before each nonlinearity + rescale each weight matrix to its initial norm (Lyle et al. 2024)"
 
     def __init__(self, period: int = 1, roles: Any = None):
         self.period = positive_int("period", period)
         self.roles = role_names(roles)
         self.initial_norms: dict[str, dict[str, torch.Tensor]] = {}
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"period": 1, "roles": None}
 
     def first_action_updates(self) -> dict[str, int]:
         return {"period": self.period}

@@ -38,7 +38,6 @@ def parseval_penalty(weight: torch.Tensor, scale: float) -> torch.Tensor:
 
 class Parseval(Method):
     name = "parseval"
-    description = "loss + lambda * ||W W^T - s I||_F^2 on every hidden layer (Chung et al. 2024)"
 
     def __init__(self, coefficient: float = 1e-3, scale: float = 2.0, reference_width: int = 64, roles: Any = None):
         self.coefficient = non_negative("coefficient", coefficient)
@@ -46,10 +45,6 @@ class Parseval(Method):
         self.reference_width = positive_int("reference_width", reference_width)
         self.roles = role_names(roles)
         self.chosen: set[str] = set()
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"coefficient": 1e-3, "scale": 2.0, "reference_width": 64, "roles": None}
 
     def setup(self, roles: dict[str, Role]) -> None:
         self.chosen = set(chosen_roles(self.name, roles, self.roles))

@@ -96,7 +96,6 @@ def inject(role: Role) -> int:
 
 class PlasticityInjection(Method):
     name = "plasticity_injection"
-    description = "at update T freeze the head and add trainable h1 minus frozen h2 (Nikishin et al. 2023)"
 
     def __init__(self, at_fraction: float = 0.25, at_update: Any = None, roles: Any = None):
         if not 0 < at_fraction <= 1:
@@ -106,10 +105,6 @@ class PlasticityInjection(Method):
         self.roles = role_names(roles)
         self.injected = False
         self._roles: dict[str, Role] | None = None
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"at_fraction": 0.25, "at_update": None, "roles": None}
 
     def plan(self, total_updates: int) -> None:
         if self.at_update is None:  # an explicit update count wins over the fraction

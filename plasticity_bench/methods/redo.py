@@ -44,7 +44,6 @@ class ReDo(NeuronRecycler):
     """
 
     name = "redo"
-    description = "recycle tau-dormant neurons by activation score (Sokar et al. 2023)"
 
     def __init__(self, tau: float = 0.1, period: int = 1000, batch_size: int = 256, roles: Any = None,
                  reset_optimizer: bool = True):
@@ -55,10 +54,6 @@ class ReDo(NeuronRecycler):
         if not isinstance(reset_optimizer, bool):
             raise ValueError(f"reset_optimizer must be true or false, got {reset_optimizer!r}")
         self.reset_optimizer = reset_optimizer
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None, "reset_optimizer": True}
 
     def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
         return dormant_scores(role.network, role.forward_inputs(batch))

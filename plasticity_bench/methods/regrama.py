@@ -40,7 +40,6 @@ class ReGraMa(NeuronRecycler):
     """
 
     name = "regrama"
-    description = "reset neurons with low gradient magnitude (GraMa score; Liu et al. 2025)"
 
     def __init__(
         self,
@@ -69,11 +68,6 @@ class ReGraMa(NeuronRecycler):
         if variant not in GRAMA_VARIANTS:
             raise ValueError(f"unknown variant {variant!r} for method 'regrama'; valid: {', '.join(GRAMA_VARIANTS)}")
         self.variant = variant
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"tau": 0.01, "period": 1000, "batch_size": 256, "roles": "critics", "mode": "threshold",
-                "percent": 5.0, "variant": "pre_activation"}
 
     def scores(self, role: Role, batch: Batch) -> dict[str, torch.Tensor]:
         return grama_scores(role.network, role.loss_fn, batch, variant=self.variant)

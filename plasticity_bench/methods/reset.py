@@ -69,16 +69,11 @@ def _layers_option(value: Any) -> int | str:
 
 class Reset(PeriodicRoleMethod):
     name = "reset"
-    description = "periodically re-initialise the last layers (or all) and their optimizer state (Nikishin et al. 2022)"
 
     def __init__(self, period: int = 200_000, layers: Any = "all", roles: Any = None):
         self.period = positive_int("period", period)
         self.layers = _layers_option(layers)
         self.roles = role_names(roles)
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"period": 200_000, "layers": "all", "roles": None}
 
     def act(self, role_name: str, role: Role) -> dict[str, float]:
         params = reset_role(role, self.layers)

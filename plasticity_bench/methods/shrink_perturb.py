@@ -61,7 +61,6 @@ def _unit_interval(option: str, value: Any) -> float:
 
 class ShrinkPerturb(PeriodicRoleMethod):
     name = "shrink_perturb"
-    description = "periodically theta <- shrink*theta + perturb*fresh init (Ash & Adams 2020)"
 
     def __init__(self, shrink: float = 0.4, perturb: float = 0.1, form: str = "noise",
                  period: int = 200_000, roles: Any = None):
@@ -77,10 +76,6 @@ class ShrinkPerturb(PeriodicRoleMethod):
         self.form = form
         self.period = positive_int("period", period)
         self.roles = role_names(roles)
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"shrink": 0.4, "perturb": 0.1, "form": "noise", "period": 200_000, "roles": None}
 
     def act(self, role_name: str, role: Role) -> dict[str, float]:
         shrink_perturb_(role.network, self.shrink, self.perturb, self.form)

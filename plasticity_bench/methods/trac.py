@@ -19,15 +19,10 @@ from plasticity_bench.optim.trac import TRACAdam
 
 class TRAC(Method):
     name = "trac"
-    description = "TRAC: Adam with a parameter-free, online-tuned scale of the offset from initialisation (Muppidi et al. 2024)"
     provides_optimizer = True
 
     def __init__(self, roles: Any = None):
         self.roles = role_names(roles)
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"roles": None}
 
     def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
         if self.roles is not None and role_name not in self.roles:

@@ -21,16 +21,11 @@ from plasticity_bench.methods.recycling import non_negative, role_names
 
 class WeightDecay(Method):
     name = "weight_decay"
-    description = "AdamW with decoupled weight decay instead of Adam (Loshchilov & Hutter 2019)"
     provides_optimizer = True
 
     def __init__(self, weight_decay: float = 0.01, roles: Any = None):
         self.weight_decay = non_negative("weight_decay", weight_decay)
         self.roles = role_names(roles)
-
-    @classmethod
-    def options(cls) -> dict[str, Any]:
-        return {"weight_decay": 0.01, "roles": None}
 
     def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
         if self.roles is not None and role_name not in self.roles:
