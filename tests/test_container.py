@@ -303,10 +303,10 @@ def test_dry_run_shows_gpu_resource_and_device(tmp_path):
                        "--config", "device=cuda", "gpus=1")
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    from plasticity_bench.matrix import expand
+    from plasticity_bench.matrix import expand, train_jobs as group_runs
 
-    train_jobs = output.count("rule train:")
-    assert train_jobs == len(expand(yaml.safe_load(SMOKE.read_text()))[0])
+    train_jobs = output.count("rule train:")  # one job per cell's seeds: GPU and slot once per process
+    assert train_jobs == len(group_runs(expand(yaml.safe_load(SMOKE.read_text()))[0]))
     assert output.count("gpu=1") == train_jobs
     assert output.count("--device cuda --gpu-slots results/.gpu_slots") == train_jobs
 

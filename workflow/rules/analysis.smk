@@ -5,7 +5,7 @@ import shlex
 rule aggregate:
     input:
         matrix=MATRIX,
-        runs=expand(f"{RESULTS}/runs/{{run_id}}/manifest.json", run_id=sorted(RUNS)),
+        jobs=expand(JOB_DONE, job=sorted(JOBS)),  # every run's manifest written
     output:
         f"{AGGREGATE_DIR}/aggregate.json",
     params:

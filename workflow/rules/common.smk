@@ -7,7 +7,7 @@ from snakemake.utils import validate
 
 from plasticity_bench.analysis.claims import check_claim_groups, parse_claims
 from plasticity_bench.provenance import default_version
-from plasticity_bench.matrix import config_hash, expand as expand_config
+from plasticity_bench.matrix import config_hash, expand as expand_config, train_jobs
 
 validate(config, "../schemas/config.schema.yaml")
 
@@ -18,12 +18,27 @@ RUNS = {run.spec.run_id: run for run in PLANNED}
 for dropped in DROPPED:
     print(f"plasticity-bench: dropped {dropped['algo']} × {dropped['arch']} × {dropped['method']} × "
           f"{dropped['task']} ({dropped['suite']}): {dropped['reason']}", file=sys.stderr)
-print(f"plasticity-bench: {len(RUNS)} runs planned, {len(DROPPED)} combinations dropped", file=sys.stderr)
+# Training jobs: each trains config `seeds_per_job` runs of one cell (runs equal but for
+# their seed; absent: all of the cell's seeds) in one process.
+JOBS = {job.name: job for job in train_jobs(PLANNED, config.get("seeds_per_job"))}
+print(f"plasticity-bench: {len(RUNS)} runs planned in {len(JOBS)} training jobs, {len(DROPPED)} combinations "
+      "dropped", file=sys.stderr)
 
 CONFIG_HASH = config_hash(config)
 RESULTS = "results"
 MATRIX = f"{RESULTS}/matrix-{CONFIG_HASH[:8]}.json"
 AGGREGATE_DIR = f"{RESULTS}/aggregate/{CONFIG_HASH[:8]}"
+
+# A training job's output is a small file written after its runs trained (their folders and
+# manifests, results/runs/<run_id>/, are no Snakemake outputs). Once a run's manifest is gone
+# (deleted to train a failed run again), its job's file goes too, so the job runs again; its
+# other runs, completed, are not retrained.
+JOB_DONE = f"{RESULTS}/jobs/{{job}}.done"
+for job_name, job in JOBS.items():
+    done = JOB_DONE.format(job=job_name)
+    if os.path.exists(done) and not all(os.path.exists(f"{RESULTS}/runs/{run_id}/manifest.json")
+                                        for run_id in job.run_ids):
+        os.remove(done)
 
 
 # Every job re-reads this file (a SLURM job in its own process, maybe minutes later): the

@@ -1,9 +1,14 @@
-# One job per run. The CLI resumes from the run's checkpoint after a kill, and exits 3 when
-# the run itself failed (a non-finite value, or anything torch, a method or a metric raised
-# while it trained; its manifest says why): that is a result for aggregation to report, not
-# a reason to stop the other jobs. The job then succeeds, so Snakemake keeps the manifest
-# (it deletes a failed job's outputs) and does not run it again by itself.
-
+# One job per group of a cell's runs (runs equal but for their seed; config `seeds_per_job`
+# of them, default all of the cell's seeds; see JOBS in common.smk): one `plasticity-bench
+# train --seeds` process trains them together, the seeds a batch dimension
+# (plasticity_bench/seed_batch.py), each run into its own folder results/runs/<run_id>/ under
+# the run id a one-seed run has. A job of one run (seeds_per_job: 1) is today's one-seed
+# `train --seed` command, named by its run id. The CLI resumes from each run's checkpoint
+# after a kill, and exits 3 when a run itself failed (a non-finite value, or anything torch,
+# a method or a metric raised while it trained; its manifest says why), after every run of
+# the job ran: that is a result for aggregation to report, not a reason to stop the other
+# jobs. The job then succeeds and writes its output (results/jobs/<job>.done, the job's run
+# ids), so Snakemake does not run it again by itself.
 
 rule matrix:
     output:
@@ -20,14 +25,18 @@ TRAIN_GPUS = max(config["gpus"], 1) if config["device"].startswith("cuda") else 
 
 rule train:
     output:
-        f"{RESULTS}/runs/{{run_id}}/manifest.json",
+        JOB_DONE,
     params:
-        args=lambda wildcards: " ".join(f"'{arg}'" for arg in RUNS[wildcards.run_id].cli_args()),
-        run_dir=lambda wildcards: f"{RESULTS}/runs/{wildcards.run_id}",
+        args=lambda wildcards: " ".join(f"'{arg}'" for arg in JOBS[wildcards.job].cli_args()),
+        run_ids=lambda wildcards: ",".join(JOBS[wildcards.job].run_ids),
+        run_id_lines=lambda wildcards: " ".join(JOBS[wildcards.job].run_ids),
+        runs_dir=f"{RESULTS}/runs",
         device=config["device"],
         gpu_slots=f"{RESULTS}/.gpu_slots",
+    wildcard_constraints:
+        job="[^/]+",
     log:
-        f"{RESULTS}/logs/train/{{run_id}}.log",
+        f"{RESULTS}/logs/train/{{job}}.log",
     threads: config["threads"]
     resources:
         mem_mb=config["mem_mb"],
@@ -37,6 +46,7 @@ rule train:
     container:
         config["container_image"]
     shell:
-        "plasticity-bench train {params.args} --out {params.run_dir} --threads {threads} "
+        "(plasticity-bench train {params.args} --runs-dir {params.runs_dir} --threads {threads} "
         "--device {params.device} --gpu-slots {params.gpu_slots} "
-        "--expect-run-id {wildcards.run_id} --no-progress > {log} 2>&1 || [ $? -eq 3 ]"
+        "--expect-run-id {params.run_ids} --no-progress > {log} 2>&1 || [ $? -eq 3 ]) "
+        "&& printf '%s\\n' {params.run_id_lines} > {output}"
