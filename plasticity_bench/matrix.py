@@ -79,8 +79,9 @@ class TrainJob:
         return [run.spec.run_id for run in self.runs]
 
     def cli_args(self) -> list[str]:
-        """``plasticity-bench train`` arguments that rebuild exactly these runs' specs."""
-        return self.runs[0].cli_args(seeds=self.seeds)
+        """``plasticity-bench train`` arguments that rebuild exactly these runs' specs: a job
+        of one run passes ``--seed`` (a one-seed run, as without grouping), a larger one ``--seeds``."""
+        return self.runs[0].cli_args() if len(self.runs) == 1 else self.runs[0].cli_args(seeds=self.seeds)
 
 
 def train_jobs(runs: list[PlannedRun], seeds_per_job: int | None = None) -> list[TrainJob]:
