@@ -54,10 +54,11 @@ def test_slurm_profile_dry_runs_the_smoke_config(tmp_path):
                              "--configfile", str(SMOKE)], capture_output=True, text=True, timeout=300)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
-    from plasticity_bench.matrix import expand
+    from plasticity_bench.matrix import expand, train_jobs
 
     planned, _ = expand(yaml.safe_load(SMOKE.read_text()))
-    assert re.search(rf"^train\s+{len(planned)}$", output, re.M), output[-3000:]
+    # One sbatch job per cell's seeds (one GPU each when config gpus asks for it).
+    assert re.search(rf"^train\s+{len(train_jobs(planned))}$", output, re.M), output[-3000:]
 
 
 @pytest.mark.skipif(os.environ.get("PLASTICITY_BENCH_SLURM_TEST") != "1",
