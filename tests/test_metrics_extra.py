@@ -11,7 +11,7 @@ from torch.func import functional_call
 
 from plasticity_bench import results
 from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.agents.sac import TwinQ
+from plasticity_bench.agents.common import TwinQ
 from plasticity_bench.metrics import (
     METRICS,
     effective_rank,

@@ -10,8 +10,9 @@ import torch
 from torch import nn
 
 from plasticity_bench.agents.base import Batch
-from plasticity_bench.agents.sac import TwinQ
-from plasticity_bench.agents.td3 import TD3, DeterministicActor
+from plasticity_bench.agents.common import TwinQ
+from plasticity_bench.agents.common import DeterministicActor
+from plasticity_bench.agents.td3 import TD3
 from plasticity_bench.metrics import grama_scores
 from plasticity_bench.networks import NetworkConfig, neuron_layers
 from plasticity_bench.analysis.runs import RunRecord

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import torch
 from torch import nn
+
+from plasticity_bench.agents.common import NoiseDraw, batch_mean
 
 
 class Batch(NamedTuple):
@@ -23,6 +26,23 @@ class Batch(NamedTuple):
 
 
 LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+
+
+def backward(loss: torch.Tensor) -> None:
+    """Backpropagate one seed's loss, or a stack's [seeds] losses summed: the sum gives each
+    seed's parameters exactly the gradient of its own loss."""
+    (loss if loss.dim() == 0 else loss.sum()).backward()
+
+
+@contextmanager
+def frozen(network: nn.Module) -> Iterator[None]:
+    """No weight gradients for ``network`` inside (e.g. the critic that scores an actor's
+    actions): skipping them saves backward work and changes nothing else."""
+    network.requires_grad_(False)
+    try:
+        yield
+    finally:
+        network.requires_grad_(True)
 
 
 @dataclass
@@ -75,13 +95,38 @@ class TrainingHooks:
 
 
 class Agent:
-    """Base class: subclasses fill ``self.roles`` and implement ``act`` and ``update``."""
+    """Base class: subclasses fill ``self.roles`` (with ``make_roles``) and implement ``act``
+    and ``update``.
+
+    The same update serves one seed and a stack of seeds (seed_batch.py): a stack's agent is
+    a copy whose attributes named in ``stacked_networks`` (modules), ``stacked_tensors``
+    (leaf tensors trained outside a module) and ``stacked_optimizers`` carry a leading seed
+    axis, with ``seeds`` set and ``draw_normal`` drawing each seed's noise from its own
+    generator. Updates therefore index the last axes only, reduce batches with ``self.mean``
+    and give each seed's own loss, [seeds] where one seed's is a scalar.
+    """
 
     roles: dict[str, Role]
     hooks: TrainingHooks = TrainingHooks()  # subclasses set the trainer's hooks in __init__
+    stacked_networks: ClassVar[tuple[str, ...]] = ()
+    stacked_tensors: ClassVar[tuple[str, ...]] = ()
+    stacked_optimizers: ClassVar[tuple[str, ...]] = ()
+    seeds: int | None = None
+    draw_normal: NoiseDraw | None = None
     # Whether the trainer acts uniformly at random before `learning_starts` (CleanRL's SAC
     # and TD3); an agent whose own exploration covers the warm-up (DQN's ε) sets False.
     random_warmup: bool = True
+
+    def make_roles(self) -> dict[str, Role]:
+        raise NotImplementedError
+
+    def mean(self, x: torch.Tensor) -> torch.Tensor:
+        """A batch mean: a scalar for one seed, one per seed ([seeds]) for a stack."""
+        return batch_mean(x, self.seeds is not None)
+
+    def per_seed(self, value: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``value`` (a scalar, or [seeds] on a stack) shaped to broadcast against ``like``."""
+        return value.reshape(value.shape + (1,) * (like.dim() - value.dim()))
 
     def make_optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
         return self.hooks.optimizer(role_name, params, lr)
@@ -93,23 +138,13 @@ class Agent:
         extra = self.hooks.loss_terms(role_name, network, batch)
         return loss if extra is None else loss + extra
 
-    def gradient_step(self, role_name: str, batch: Batch, frozen: nn.Module | None = None) -> torch.Tensor:
-        """One optimizer step of a role on its training loss; returns the detached loss.
-
-        ``frozen`` (e.g. the critic inside an actor loss) gets no weight gradients during
-        the step: it only scores, so skipping them saves backward work and changes nothing.
-        """
+    def gradient_step(self, role_name: str, batch: Batch) -> torch.Tensor:
+        """One optimizer step of a role on its training loss; returns the detached loss."""
         role = self.roles[role_name]
-        if frozen is not None:
-            frozen.requires_grad_(False)
-        try:
-            loss = self.training_loss(role_name, role.network, batch)
-            role.optimizer.zero_grad()
-            loss.backward()
-            role.optimizer.step()
-        finally:
-            if frozen is not None:
-                frozen.requires_grad_(True)
+        loss = self.training_loss(role_name, role.network, batch)
+        role.optimizer.zero_grad()
+        backward(loss)
+        role.optimizer.step()
         return loss.detach()
 
     def act(self, obs: np.ndarray, env_step: int, explore: bool,

@@ -19,8 +19,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
-from plasticity_bench.agents.sac import soft_update
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward
+from plasticity_bench.agents.common import soft_update
 from plasticity_bench.networks import NetworkConfig, build_body
 
 
@@ -31,6 +31,8 @@ def linear_schedule(start: float, end: float, duration: float, t: int) -> float:
 
 class DQN(Agent):
     random_warmup = False  # ε starts at start_e (1.0), so warm-up is ε-greedy as in CleanRL
+    stacked_networks = ("q_network", "target_network")
+    stacked_optimizers = ("optimizer",)
 
     def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device,
@@ -46,27 +48,32 @@ class DQN(Agent):
         # CleanRL counts the target period in env steps; updates happen every 1/replay_ratio steps.
         self.target_period = max(1, round(hp["target_network_frequency"] * hp["replay_ratio"]))
         self.updates = 0
-        self.roles = {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,),
-                                targets=(self.target_network,))}
+        self.roles = self.make_roles()
         # CleanRL's td_loss and q_values of the last loss evaluation, which update() reports
         # for its own step (the loss function is the role's, so it cannot return more).
         self.diagnostics: dict[str, torch.Tensor] = {}
 
+    def make_roles(self) -> dict[str, Role]:
+        return {"q": Role(self.q_network, self.optimizer, self.q_loss, lambda b: (b.obs,), targets=(self.target_network,))}
+
     def q_loss(self, q_network: nn.Module, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
-            target_max = self.target_network(batch.next_obs).max(dim=1).values
+            target_max = self.target_network(batch.next_obs).max(dim=-1).values
             td_target = batch.rewards + self.hp["gamma"] * target_max * (1 - batch.terminations)
-        old_value = q_network(batch.obs).gather(1, batch.actions.view(-1, 1)).squeeze(1)
-        loss = F.mse_loss(td_target, old_value)
-        self.diagnostics = {"td_loss": loss.detach(), "q_values": old_value.detach().mean()}
+        old_value = q_network(batch.obs).gather(-1, batch.actions.unsqueeze(-1)).squeeze(-1)
+        loss = self.mean(F.mse_loss(td_target, old_value, reduction="none"))
+        self.diagnostics = {"td_loss": loss.detach(), "q_values": self.mean(old_value.detach())}
         return loss
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        loss = self.gradient_step("q", batch)
+        loss = self.training_loss("q", self.q_network, batch)  # the methods' seam: their terms
+        self.optimizer.zero_grad()
+        backward(loss)
+        self.optimizer.step()
         if self.updates % self.target_period == 0:
             soft_update(self.target_network, self.q_network, self.hp["tau"])
-        return {"q_loss": loss, **self.diagnostics}
+        return {"q_loss": loss.detach(), **self.diagnostics}
 
     def epsilon(self, env_step: int) -> float:
         duration = self.hp["exploration_fraction"] * self.total_steps

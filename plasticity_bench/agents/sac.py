@@ -16,64 +16,18 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
-from plasticity_bench.networks import NetworkConfig, build_body
-from plasticity_bench.networks.diffusion import DiffusionActor  # diffusers itself loads lazily
-
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
-
-
-class GaussianActor(nn.Module):
-    """Tanh-squashed Gaussian policy; one trunk whose output layer holds mean and log-std."""
-
-    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
-        super().__init__()
-        self.trunk = build_body(config, obs_dim, 2 * action_dim)
-
-    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.trunk(obs).chunk(2, dim=-1)
-        log_std = torch.tanh(log_std)
-        log_std = LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (log_std + 1)
-        return mean, log_std
-
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reparameterised action and its log-probability (with the tanh correction)."""
-        mean, log_std = self(obs)
-        normal = torch.distributions.Normal(mean, log_std.exp())
-        pre_tanh = normal.rsample()
-        action = torch.tanh(pre_tanh)
-        log_prob = normal.log_prob(pre_tanh) - torch.log(1 - action.pow(2) + 1e-6)
-        return action, log_prob.sum(-1, keepdim=True)
-
-    def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self(obs)[0])
-
-
-def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Module:
-    """SAC's policy for ``config.arch``: a module with ``sample`` and ``deterministic``."""
-    if config.arch == "diffusion":
-        return DiffusionActor(obs_dim, action_dim, config)
-    config = config.for_actor()
-    return GaussianActor(obs_dim, action_dim, config)
-
-
-class TwinQ(nn.Module):
-    """Two independent Q(s, a) networks trained on the same target (clipped double Q)."""
-
-    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
-        super().__init__()
-        self.q1 = build_body(config, obs_dim + action_dim, 1)
-        self.q2 = build_body(config, obs_dim + action_dim, 1)
-
-    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = torch.cat([obs, action], dim=-1)
-        return self.q1(x), self.q2(x)
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward, frozen
+from plasticity_bench.agents.common import TwinQ, make_actor, soft_update, twin_q_loss
+from plasticity_bench.networks import NetworkConfig
 
 
 class SAC(Agent):
+    stacked_networks = ("actor", "critic", "critic_target")
+    stacked_tensors = ("log_alpha",)
+    stacked_optimizers = ("actor_optimizer", "critic_optimizer", "alpha_optimizer")
+
     def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device,
                  hooks: TrainingHooks | None = None):
@@ -95,7 +49,10 @@ class SAC(Agent):
         # return nothing else).
         self.critic_diagnostics: dict[str, torch.Tensor] = {}
         self.entropy: torch.Tensor | None = None
-        self.roles = {
+        self.roles = self.make_roles()
+
+    def make_roles(self) -> dict[str, Role]:
+        return {
             "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,)),
             "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions),
                            targets=(self.critic_target,)),
@@ -107,34 +64,47 @@ class SAC(Agent):
 
     def critic_loss(self, critic: nn.Module, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
-            next_action, next_log_pi = self.actor.sample(batch.next_obs)
+            next_action, next_log_pi = self.actor.sample(batch.next_obs, self.draw_normal)
             next_q1, next_q2 = self.critic_target(batch.next_obs, next_action)
-            next_value = torch.min(next_q1, next_q2).squeeze(-1) - self.alpha * next_log_pi.squeeze(-1)
+            next_log_pi = next_log_pi.squeeze(-1)
+            next_value = torch.min(next_q1, next_q2).squeeze(-1) - self.per_seed(self.alpha, next_log_pi) * next_log_pi
             # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
             target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * next_value
         q1, q2 = critic(batch.obs, batch.actions)
-        return twin_q_loss(q1, q2, target, self.critic_diagnostics)
+        return twin_q_loss(q1, q2, target, self.seeds is not None, self.critic_diagnostics)
 
     def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
-        action, log_pi = actor.sample(batch.obs)
+        action, log_pi = actor.sample(batch.obs, self.draw_normal)
         q1, q2 = self.critic(batch.obs, action)
-        self.entropy = -log_pi.detach().mean()
-        return (self.alpha * log_pi - torch.min(q1, q2)).mean()
+        self.entropy = -self.mean(log_pi.detach())
+        return self.mean(self.per_seed(self.alpha, log_pi) * log_pi - torch.min(q1, q2))
+
+    def alpha_loss(self, batch: Batch) -> torch.Tensor:
+        with torch.no_grad():
+            _, log_pi = self.actor.sample(batch.obs, self.draw_normal)
+        return self.mean(-self.per_seed(self.log_alpha.exp(), log_pi) * (log_pi + self.target_entropy))
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        stats = {"critic_loss": self.gradient_step("critic", batch), **self.critic_diagnostics}
+        critic_loss = self.training_loss("critic", self.critic, batch)  # the methods' seam: their terms
+        self.critic_optimizer.zero_grad()
+        backward(critic_loss)
+        self.critic_optimizer.step()
+        stats = {"critic_loss": critic_loss.detach(), **self.critic_diagnostics}
 
         # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
         if self.updates % self.hp["policy_frequency"] == 0:
             for _ in range(self.hp["policy_frequency"]):
-                stats["actor_loss"] = self.gradient_step("actor", batch, frozen=self.critic)
+                with frozen(self.critic):  # it only scores the actions: no weight gradients
+                    actor_loss = self.training_loss("actor", self.actor, batch)
+                    self.actor_optimizer.zero_grad()
+                    backward(actor_loss)
+                    self.actor_optimizer.step()
+                stats["actor_loss"] = actor_loss.detach()
                 if self.hp["autotune"]:
-                    with torch.no_grad():
-                        _, log_pi = self.actor.sample(batch.obs)
-                    alpha_loss = (-self.log_alpha.exp() * (log_pi + self.target_entropy)).mean()
+                    alpha_loss = self.alpha_loss(batch)
                     self.alpha_optimizer.zero_grad()
-                    alpha_loss.backward()
+                    backward(alpha_loss)
                     self.alpha_optimizer.step()
                     stats["alpha_loss"] = alpha_loss.detach()
             stats["entropy"] = self.entropy
@@ -165,23 +135,3 @@ class SAC(Agent):
         self.updates = counters["updates"]
         with torch.no_grad():
             self.log_alpha.copy_(counters["log_alpha"])
-
-
-def twin_q_loss(q1: torch.Tensor, q2: torch.Tensor, target: torch.Tensor,
-                diagnostics: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The clipped-double-Q critics' loss, MSE(q1) + MSE(q2); puts CleanRL's qf1_loss,
-    qf2_loss, qf_loss (their mean), qf1_values and qf2_values into ``diagnostics``."""
-    qf1_loss, qf2_loss = F.mse_loss(q1.squeeze(-1), target), F.mse_loss(q2.squeeze(-1), target)
-    loss = qf1_loss + qf2_loss
-    diagnostics.update(qf1_loss=qf1_loss.detach(), qf2_loss=qf2_loss.detach(), qf_loss=loss.detach() / 2,
-                       qf1_values=q1.detach().mean(), qf2_values=q2.detach().mean())
-    return loss
-
-
-@torch.no_grad()
-def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
-    """Polyak averaging target ← tau·source + (1 − tau)·target (tau = 1 copies)."""
-    for t, s in zip(target.parameters(), source.parameters()):
-        t.lerp_(s, tau)
-    for t, s in zip(target.buffers(), source.buffers()):
-        t.copy_(s)

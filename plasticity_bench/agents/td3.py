@@ -23,41 +23,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
-from plasticity_bench.agents.sac import TwinQ, soft_update, twin_q_loss
-from plasticity_bench.networks import NetworkConfig, build_body
-from plasticity_bench.networks.diffusion import DiffusionActor  # diffusers itself loads lazily
-
-
-class DeterministicActor(nn.Module):
-    """a = tanh(body(s)); the tanh is a function, not a module, because it is the output
-    layer's squashing and must not be scored as a layer of hidden neurons."""
-
-    def __init__(self, obs_dim: int, action_dim: int, config: NetworkConfig):
-        super().__init__()
-        self.trunk = build_body(config, obs_dim, action_dim)
-
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        return torch.tanh(self.trunk(obs))
-
-
-def make_actor(obs_dim: int, action_dim: int, config: NetworkConfig) -> nn.Module:
-    """TD3's policy for ``config.arch``: any module mapping observations to actions in [-1, 1]."""
-    if config.arch == "diffusion":
-        return DiffusionActor(obs_dim, action_dim, config)
-    config = config.for_actor()
-    return DeterministicActor(obs_dim, action_dim, config)
+from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward, frozen
+from plasticity_bench.agents.common import TwinQ, global_normal, make_actor, soft_update, twin_q_loss
+from plasticity_bench.networks import NetworkConfig
 
 
 class TD3(Agent):
+    stacked_networks = ("actor", "actor_target", "critic", "critic_target")
+    stacked_optimizers = ("actor_optimizer", "critic_optimizer")
     def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
                  total_steps: int, rng: np.random.Generator, device: torch.device,
                  hooks: TrainingHooks | None = None):
         self.hp, self.device, self.rng = hp, device, rng
         self.hooks = hooks or TrainingHooks()
         self.action_dim = action_dim
-        self.actor = make_actor(obs_dim, action_dim, network).to(device)
-        self.actor_target = make_actor(obs_dim, action_dim, network).to(device)
+        self.actor = make_actor(obs_dim, action_dim, network, deterministic=True).to(device)
+        self.actor_target = make_actor(obs_dim, action_dim, network, deterministic=True).to(device)
         self.actor_target.load_state_dict(self.actor.state_dict())
         self.critic = TwinQ(obs_dim, action_dim, network).to(device)
         self.critic_target = TwinQ(obs_dim, action_dim, network).to(device)
@@ -68,7 +49,10 @@ class TD3(Agent):
         self.updates = 0
         # CleanRL's per-critic losses and values of the last critic loss, which update() reports.
         self.critic_diagnostics: dict[str, torch.Tensor] = {}
-        self.roles = {
+        self.roles = self.make_roles()
+
+    def make_roles(self) -> dict[str, Role]:
+        return {
             "actor": Role(self.actor, self.actor_optimizer, self.actor_loss, lambda b: (b.obs,),
                           targets=(self.actor_target,)),
             "critic": Role(self.critic, self.critic_optimizer, self.critic_loss, lambda b: (b.obs, b.actions),
@@ -78,7 +62,8 @@ class TD3(Agent):
     def critic_loss(self, critic: nn.Module, batch: Batch) -> torch.Tensor:
         with torch.no_grad():
             # Target policy smoothing: clipped Gaussian noise on the target actor's action.
-            clipped_noise = (torch.randn_like(batch.actions) * self.hp["policy_noise"]).clamp(
+            noise = self.draw_normal(batch.actions.shape) if self.draw_normal else global_normal(batch.actions.shape, batch.actions)
+            clipped_noise = (noise * self.hp["policy_noise"]).clamp(
                 -self.hp["noise_clip"], self.hp["noise_clip"]
             )
             next_actions = (self.actor_target(batch.next_obs) + clipped_noise).clamp(-1.0, 1.0)
@@ -87,19 +72,28 @@ class TD3(Agent):
             # Bootstrap unless the episode truly terminated (time-limit truncation bootstraps).
             target = batch.rewards + (1 - batch.terminations) * self.hp["gamma"] * min_next_q
         q1, q2 = critic(batch.obs, batch.actions)
-        return twin_q_loss(q1, q2, target, self.critic_diagnostics)
+        return twin_q_loss(q1, q2, target, self.seeds is not None, self.critic_diagnostics)
 
     def actor_loss(self, actor: nn.Module, batch: Batch) -> torch.Tensor:
         q1, _ = self.critic(batch.obs, actor(batch.obs))
-        return -q1.mean()
+        return -self.mean(q1)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
-        stats = {"critic_loss": self.gradient_step("critic", batch), **self.critic_diagnostics}
+        critic_loss = self.training_loss("critic", self.critic, batch)  # the methods' seam: their terms
+        self.critic_optimizer.zero_grad()
+        backward(critic_loss)
+        self.critic_optimizer.step()
+        stats = {"critic_loss": critic_loss.detach(), **self.critic_diagnostics}
 
         # Delayed policy updates: the actor and all targets move every policy_frequency updates.
         if self.updates % self.hp["policy_frequency"] == 0:
-            stats["actor_loss"] = self.gradient_step("actor", batch, frozen=self.critic)
+            with frozen(self.critic):  # it only scores the actions: no weight gradients
+                actor_loss = self.training_loss("actor", self.actor, batch)
+                self.actor_optimizer.zero_grad()
+                backward(actor_loss)
+                self.actor_optimizer.step()
+            stats["actor_loss"] = actor_loss.detach()
             soft_update(self.actor_target, self.actor, self.hp["tau"])
             soft_update(self.critic_target, self.critic, self.hp["tau"])
         return stats

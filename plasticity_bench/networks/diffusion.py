@@ -67,11 +67,11 @@ import math
 import torch
 from torch import nn
 
+from plasticity_bench.agents.common import NoiseDraw, squash_log_std, tanh_gaussian
 from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.mlp import MLP
 
 PRE_TANH_RANGE = 3.0  # the scheduler's clip_sample_range, in pre-tanh units
-LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0  # as SAC's Gaussian actor
 TIME_EMBEDDING_DIM = 16
 # DDPMScheduler's named beta schedules (spec.py validates against these without importing diffusers).
 BETA_SCHEDULES = ("squaredcos_cap_v2", "linear", "scaled_linear", "sigmoid")
@@ -140,17 +140,12 @@ class DiffusionActor(nn.Module):
         return torch.tanh(self.chain(obs))
 
     def log_std(self) -> torch.Tensor:
-        squashed = torch.tanh(self.log_std_param)
-        return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (squashed + 1)
+        return squash_log_std(self.log_std_param)
 
-    def sample(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def sample(self, obs: torch.Tensor, draw: NoiseDraw | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """SAC's reparameterised action and its log-probability given the chain, (B, 1)."""
         mean = self.chain(obs)
-        normal = torch.distributions.Normal(mean, self.log_std().exp().expand_as(mean))
-        pre_tanh = normal.rsample()
-        action = torch.tanh(pre_tanh)
-        log_prob = normal.log_prob(pre_tanh) - torch.log(1 - action.pow(2) + 1e-6)
-        return action, log_prob.sum(-1, keepdim=True)
+        return tanh_gaussian(mean, self.log_std().exp().expand_as(mean), draw)
 
     def deterministic(self, obs: torch.Tensor) -> torch.Tensor:
         """The evaluation policy: the chain under a fixed noise realisation, no SAC noise."""
