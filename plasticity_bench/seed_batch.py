@@ -1,13 +1,61 @@
-"""Several seeds of one cell trained by one process (seeds as a batch dimension)."""
+"""Several seeds of one cell trained by one process, the seeds a batch dimension.
+
+Each seed is an ordinary Trainer (train.py): its own environments, replay buffer, agent,
+methods, numpy generator, records and run folder, under the run id a one-seed run has. What
+the seeds share is the gradient update: ``SeedStack`` stacks their networks, optimizer
+states, SAC's log alpha and replay buffers along a leading seed axis
+(networks/stacked.py), and every seed's tensors become views of the stack's. One update
+then trains every seed with one set of kernels, and everything else a seed does (act,
+step its environment, monitor, probe, let its methods act, evaluate, checkpoint) runs on
+its own modules as in a one-seed run, seeing the stack's numbers through the views.
+
+Randomness. A seed's torch draws come from a generator of its own that continues its
+one-seed run's global stream: the replay indices and update noise are drawn from it
+directly, in the one-seed order, and everything else a seed does runs with the global
+generator swapped to the seed's state (``seed_rng``). So seed s draws the numbers its
+one-seed run draws.
+
+Exactness. The stack computes what the one-seed runs compute, per seed, with batched
+kernels whose float rounding can differ in the last bit (a 1-output layer, the unfused
+LayerNorm affine): after 200 updates parameters agree within 1e-5 relative, the same reset
+events and metric rows (tests/test_seed_batch.py). Over long runs such differences grow
+like any float perturbation of RL training; a seed's numbers never depend on another seed's.
+
+What does not stack trains seed by seed in the same process, with the same records (a
+``NotStackableError`` says why): supervised runs, networks with modules other than
+Linear/LayerNorm holding parameters (the diffusion actor), optimizers other than Adam/AdamW
+(TRAC), and methods that act inside the update (loss terms, training-forward hooks, a
+mid-run change of network structure): ``Method.batches_across_seeds``.
+
+Failures and resumption. A seed whose loss or parameters turn non-finite fails alone at its
+next health check; the stack is rebuilt without it. Every seed checkpoints as a one-seed run
+does (own file, own episode boundary); after a kill, seeds behind the furthest one catch up
+alone, and the stack forms again once they are level.
+"""
 
 from __future__ import annotations
 
+import copy
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
+from plasticity_bench import results
+from plasticity_bench.agents.base import Agent, Batch, TrainingHooks
+from plasticity_bench.budget import check_budget, updates_after
+from plasticity_bench.devices import resolve_device
+from plasticity_bench.methods.base import Method
+from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import RunFailedError, train
+from plasticity_bench.train import RunFailedError, Trainer, open_run, train
+from plasticity_bench.training_log import TrainingLog
+
+STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, device: str | torch.device = "auto",
@@ -19,13 +67,371 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
     Raises, before anything is trained, what ``train.train`` raises before it trains
     (ShortBudgetError, RunConflictError, RunLockedError, CorruptRecordError).
     """
-    manifests = []
-    for spec, run_dir in zip(specs, run_dirs):
-        try:
-            manifests.append(train(spec, run_dir, threads=threads, device=device, progress=progress, restart=restart,
-                                   allow_short_budget=allow_short_budget, tensorboard=tensorboard, track=track))
-        except RunFailedError:
-            from plasticity_bench import results
+    cells = {json.dumps({key: value for key, value in spec.to_dict().items() if key != "seed"}, sort_keys=True)
+             for spec in specs}
+    if len(cells) != 1:
+        raise ValueError("train_seeds trains the seeds of one cell: the specs differ in more than their seed")
+    if not allow_short_budget:
+        for spec in specs:
+            check_budget(spec)
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    if specs[0].algo == "sl":  # the supervised trainer has its own loop: one seed after another
+        return [_train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track)
+                for spec, run_dir in zip(specs, run_dirs)]
+    with ExitStack() as locks:
+        manifests: dict[int, dict] = {}
+        trainers: list[Trainer] = []
+        for index, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
+            locks.enter_context(results.run_lock(Path(run_dir)))
+            try:
+                opened = open_run(spec, Path(run_dir), threads, device, False,
+                                  restart, TrainingLog(Path(run_dir), tensorboard, track))
+            except RunFailedError:
+                manifests[index] = results.read_manifest(Path(run_dir))
+                continue
+            if isinstance(opened, dict):
+                manifests[index] = opened
+            else:
+                ready(opened)
+                trainers.append(opened)
+        for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
+            manifests[specs.index(trainer.spec)] = manifest
+    return [manifests[index] for index in range(len(specs))]
 
-            manifests.append(results.read_manifest(Path(run_dir)))
-    return manifests
+
+def ready(trainer: Trainer) -> None:
+    """Resume the trainer and give it its generators, from the global state its
+    construction and checkpoint left (before the next seed's trainer is built)."""
+    trainer.resume()
+    trainer.generators = SeedGenerators(trainer.device)
+
+
+def _train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track) -> dict:
+    try:
+        return train(spec, run_dir, threads=threads, device=device, progress=progress, restart=restart,
+                     allow_short_budget=True, tensorboard=tensorboard, track=track)
+    except RunFailedError:
+        return results.read_manifest(Path(run_dir))
+
+
+class SeedGenerators:
+    """A seed's torch generators (host, and the device's on CUDA), created from torch's
+    global state at construction: the state the seed's one-seed run would go on with."""
+
+    def __init__(self, device: torch.device):
+        self.host = torch.Generator()
+        self.host.set_state(torch.get_rng_state())
+        self.device = None
+        if device.type == "cuda":
+            self.device = torch.Generator(device=device)
+            self.device.set_state(torch.cuda.get_rng_state(device))
+        self.device_type = device
+
+    @property
+    def for_device(self) -> torch.Generator:
+        """The generator of tensors on the training device."""
+        return self.device if self.device is not None else self.host
+
+
+@contextmanager
+def seed_rng(generators: SeedGenerators) -> Iterator[None]:
+    """torch's global generator(s) at the seed's state inside; the seed's state after."""
+    torch.set_rng_state(generators.host.get_state())
+    if generators.device is not None:
+        torch.cuda.set_rng_state(generators.device.get_state(), generators.device_type)
+    try:
+        yield
+    finally:
+        generators.host.set_state(torch.get_rng_state())
+        if generators.device is not None:
+            generators.device.set_state(torch.cuda.get_rng_state(generators.device_type))
+
+
+def acts_inside_update(method: Method) -> bool:
+    """Whether a method changes the update itself (loss terms, a look at the loss, hooks on
+    the training forward, new network structure): such seeds cannot share a stacked update."""
+    kind = type(method)
+    return (not kind.batches_across_seeds or kind.loss_terms is not Method.loss_terms
+            or kind.observe_loss is not Method.observe_loss)
+
+
+class SeedStack:
+    """The seeds' agents as one agent whose tensors carry a leading seed axis (module doc).
+    Built from the trainers' current state; raises NotStackableError (changing nothing)
+    when something cannot stack."""
+
+    def __init__(self, trainers: list[Trainer]):
+        for trainer in trainers:
+            inside = [method.name for method in trainer.methods if acts_inside_update(method)]
+            if inside:
+                raise NotStackableError(f"method {inside[0]} acts inside the update")
+        agents: list[Agent] = [trainer.agent for trainer in trainers]
+        for name in type(agents[0]).stacked_networks:
+            for network in (getattr(agent, name) for agent in agents):
+                check_stackable(network)
+        for name in type(agents[0]).stacked_optimizers:
+            kinds = {type(getattr(agent, name)) for agent in agents}
+            if len(kinds) != 1 or kinds.pop() not in STACKABLE_OPTIMIZERS:
+                raise NotStackableError(f"{name} is not Adam or AdamW")
+        if len({trainer.replay.size for trainer in trainers}) != 1:
+            raise NotStackableError("the seeds' replay buffers differ in size")
+
+        self.trainers = trainers
+        self.generators: list[SeedGenerators] = [trainer.generators for trainer in trainers]
+        self.views: list[tuple[torch.Tensor, int]] = []  # (seed tensor, the address it must keep)
+        # (a seed's optimizer, parameter, its state dict, and the objects the dict must hold)
+        self.states: list[tuple[torch.optim.Optimizer, torch.Tensor, dict, dict]] = []
+        agent = copy.copy(agents[0])
+        for attribute, value in vars(agents[0]).items():  # diagnostics dicts: the stack's own
+            if isinstance(value, dict) and attribute != "hp":
+                setattr(agent, attribute, {})
+        counterpart: dict[int, torch.Tensor] = {}  # id(seed parameter) → stacked parameter
+        for name in type(agent).stacked_networks:
+            networks = [getattr(seed_agent, name) for seed_agent in agents]
+            stacked = stack_networks(networks)
+            for network in networks:
+                for param, stacked_param in zip(network.parameters(), stacked.parameters()):
+                    counterpart[id(param)] = stacked_param
+                    self.views.append((param, param.data_ptr()))
+            setattr(agent, name, stacked)
+        for name in type(agent).stacked_tensors:
+            tensors = [getattr(seed_agent, name) for seed_agent in agents]
+            stacked = stack_tensors(tensors, tensors[0].requires_grad)
+            for tensor in tensors:
+                counterpart[id(tensor)] = stacked
+                self.views.append((tensor, tensor.data_ptr()))
+            setattr(agent, name, stacked)
+        for name in type(agent).stacked_optimizers:
+            setattr(agent, name, self.stack_optimizer([getattr(seed_agent, name) for seed_agent in agents], counterpart))
+        agent.hooks = TrainingHooks()  # no stacked seed has a method inside the update
+        agent.seeds = len(agents)
+        agent.draw_normal = self.draw_normal
+        agent.roles = agent.make_roles()
+        self.agent = agent
+
+        replays = [trainer.replay for trainer in trainers]
+        self.replay_fields = []
+        for field in ("obs", "actions", "rewards", "next_obs", "terminations"):
+            tensors = [getattr(replay, field) for replay in replays]
+            self.replay_fields.append(stack_tensors(tensors, False))
+            self.views += [(tensor, tensor.data_ptr()) for tensor in tensors]
+        self.seed_index = torch.arange(len(trainers), device=replays[0].device).unsqueeze(1)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
+                        ) -> torch.optim.Optimizer:
+        """One optimizer of the same kind over the stacked parameters; each seed's moment
+        estimates become views of its, and all seeds share one step count (they step
+        together). Raises NotStackableError when the seeds' settings or step counts differ."""
+        first = optimizers[0]
+        groups = []
+        for position, group in enumerate(first.param_groups):
+            settings = {key: value for key, value in group.items() if key != "params"}
+            for optimizer in optimizers[1:]:
+                other = {key: value for key, value in optimizer.param_groups[position].items() if key != "params"}
+                if other != settings:
+                    raise NotStackableError("the seeds' optimizer settings differ")
+            groups.append({"params": [counterpart[id(param)] for param in group["params"]], **settings})
+        stacked_optimizer = type(first)(groups)
+        for position, group in enumerate(first.param_groups):
+            for index, param in enumerate(group["params"]):
+                seed_params = [optimizer.param_groups[position]["params"][index] for optimizer in optimizers]
+                states = [optimizer.state[seed_param] for optimizer, seed_param in zip(optimizers, seed_params)]
+                for state, seed_param in zip(states, seed_params):
+                    if not state:  # Adam's own first-step initialisation, made now so it can be shared
+                        state["step"] = torch.tensor(0.0)
+                        state["exp_avg"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
+                        state["exp_avg_sq"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
+                        if group.get("amsgrad"):
+                            state["max_exp_avg_sq"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
+                steps = {float(state["step"]) for state in states}
+                if len(steps) != 1:
+                    raise NotStackableError("the seeds' optimizer step counts differ")
+                step = states[0]["step"].clone()
+                stacked_state = {"step": step}
+                for key in MOMENT_KEYS:
+                    if key in states[0]:
+                        stacked_state[key] = stack_tensors([state[key] for state in states], False)
+                for optimizer, seed_param, state in zip(optimizers, seed_params, states):
+                    state["step"] = step
+                    self.states.append((optimizer, seed_param, state, dict(state)))
+                    self.views += [(state[key], state[key].data_ptr()) for key in MOMENT_KEYS if key in state]
+                stacked_optimizer.state[counterpart[id(param)]] = stacked_state
+        return stacked_optimizer
+
+    def draw_normal(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal noise of ``shape`` = [seeds, ...], each seed's from its generator."""
+        device = self.replay_fields[0].device
+        return torch.stack([torch.empty(shape[1:], device=device).normal_(generator=generators.for_device)
+                            for generators in self.generators])
+
+    def intact(self) -> bool:
+        """Whether every seed's tensors still view the stack (a method that replaced a
+        tensor or dropped an optimizer state, e.g. a reset, breaks that: then restack)."""
+        return (all(tensor.data_ptr() == address for tensor, address in self.views)
+                and all(optimizer.state.get(param) is state and all(state.get(key) is value for key, value in held.items())
+                        for optimizer, param, state, held in self.states))
+
+    def update(self) -> None:
+        """One gradient update of every seed; its statistics are summed on the device."""
+        trainer = self.trainers[0]
+        batch_size, replay = trainer.hp["batch_size"], trainer.replay
+        index = torch.stack([torch.randint(0, replay.size, (batch_size,), device=replay.device,
+                                           generator=generators.for_device) for generators in self.generators])
+        batch = Batch(*(field[self.seed_index, index] for field in self.replay_fields))
+        for name, value in self.agent.update(batch).items():
+            value, total = value.detach().double(), self.sums.get(name)
+            self.sums[name] = value if total is None else total + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+        for trainer in self.trainers:
+            trainer.updates += 1
+            trainer.agent.updates = self.agent.updates
+
+    def release(self) -> None:
+        """Before the stack is dropped: each seed's optimizer gets a step count of its own
+        again (the stack's seeds share one), and its share of the statistics."""
+        for _, _, state, held in self.states:
+            if state.get("step") is held["step"]:
+                state["step"] = held["step"].clone()
+        self.hand_out()
+
+    def hand_out(self) -> None:
+        """Give each seed its share of the summed statistics (before it checks them)."""
+        for index, trainer in enumerate(self.trainers):
+            for name, total in self.sums.items():
+                mine = total[index]
+                trainer.loss_sums[name] = mine if name not in trainer.loss_sums else trainer.loss_sums[name] + mine
+                trainer.loss_counts[name] = trainer.loss_counts.get(name, 0) + self.counts[name]
+        self.sums, self.counts = {}, {}
+
+
+class SeedGroup:
+    """The seeds' trainers in step: collect, update (stacked when they stack), then each
+    seed's own monitor, methods, evaluation and checkpoints."""
+
+    def __init__(self, trainers: list[Trainer], progress: bool):
+        self.live = list(trainers)
+        self.manifests: dict[int, dict] = {}
+        self.errors: dict[int, Exception] = {}  # id(trainer) → what failed the seed
+        self.progress = progress
+        self.stack: SeedStack | None = None
+        self.stack_refused: str | None = None
+
+    def each(self, action, trainers: list[Trainer] | None = None) -> None:
+        """``action(trainer)`` for each live seed under its RNG; a seed that raises fails alone."""
+        failed = []
+        for trainer in list(trainers or self.live):
+            try:
+                with seed_rng(trainer.generators):
+                    action(trainer)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:
+                failed.append((trainer, error))
+        if failed:
+            self.drop_stack()  # rebuilt without them at the next update
+        for trainer, error in failed:
+            with seed_rng(trainer.generators):
+                self.errors[id(trainer)] = trainer.fail(error)
+                self.errors[id(trainer)].__cause__ = error
+            trainer.log.close()
+            self.manifests[id(trainer)] = results.read_manifest(trainer.run_dir)
+            self.live.remove(trainer)
+
+    def fail_all(self, error: Exception) -> None:
+        def reraise(trainer: Trainer) -> None:
+            raise error
+
+        self.each(reraise)
+
+    def drop_stack(self) -> None:
+        if self.stack is not None:
+            self.stack.release()
+        self.stack = None
+
+    def restack(self) -> None:
+        self.drop_stack()
+        if self.stack_refused is not None or not self.live:
+            return
+        try:
+            self.stack = SeedStack(self.live)
+        except NotStackableError as reason:
+            self.stack_refused = str(reason)
+            print(f"plasticity-bench: seeds train one by one in this process: {reason}", flush=True)
+
+    def run(self) -> list[dict]:
+        """Train every seed to the end; their final manifests (a failed seed's included)."""
+        trainers = list(self.live)
+        steps = trainers[0].spec.steps
+        self.each(lambda trainer: (trainer.start_clock(), trainer.start_episode()))
+        self.catch_up()
+        bar = tqdm(total=steps, initial=min((t.env_steps for t in self.live), default=steps),
+                   disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=1.0,
+                   desc=trainers[0].spec.run_id if len(trainers) == 1 else f"{len(trainers)} seeds")
+        try:
+            self.advance_to(steps, bar)
+            self.drop_stack()
+            self.each(lambda trainer: trainer.finish())
+            for trainer in self.live:
+                self.manifests[id(trainer)] = trainer.write_manifest("completed")
+        except KeyboardInterrupt:  # statuses stay running: the next start resumes
+            for trainer in self.live:
+                trainer.tick_clock()
+            raise
+        finally:
+            bar.close()
+            for trainer in trainers:
+                trainer.log.close()
+        return [self.manifests[id(trainer)] for trainer in trainers]
+
+    def advance_to(self, steps: int, bar: tqdm | None = None) -> None:
+        while self.live and self.live[0].env_steps < steps:
+            self.step()
+            if bar is not None and self.live and self.live[0].env_steps % 100 == 0:
+                bar.update(self.live[0].env_steps - bar.n)
+        self.drop_stack()
+
+    def catch_up(self) -> None:
+        """Seeds resumed from earlier checkpoints train alone (each a group of one, so
+        with the same kernels) up to the furthest one."""
+        level = max((trainer.env_steps for trainer in self.live), default=0)
+        for trainer in [trainer for trainer in self.live if trainer.env_steps < level]:
+            alone = SeedGroup([trainer], progress=False)
+            alone.advance_to(level)
+            if trainer not in alone.live:
+                self.live.remove(trainer)
+                self.manifests.update(alone.manifests)
+                self.errors.update(alone.errors)
+
+    def step(self) -> None:
+        """One env step of every seed, the updates it makes due, evaluation and checkpoints."""
+        episode_ends: dict[int, bool] = {}
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()))
+        if not self.live:
+            return
+        first = self.live[0]
+        due = updates_after(first.hp, first.env_steps) - first.updates
+        for _ in range(due):
+            if self.stack is None and self.stack_refused is None:
+                self.restack()
+            if self.stack is None:  # seed by seed, as one-seed runs
+                self.each(lambda trainer: trainer.one_update())
+                continue
+            try:
+                self.stack.update()
+            except Exception as error:  # not one seed's: every seed in the stack fails with it
+                self.fail_all(error)
+                return
+            if first.updates % first.hp["monitor_every_updates"] == 0:
+                self.stack.hand_out()
+            self.each(lambda trainer: trainer.after_update())
+            if self.stack is not None and not self.stack.intact():
+                self.restack()
+        if self.stack is not None and (any(episode_ends.values()) or self.evaluation_due(first)):
+            self.stack.hand_out()  # the seeds check their statistics there
+        self.each(lambda trainer: trainer.finish_step(episode_ends[id(trainer)]))
+
+    @staticmethod
+    def evaluation_due(trainer: Trainer) -> bool:
+        return trainer.env_steps % trainer.hp["eval_every_steps"] == 0 or trainer.env_steps == trainer.spec.steps

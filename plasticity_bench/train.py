@@ -22,7 +22,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from plasticity_bench import registry, results
 from plasticity_bench.agents.base import TrainingHooks
@@ -86,25 +85,32 @@ def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.de
     device = device if isinstance(device, torch.device) else resolve_device(device)
     run_dir = Path(run_dir)
     with results.run_lock(run_dir):
-        results.remove_orphans(run_dir)
-        previous = results.read_manifest(run_dir) if not restart else _manifest_or_none(run_dir)
-        if previous is not None and previous.get("run_id") != spec.run_id:
-            raise RunConflictError(
-                f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out"
-            )
-        if restart:
-            results.clear_run(run_dir)
-        elif previous is not None and previous.get("status") == "completed":
-            return previous
-        try:
-            trainer = make_trainer(spec, run_dir, threads, device, progress, TrainingLog(run_dir, tensorboard, track))
-        except Exception as error:  # a method's setup, an environment, a network that cannot be built
-            reason = one_line(error)
-            results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
-                                                            "seed": spec.seed, "status": "failed", "error": reason,
-                                                            "updated": datetime.now(timezone.utc).isoformat()})
-            raise RunFailedError(reason) from error
-        return trainer.run()
+        opened = open_run(spec, run_dir, threads, device, progress, restart, TrainingLog(run_dir, tensorboard, track))
+        return opened if isinstance(opened, dict) else opened.run()
+
+
+def open_run(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool, restart: bool,
+             log: TrainingLog) -> Trainer | dict:
+    """In the run's lock: the completed run's manifest, or its trainer, built and ready to
+    resume (after ``restart`` cleared the records). A build that fails is recorded as a
+    failed run and raises RunFailedError; another run's folder raises RunConflictError."""
+    results.remove_orphans(run_dir)
+    previous = results.read_manifest(run_dir) if not restart else _manifest_or_none(run_dir)
+    if previous is not None and previous.get("run_id") != spec.run_id:
+        raise RunConflictError(f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out")
+    if restart:
+        results.clear_run(run_dir)
+    elif previous is not None and previous.get("status") == "completed":
+        log.close()
+        return previous
+    try:
+        return make_trainer(spec, run_dir, threads, device, progress, log)
+    except Exception as error:  # a method's setup, an environment, a network that cannot be built
+        reason = one_line(error)
+        results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
+                                                        "seed": spec.seed, "status": "failed", "error": reason,
+                                                        "updated": datetime.now(timezone.utc).isoformat()})
+        raise RunFailedError(reason) from error
 
 
 def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
@@ -123,6 +129,19 @@ def _manifest_or_none(run_dir: Path) -> dict | None:
         return results.read_manifest(run_dir)
     except results.CorruptRecordError:
         return None
+
+
+def own_storage(value):
+    """``value`` with every tensor that views a larger storage copied: torch.save writes a
+    view's whole storage, and a seed's tensors are views of its stack's (seed_batch.py)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.untyped_storage().nbytes() > value.nbytes else value
+    if isinstance(value, dict):
+        return {key: own_storage(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [own_storage(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # namedtuples too
+    return value
 
 
 def one_line(error: BaseException) -> str:
@@ -209,46 +228,60 @@ class Trainer:
         self.rate_mark = self.attempt_mark = (self.env_steps, time.perf_counter())
 
     def run(self) -> dict:
-        self.resume()
-        start = time.perf_counter()
-        bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
-                   desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
-        try:
-            obs = self.start_episode()
-            while self.env_steps < self.spec.steps:
-                obs, episode_over = self.env_step(obs)
-                self.train_on_replay()
-                if self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps:
-                    self.check_finite()
-                    self.evaluate()
-                    self.check_eval_return()
-                    bar.set_postfix(ret=f"{self.eval_rows[-1]['return']:.1f}")
-                if self.env_steps % 100 == 0:
-                    bar.update(self.env_steps - bar.n)
-                if episode_over:
-                    if self.env_steps >= self.next_checkpoint and self.env_steps < self.spec.steps:
-                        self.wall_time += time.perf_counter() - start
-                        start = time.perf_counter()
-                        self.save_checkpoint()
-                    obs = self.start_episode()
-            self.wall_time += time.perf_counter() - start
-            start = time.perf_counter()
-            self.save_checkpoint()  # checks the final state first
-        except KeyboardInterrupt:  # status stays running: the next start resumes
-            self.wall_time += time.perf_counter() - start
-            raise
-        except Exception as error:
-            # Whatever raised (torch on a diverged net, a method, a metric), the run failed:
-            # record why, keep its records, and let the caller go on with other runs.
-            self.wall_time += time.perf_counter() - start
-            reason = self.failure_reason(error)
-            self.write_records()
-            self.write_manifest("failed", error=reason)
-            raise RunFailedError(reason) from error
-        finally:
-            bar.close()
-            self.log.close()
-        return self.write_manifest("completed")
+        """Train this one seed (a group of one, seed_batch.py) to the end; return its final
+        manifest, or raise RunFailedError after recording why it failed."""
+        from plasticity_bench.seed_batch import SeedGroup, ready  # it builds on this module
+
+        ready(self)
+        group = SeedGroup([self], self.progress)
+        manifest = group.run()[0]
+        if id(self) in group.errors:
+            raise group.errors[id(self)]
+        return manifest
+
+    def start_clock(self) -> None:
+        self.clock = time.perf_counter()
+
+    def tick_clock(self) -> None:
+        """Add the time since the last tick to the run's wall time."""
+        now = time.perf_counter()
+        self.wall_time += now - self.clock
+        self.clock = now
+
+    def collect_step(self) -> bool:
+        """One env step into the replay buffer; True when the episode ended."""
+        self.obs, episode_over = self.env_step(self.obs)
+        return episode_over
+
+    def finish_step(self, episode_over: bool) -> bool:
+        """After a step's updates: evaluate when due (True if it did), and at an episode's
+        end checkpoint when due and start the next episode."""
+        evaluated = self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps
+        if evaluated:
+            self.check_finite()
+            self.evaluate()
+            self.check_eval_return()
+        if episode_over:
+            if self.env_steps >= self.next_checkpoint and self.env_steps < self.spec.steps:
+                self.tick_clock()
+                self.save_checkpoint()
+            self.start_episode()
+        return evaluated
+
+    def finish(self) -> None:
+        """The final checkpoint (it checks the final state first)."""
+        self.tick_clock()
+        self.save_checkpoint()
+
+    def fail(self, error: Exception) -> RunFailedError:
+        """Whatever raised (torch on a diverged net, a method, a metric), the run failed:
+        record why, keep its records, and return the error for the caller to raise, so
+        that the caller can go on with other runs."""
+        self.tick_clock()
+        reason = self.failure_reason(error)
+        self.write_records()
+        self.write_manifest("failed", error=reason)
+        return RunFailedError(reason)
 
     def failure_reason(self, error: Exception) -> str:
         """The error, after the non-finite value that most likely caused it, if any."""
@@ -263,8 +296,8 @@ class Trainer:
         return one_line(error)
 
     def start_episode(self) -> np.ndarray:
-        obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
-        return obs
+        self.obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
+        return self.obs
 
     def env_step(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
         if self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]:
@@ -290,18 +323,25 @@ class Trainer:
 
     def train_on_replay(self) -> None:
         while self.updates < updates_after(self.hp, self.env_steps):
-            batch = self.replay.sample(self.hp["batch_size"])
-            self.accumulate(self.agent.update(batch))
-            self.updates += 1
-            # Measure before the methods act, so metrics show the trained network, not the
-            # state just after a reset that happens on the same update.
-            if self.updates % self.hp["monitor_every_updates"] == 0:
-                self.check_finite()  # the monitor syncs anyway; a diverged run stops here
-                self.monitor()
-            if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
-                self.probe_plasticity()
-            for method in self.methods:
-                self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+            self.one_update()
+
+    def one_update(self) -> None:
+        """One gradient update on this seed's own networks, then what follows it."""
+        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
+        self.updates += 1
+        self.after_update()
+
+    def after_update(self) -> None:
+        """What follows each update: the monitor and the probe when due, then the methods.
+        Measure before the methods act, so metrics show the trained network, not the state
+        just after a reset that happens on the same update."""
+        if self.updates % self.hp["monitor_every_updates"] == 0:
+            self.check_finite()  # the monitor syncs anyway; a diverged run stops here
+            self.monitor()
+        if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
+            self.probe_plasticity()
+        for method in self.methods:
+            self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
 
     def sample_batch(self, batch_size: int | None = None):
         return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
@@ -440,8 +480,8 @@ class Trainer:
         self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every_steps"] + 1) * self.hp["checkpoint_every_steps"]
         state = {
             "run_id": self.spec.run_id,
-            "agent": self.agent.state_dict(),
-            "methods": [m.state_dict() for m in self.methods],
+            "agent": own_storage(self.agent.state_dict()),
+            "methods": own_storage([m.state_dict() for m in self.methods]),
             "replay": self.replay.state_dict(),
             "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
                     # replay sampling on a GPU draws from that device's generator
@@ -452,7 +492,7 @@ class Trainer:
             "eval_rows": self.eval_rows,
             "metric_rows": self.metric_rows,
             "train_rows": self.log.rows,
-            "initial_params": self.initial_params,
+            "initial_params": own_storage(self.initial_params),
         }
         self.write_records()
         results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)

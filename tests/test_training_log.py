@@ -36,25 +36,26 @@ def event_scalars(run_dir: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["name", "step"]).reset_index(drop=True)
 
 
-def recorded_train_run(tmp_path, spec) -> tuple[pd.DataFrame, list[dict[str, float]]]:
+def recorded_train_run(tmp_path, spec, monkeypatch) -> tuple[pd.DataFrame, list[dict[str, float]]]:
     """Train ``spec`` with its agent's update statistics also read out per update (on CPU, for
-    the test only), and return train.parquet with them."""
+    the test only), and return train.parquet with them. The agent class's update is wrapped:
+    the update that trains is the seed stack's agent's (seed_batch.py), of the same class."""
     trainer = make_trainer(spec, tmp_path, 1, CPU, False)
-    per_update, update = [], trainer.agent.update
+    per_update, update = [], type(trainer.agent).update
 
-    def update_and_read(batch):
-        stats = update(batch)
+    def update_and_read(agent, batch):
+        stats = update(agent, batch)
         per_update.append({name: float(value) for name, value in stats.items()})
         return stats
 
-    trainer.agent.update = update_and_read
+    monkeypatch.setattr(type(trainer.agent), "update", update_and_read)
     assert trainer.run()["status"] == "completed"
     return pd.read_parquet(tmp_path / results.TRAIN), per_update
 
 
-def test_dqn_logs_cleanrl_tags_with_the_means_of_its_updates(tmp_path):
+def test_dqn_logs_cleanrl_tags_with_the_means_of_its_updates(tmp_path, monkeypatch):
     spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", 0, 600, DQN)
-    logged, per_update = recorded_train_run(tmp_path, spec)
+    logged, per_update = recorded_train_run(tmp_path, spec, monkeypatch)
     assert list(logged.columns) == results.TRAIN_COLUMNS
     assert set(logged["name"]) == {"charts/episodic_return", "charts/episodic_length", "charts/SPS",
                                    "losses/q_loss", "losses/td_loss", "losses/q_values"}
@@ -103,9 +104,9 @@ def test_event_files_show_train_eval_and_metric_rows_exactly(tmp_path):
     assert np.allclose(shown["value"], expected["value"].astype(np.float32), rtol=1e-6, equal_nan=True)
 
 
-def test_sac_logs_critics_actor_alpha_and_entropy(tmp_path):
+def test_sac_logs_critics_actor_alpha_and_entropy(tmp_path, monkeypatch):
     spec = build_spec("sac", "mlp", "none", "gym:Pendulum-v1", 0, 400, SAC)
-    logged, per_update = recorded_train_run(tmp_path, spec)
+    logged, per_update = recorded_train_run(tmp_path, spec, monkeypatch)
     wide = logged.pivot(index="step", columns="name", values="value")
     for tag in ("critic_loss", "qf1_loss", "qf2_loss", "qf_loss", "qf1_values", "qf2_values", "actor_loss",
                 "alpha", "alpha_loss", "entropy"):

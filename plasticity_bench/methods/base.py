@@ -34,6 +34,11 @@ class Method:
     provides_optimizer: ClassVar[bool] = False
     # Architecture → why this method cannot act on it (spec validation rejects the cell).
     unsupported_archs: ClassVar[dict[str, str]] = {}
+    # False for a method that acts inside the gradient update other than through
+    # ``loss_terms`` / ``observe_loss`` (which are detected): hooks on the training forward,
+    # or new network structure mid-run. Seeds of such a cell train one by one in their
+    # process instead of sharing a stacked update (seed_batch.py).
+    batches_across_seeds: ClassVar[bool] = True
 
     def __init__(self, **options: Any):
         if options:

@@ -65,6 +65,7 @@ class _ActivationMeans:
 class ContinualBackprop(Method):
     name = "cbp"
     owns_reset_schedule = True
+    batches_across_seeds = False  # its utilities come from hooks on every training forward
 
     def __init__(self, replacement_rate: float = 1e-4, decay: float = 0.99, maturity_threshold: int = 1000,
                  roles: Any = None):

@@ -96,6 +96,7 @@ def inject(role: Role) -> int:
 
 class PlasticityInjection(Method):
     name = "plasticity_injection"
+    batches_across_seeds = False  # it replaces each head with an InjectedLinear mid-run
 
     def __init__(self, at_fraction: float = 0.25, at_update: Any = None, roles: Any = None):
         if not 0 < at_fraction <= 1:

@@ -1,0 +1,138 @@
+"""Seeds as a batch dimension: what one process training S seeds buys, measured in one run.
+
+1. Throughput. Seed-steps per second (S x env steps / wall time, process start included)
+   of one `plasticity-bench train --seeds 0,...,S-1` process, against one process per seed
+   (`--seed s`, run one after another, each paying its own start-up), printed as a ratio.
+2. Operator launches per update per seed: leaf aten operators of one update, counted by
+   torch.profiler on CPU (each is a kernel launch on a GPU), for a stack of S seeds against
+   S stacks of one. And host synchronisations per update: aten::_local_scalar_dense (what
+   .item() / .tolist() / float() run) outside the optimizer, whose step counts live on
+   the host.
+
+Usage: python bench/seed_batch.py [--seeds 1 2 5 8 10] [--only dqn|sac] [--skip-throughput]
+Run it alone on the machine: the throughput numbers are wall times.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from plasticity_bench.seed_batch import SeedStack, ready
+from plasticity_bench.spec import build_spec
+from plasticity_bench.train import Trainer
+
+# (algo, task, warm-up steps before learning, env steps, overrides): budgets sized so a
+# one-seed run takes ~10-20 s here; evaluation rare, as in a long run.
+CASES = {
+    "dqn": ("dqn", "minatar:breakout", 1000, 6000, []),
+    "sac": ("sac", "mujoco:HalfCheetah-v5", 500, 1000, []),
+}
+
+
+def overrides(case) -> list[str]:
+    _, _, warmup, steps, extra = case
+    return [f"learning_starts={warmup}", f"eval_every_steps={steps}", "eval_episodes=1",
+            f"checkpoint_every_steps={steps}", f"monitor_every_updates={10**6}", *extra]
+
+
+def wall_time(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "plasticity_bench", "train", *args], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def throughput(case, seed_counts: list[int]) -> None:
+    algo, task, _, steps, _ = case
+    common = ["--algo", algo, "--task", task, "--steps", str(steps), "--no-progress", "--no-tensorboard",
+              "--allow-short-budget"] + [arg for value in overrides(case) for arg in ("--set", value)]
+    with tempfile.TemporaryDirectory() as tmp:
+        one = wall_time(common + ["--seed", "0", "--out", f"{tmp}/alone"])
+        unbatched = steps / one
+        print(f"{algo} {task}: one process per seed {unbatched:.0f} seed-steps/s ({one:.1f} s per seed)")
+        for count in seed_counts:
+            seeds = ",".join(str(seed) for seed in range(count))
+            seconds = wall_time(common + ["--seeds", seeds, "--runs-dir", f"{tmp}/together{count}"])
+            rate = count * steps / seconds
+            print(f"  S={count:>2}: {rate:7.0f} seed-steps/s in one process ({seconds:.1f} s), "
+                  f"{rate / unbatched:.2f}x one process per seed", flush=True)
+
+
+def warmed_trainers(case, count: int, tmp: str) -> list[Trainer]:
+    algo, task, warmup, _, _ = case
+    trainers = []
+    for seed in range(count):
+        spec = build_spec(algo, "mlp", "none", task, seed, warmup + 100, overrides(case))
+        trainer = Trainer(spec, Path(tmp) / spec.run_id, 1, torch.device("cpu"), False)
+        ready(trainer)
+        trainer.start_episode()
+        for _ in range(warmup):
+            if trainer.collect_step():
+                trainer.start_episode()
+        trainers.append(trainer)
+    return trainers
+
+
+def in_optimizer_step(event) -> bool:
+    """Adam reads its step count with .item() from a tensor that stays on the host (torch
+    keeps it there unless capturable), so those reads are no device synchronisation."""
+    while event is not None:
+        if event.name.startswith("Optimizer.step"):
+            return True
+        event = event.cpu_parent
+    return False
+
+
+def launches_per_update(stacks: list[SeedStack], updates: int) -> tuple[float, float]:
+    """(leaf aten operators, host syncs) per update and seed, over ``updates`` updates."""
+    for stack in stacks:  # warm up: the first update allocates the optimizer state
+        stack.update()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(updates):
+            for stack in stacks:
+                stack.update()
+    events = [event for event in prof.events() if event.name.startswith("aten::")]
+    leaves = sum(1 for event in events if not any(child.name.startswith("aten::") for child in event.cpu_children))
+    syncs = sum(1 for event in events if event.name == "aten::_local_scalar_dense" and not in_optimizer_step(event))
+    seeds = sum(len(stack.trainers) for stack in stacks)
+    return leaves / (updates * seeds), syncs / updates
+
+
+def launches(case, count: int, updates: int = 20) -> None:
+    algo, task = case[:2]
+    with tempfile.TemporaryDirectory() as tmp:
+        alone = [SeedStack([trainer]) for trainer in warmed_trainers(case, count, tmp)]
+        ops_alone, syncs_alone = launches_per_update(alone, updates)
+    with tempfile.TemporaryDirectory() as tmp:
+        together = [SeedStack(warmed_trainers(case, count, tmp))]
+        ops_together, syncs_together = launches_per_update(together, updates)
+    print(f"{algo} {task}: operators per update per seed: {ops_alone:.0f} as {count} stacks of one, "
+          f"{ops_together:.1f} as one stack of {count} ({ops_together / ops_alone:.3f}x); host syncs per "
+          f"update: {syncs_alone / count:.0f} per stack of one, {syncs_together:.0f} per stack of {count}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 5, 8, 10])
+    parser.add_argument("--only", choices=sorted(CASES))
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for name, case in CASES.items():
+        if args.only and name != args.only:
+            continue
+        launches(case, max(args.seeds))
+        if not args.skip_throughput:
+            throughput(case, args.seeds)
+
+
+if __name__ == "__main__":
+    main()
