@@ -9,7 +9,10 @@
    .item() / .tolist() / float() run) outside the optimizer, whose step counts live on
    the host.
 
-Usage: python bench/seed_batch.py [--seeds 1 2 5 8 10] [--only dqn|sac] [--skip-throughput]
+3. With --device cuda: exactness of a seed alone and in a stack on that device, and the
+   in-process throughput of stacks of S seeds against one.
+
+Usage: python bench/seed_batch.py [--seeds 1 2 5 8 10] [--only dqn|sac] [--skip-throughput] [--device cuda]
 Run it alone on the machine: the throughput numbers are wall times.
 """
 
@@ -119,13 +122,61 @@ def launches(case, count: int, updates: int = 20) -> None:
           f"update: {syncs_alone / count:.0f} per stack of one, {syncs_together:.0f} per stack of {count}")
 
 
+def in_process(case, count: int, device: str, tmp: str) -> float:
+    """Seed-steps per second of ``count`` seeds trained together in this process."""
+    from plasticity_bench.seed_batch import train_seeds
+
+    algo, task, _, steps, _ = case
+    specs = [build_spec(algo, "mlp", "none", task, seed, steps, overrides(case)) for seed in range(count)]
+    start = time.perf_counter()
+    manifests = train_seeds(specs, [Path(tmp) / f"{count}" / spec.run_id for spec in specs], device=device,
+                            progress=False, allow_short_budget=True, tensorboard=False)
+    assert all(manifest["status"] == "completed" for manifest in manifests), manifests
+    return count * steps / (time.perf_counter() - start)
+
+
+def device_check(device: str, seed_counts: list[int]) -> None:
+    """On an accelerator: whether a seed's numbers are the same alone and in a stack there
+    (SAC, 200 updates), and the throughput of stacks against one seed, in this process."""
+    from plasticity_bench import results
+    from plasticity_bench.seed_batch import train_seeds
+
+    case = ("sac", "gym:Pendulum-v1", 100, 300, ["hidden_sizes=[64,64]"])
+    specs = [build_spec("sac", "mlp", "none", case[1], seed, case[3], overrides(case)) for seed in range(3)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for spec in specs:
+            train_seeds([spec], [Path(tmp) / "alone" / spec.run_id], device=device, progress=False,
+                        allow_short_budget=True, tensorboard=False)
+        train_seeds(specs, [Path(tmp) / "together" / spec.run_id for spec in specs], device=device, progress=False,
+                    allow_short_budget=True, tensorboard=False)
+        for spec in specs:
+            alone, together = (results.load_checkpoint(Path(tmp) / where / spec.run_id / results.CHECKPOINT)["agent"]["modules"]
+                               for where in ("alone", "together"))
+            worst = max(((value.double() - together[name][key].double()).abs().max()
+                         / value.double().abs().max().clamp_min(1e-12)).item()
+                        for name, module in alone.items() if "optimizer" not in name for key, value in module.items())
+            print(f"{device}: SAC seed {spec.seed} after 200 updates, alone vs in a stack of 3: max relative "
+                  f"parameter difference {worst:.2e}", flush=True)
+    for name in ("sac", "dqn"):
+        case = CASES[name]
+        with tempfile.TemporaryDirectory() as tmp:
+            rates = {count: in_process(case, count, device, tmp) for count in seed_counts}
+        one = rates[seed_counts[0]]
+        print(f"{device}: {case[0]} {case[1]} seed-steps/s in one process: " + ", ".join(
+            f"S={count} {rate:.0f} ({rate / one:.2f}x S={seed_counts[0]})" for count, rate in rates.items()), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 5, 8, 10])
     parser.add_argument("--only", choices=sorted(CASES))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--device", help="an accelerator (e.g. cuda): check exactness and throughput there instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
+    if args.device:
+        device_check(args.device, args.seeds)
+        return
     for name, case in CASES.items():
         if args.only and name != args.only:
             continue

@@ -29,11 +29,18 @@ class ReplayBuffer:
         """Store one transition. ``next_obs`` must be the true next observation, also when the
         episode was truncated, so that the TD target can bootstrap from it."""
         i = self.position
-        self.obs[i] = torch.as_tensor(obs)
-        self.next_obs[i] = torch.as_tensor(next_obs)
-        self.actions[i] = torch.as_tensor(action)
-        self.rewards[i] = float(reward)
-        self.terminations[i] = float(terminated)
+        if self.device.type == "cpu":  # numpy views of the storage: no tensor per field and step
+            self.obs.numpy()[i] = obs
+            self.next_obs.numpy()[i] = next_obs
+            self.actions.numpy()[i] = action
+            self.rewards.numpy()[i] = reward
+            self.terminations.numpy()[i] = terminated
+        else:
+            self.obs[i] = torch.as_tensor(obs)
+            self.next_obs[i] = torch.as_tensor(next_obs)
+            self.actions[i] = torch.as_tensor(action)
+            self.rewards[i] = float(reward)
+            self.terminations[i] = float(terminated)
         self.position = (i + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
 

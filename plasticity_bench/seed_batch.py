@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -318,19 +319,24 @@ class SeedGroup:
         self.stack: SeedStack | None = None
         self.stack_refused: str | None = None
 
-    def each(self, action, trainers: list[Trainer] | None = None) -> None:
-        """``action(trainer)`` for each live seed under its RNG; a seed that raises fails alone."""
+    def each(self, action, trainers: list[Trainer] | None = None, global_rng: bool = True) -> None:
+        """``action(trainer)`` for each live seed, with torch's global generator at the seed's
+        state unless ``global_rng`` is False; a seed that raises fails alone."""
         failed = []
         for trainer in list(trainers or self.live):
             try:
-                with seed_rng(trainer.generators):
+                if global_rng:
+                    with seed_rng(trainer.generators):
+                        action(trainer)
+                else:
                     action(trainer)
             except KeyboardInterrupt:
                 raise
             except Exception as error:
                 failed.append((trainer, error))
+        stacked = self.stack is not None
         if failed:
-            self.drop_stack()  # rebuilt without them at the next update
+            self.drop_stack()
         for trainer, error in failed:
             with seed_rng(trainer.generators):
                 self.errors[id(trainer)] = trainer.fail(error)
@@ -338,6 +344,8 @@ class SeedGroup:
             trainer.log.close()
             self.manifests[id(trainer)] = results.read_manifest(trainer.run_dir)
             self.live.remove(trainer)
+        if failed and stacked:
+            self.restack()  # the others go on stacked, acting as before
 
     def fail_all(self, error: Exception) -> None:
         def reraise(trainer: Trainer) -> None:
@@ -386,6 +394,9 @@ class SeedGroup:
         return [self.manifests[id(trainer)] for trainer in trainers]
 
     def advance_to(self, steps: int, bar: tqdm | None = None) -> None:
+        # Stacked from the first step: a seed acts through the stack whenever one exists,
+        # so a resumed, a caught-up and an uninterrupted seed all act with the same kernels.
+        self.restack()
         while self.live and self.live[0].env_steps < steps:
             self.step()
             if bar is not None and self.live and self.live[0].env_steps % 100 == 0:
@@ -407,7 +418,19 @@ class SeedGroup:
     def step(self) -> None:
         """One env step of every seed, the updates it makes due, evaluation and checkpoints."""
         episode_ends: dict[int, bool] = {}
-        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()))
+        first = self.live[0]
+        if self.stack is not None and not first.in_random_warmup():
+            try:
+                actions = self.stack.agent.act_seeds(np.stack([trainer.obs for trainer in self.stack.trainers]),
+                                                     first.env_steps, [trainer.rng for trainer in self.stack.trainers])
+            except Exception as error:  # not one seed's
+                self.fail_all(error)
+                return
+            chosen = {id(trainer): action for trainer, action in zip(self.stack.trainers, actions)}
+            self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen[id(trainer)])),
+                      global_rng=False)  # an env step and a replay write draw nothing from torch
+        else:
+            self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()))
         if not self.live:
             return
         first = self.live[0]

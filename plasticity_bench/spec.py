@@ -162,6 +162,9 @@ class RunSpec:
         data["hyperparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparams.items()}
         return data
 
+    def agent_hyperparams(self) -> dict[str, Any]:
+        return agent_hyperparams(self.algo, self.hyperparams)
+
     def network_config(self) -> NetworkConfig:
         """The architecture this spec trains (before methods rewrite it)."""
         hp = self.hyperparams
@@ -177,6 +180,17 @@ class RunSpec:
         task = re.sub(r"[^A-Za-z0-9]+", "_", self.task)
         method = re.sub(r"[^A-Za-z0-9_+]+", "_", self.method)  # user methods: "pkg.module:Class"
         return f"{self.algo}-{self.arch}-{method}-{task}-s{self.seed}-{digest}"
+
+
+def agent_hyperparams(algo: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
+    """What the agent reads: the hyperparameters, with the schedules a paper gives in env
+    steps resolved into the agent's updates. Derived, so not part of the run id."""
+    resolved = dict(hyperparams)
+    if algo == "dqn":
+        # CleanRL counts the target period in env steps; an update comes every 1/replay_ratio
+        # steps: the same schedule at CleanRL's settings, and one defined at any other ratio.
+        resolved["target_period_updates"] = max(1, round(hyperparams["target_network_frequency"] * hyperparams["replay_ratio"]))
+    return resolved
 
 
 def parse_methods(method: str) -> tuple[str, ...]:

@@ -176,7 +176,7 @@ class Trainer:
             network = method.network_config(network)
         self.network_config = network
         agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
-        self.agent = agent_class(obs_dim, action_dim, self.hp, network, spec.steps, self.rng, device,
+        self.agent = agent_class(obs_dim, action_dim, spec.agent_hyperparams(), network, spec.steps, self.rng, device,
                                  hooks=TrainingHooks(self.methods))
         for method in self.methods:  # before any restore: a method may restructure networks
             method.setup(self.agent.roles)
@@ -248,10 +248,14 @@ class Trainer:
         self.wall_time += now - self.clock
         self.clock = now
 
-    def collect_step(self) -> bool:
-        """One env step into the replay buffer; True when the episode ended."""
-        self.obs, episode_over = self.env_step(self.obs)
+    def collect_step(self, action=None) -> bool:
+        """One env step into the replay buffer, with ``action`` when given (a seed stack's
+        policy acted for every seed at once); True when the episode ended."""
+        self.obs, episode_over = self.env_step(self.obs, action)
         return episode_over
+
+    def in_random_warmup(self) -> bool:
+        return self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]
 
     def finish_step(self, episode_over: bool) -> bool:
         """After a step's updates: evaluate when due (True if it did), and at an episode's
@@ -299,8 +303,10 @@ class Trainer:
         self.obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
         return self.obs
 
-    def env_step(self, obs: np.ndarray) -> tuple[np.ndarray, bool]:
-        if self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]:
+    def env_step(self, obs: np.ndarray, action=None) -> tuple[np.ndarray, bool]:
+        if action is not None:
+            pass
+        elif self.in_random_warmup():
             action = self.random_action()
         else:
             action = self.agent.act(obs, self.env_steps, explore=True)

@@ -11,7 +11,7 @@ from plasticity_bench.agents.base import Batch
 from plasticity_bench.agents.dqn import DQN
 from plasticity_bench.agents.sac import SAC
 from plasticity_bench.networks import NetworkConfig
-from plasticity_bench.spec import build_spec, default_hyperparams
+from plasticity_bench.spec import agent_hyperparams, build_spec, default_hyperparams
 from plasticity_bench.train import Trainer
 
 
@@ -61,7 +61,7 @@ def test_sac_without_autotune_keeps_the_fixed_alpha():
 
 def test_dqn_epsilon_at_10k_of_the_default_50k_budget_is_cleanrls():
     spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000)
-    agent = DQN(4, 2, spec.hyperparams, spec.network_config(), spec.steps, np.random.default_rng(0), torch.device("cpu"))
+    agent = DQN(4, 2, spec.agent_hyperparams(), spec.network_config(), spec.steps, np.random.default_rng(0), torch.device("cpu"))
     # CleanRL: 1.0 + (0.05 - 1.0) / (0.5 * 50_000) * 10_000 = 0.62; ε reaches end_e at 25k.
     assert agent.epsilon(10_000) == pytest.approx(0.62)
     assert agent.epsilon(25_000) == pytest.approx(0.05) and agent.epsilon(40_000) == pytest.approx(0.05)
@@ -93,7 +93,7 @@ def test_dqn_is_epsilon_greedy_before_learning_starts(tmp_path):
 def test_dqn_evaluation_is_epsilon_greedy_on_the_given_generator():
     hp = {**default_hyperparams("dqn"), "eval_epsilon": 0.3}
     torch.manual_seed(0)
-    agent = DQN(4, 3, hp, NetworkConfig(hidden_sizes=(8,)), 1000, np.random.default_rng(0), torch.device("cpu"))
+    agent = DQN(4, 3, agent_hyperparams("dqn", hp), NetworkConfig(hidden_sizes=(8,)), 1000, np.random.default_rng(0), torch.device("cpu"))
     training_state = agent.rng.bit_generator.state
     observations = torch.randn(200, 4)
     rng, replica = np.random.default_rng(7), np.random.default_rng(7)

@@ -562,7 +562,7 @@ def test_agents_build_optimizers_and_losses_through_the_hooks():
     from plasticity_bench.agents.dqn import DQN
     from plasticity_bench.agents.sac import SAC
     from plasticity_bench.agents.td3 import TD3
-    from plasticity_bench.spec import default_hyperparams
+    from plasticity_bench.spec import agent_hyperparams, default_hyperparams
 
     network = NetworkConfig(hidden_sizes=(8, 8))
     hooks = TrainingHooks([WeightDecay(weight_decay=0.05)])
@@ -576,7 +576,7 @@ def test_agents_build_optimizers_and_losses_through_the_hooks():
 
     torch.manual_seed(0)
     l2 = L2Init(coefficient=0.5)
-    dqn = DQN(4, 2, default_hyperparams("dqn"), network, 1000, np.random.default_rng(0), torch.device("cpu"),
+    dqn = DQN(4, 2, agent_hyperparams("dqn", default_hyperparams("dqn")), network, 1000, np.random.default_rng(0), torch.device("cpu"),
               hooks=TrainingHooks([l2]))
     assert type(dqn.optimizer) is torch.optim.Adam and dqn.roles["q"].targets == (dqn.target_network,)
     l2.setup(dqn.roles)

@@ -133,10 +133,10 @@ def test_a_killed_group_resumes_every_seed_exactly(tmp_path, monkeypatch):
     assert [m["status"] for m in uninterrupted] == ["completed", "completed"]
     original = Trainer.collect_step
 
-    def interrupt(self):
+    def interrupt(self, *action):
         if self.spec.seed == 0 and self.env_steps == 290:
             raise KeyboardInterrupt
-        return original(self)
+        return original(self, *action)
 
     monkeypatch.setattr(Trainer, "collect_step", interrupt)
     dirs = [tmp_path / "killed" / s.run_id for s in specs]

@@ -154,6 +154,12 @@ class Agent:
         of its own), else from the trainer's generator that the agent was built with."""
         raise NotImplementedError
 
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list:
+        """On a stack's agent: every seed's behaviour action for its row of ``obs`` (one
+        forward pass), each seed's host-side draws from its generator in ``rngs`` and its
+        torch draws from ``draw_normal``, in the order ``act`` makes them."""
+        raise NotImplementedError
+
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient update; returns detached 0-dim tensors, never synced here: first each
         role's training loss (``<role>_loss``, methods' terms included), then diagnostics

@@ -6,8 +6,9 @@ uniform-random phase before ``learning_starts``. Evaluation is ε-greedy with a 
 (Acrobot) and the score would then measure that loop rather than the learned values.
 
 Updates run at ``replay_ratio`` per env step (CleanRL's train_frequency 10 is 0.1) and the
-target period, given in env steps as in CleanRL, is converted to updates: the same
-schedule at CleanRL's settings, and one that stays defined at any other ratio.
+target period, given in env steps as in CleanRL, is converted to updates by the spec
+(spec.agent_hyperparams): the same schedule at CleanRL's settings, and one that stays
+defined at any other ratio.
 """
 
 from __future__ import annotations
@@ -45,8 +46,7 @@ class DQN(Agent):
         self.target_network = build_body(network, obs_dim, num_actions).to(device)
         self.target_network.load_state_dict(self.q_network.state_dict())
         self.optimizer = self.make_optimizer("q", self.q_network.parameters(), hp["learning_rate"])
-        # CleanRL counts the target period in env steps; updates happen every 1/replay_ratio steps.
-        self.target_period = max(1, round(hp["target_network_frequency"] * hp["replay_ratio"]))
+        self.target_period = hp["target_period_updates"]  # resolved from env steps in spec.agent_hyperparams
         self.updates = 0
         self.roles = self.make_roles()
         # CleanRL's td_loss and q_values of the last loss evaluation, which update() reports
@@ -87,6 +87,18 @@ class DQN(Agent):
             return int(rng.integers(self.num_actions))
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
         return int(self.q_network(obs_t).argmax(dim=1).item())
+
+    @torch.no_grad()
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list[int]:
+        """A stack's behaviour actions, [seeds, ...] observations: each seed's ε draws as in
+        ``act``, the greedy ones from one forward pass of every seed's network."""
+        epsilon = self.epsilon(env_step)
+        actions = [int(rng.integers(self.num_actions)) if rng.random() < epsilon else None for rng in rngs]
+        if any(action is None for action in actions):
+            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
+            greedy = self.q_network(obs_t).argmax(dim=-1).squeeze(1).tolist()
+            actions = [choice if action is None else action for action, choice in zip(actions, greedy)]
+        return actions
 
     def modules_to_save(self) -> dict[str, Any]:
         return {"q_network": self.q_network, "target_network": self.target_network, "optimizer": self.optimizer}
