@@ -95,8 +95,9 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
             else:
                 ready(opened)
                 trainers.append(opened)
-        for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
-            manifests[specs.index(trainer.spec)] = manifest
+        if trainers:  # none when every seed had completed
+            for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
+                manifests[specs.index(trainer.spec)] = manifest
     return [manifests[index] for index in range(len(specs))]
 
 

@@ -224,3 +224,46 @@ def test_one_stacked_adam_step_is_each_seeds_adam_step(tmp_path):
     assert stack.intact()
     trainers[1].agent.optimizer.state.pop(next(trainers[1].agent.q_network.parameters()))  # as a reset does
     assert not stack.intact()
+
+
+@pytest.mark.slow
+def test_sigkill_of_a_grouped_job_then_rerun_equals_uninterrupted(tmp_path):
+    """`train --seeds` killed with SIGKILL after a checkpoint and run again finishes every seed
+    with the records of an uninterrupted group."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = [sys.executable, "-m", "plasticity_bench", "train", "--algo", "dqn", "--method", "redo",
+            "--task", "gym:CartPole-v1", "--steps", "8000", "--seeds", "0,1", "--no-progress", "--device", "cpu",
+            "--set", "learning_starts=1000", "--set", "checkpoint_every_steps=1500", "--set", "eval_every_steps=2000",
+            "--set", "monitor_every_updates=100", "--set", "redo.period=200", "--set", "replay_ratio=0.5"]
+    subprocess.run(args + ["--runs-dir", str(tmp_path / "whole")], check=True, capture_output=True, timeout=900)
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(args + ["--runs-dir", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not list(killed.glob("*/checkpoint.pt")):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.5)
+    assert process.poll() is None, "the job finished before it could be killed"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    subprocess.run(args + ["--runs-dir", str(killed)], check=True, capture_output=True, timeout=900)
+    for run in (tmp_path / "whole").iterdir():
+        assert results.read_manifest(killed / run.name)["status"] == "completed"
+        pd.testing.assert_frame_equal(pd.read_parquet(killed / run.name / results.EVAL), pd.read_parquet(run / results.EVAL))
+        pd.testing.assert_frame_equal(pd.read_parquet(killed / run.name / results.METRICS),
+                                      pd.read_parquet(run / results.METRICS))
+
+
+def test_probe_and_hessian_rows_match_too(tmp_path):
+    """The plasticity probe and the Hessian monitor, off in the smoke cells, on a stack."""
+    specs = specs_of("sac", "mlp", "none", extra=["probe_every_updates=100", "monitor_hessian=true"])
+    train_alone_and_together(tmp_path, specs)
+    for spec in specs:
+        metrics = pd.read_parquet(tmp_path / "together" / spec.run_id / results.METRICS)
+        assert metrics["metric"].str.contains("probe").any() and metrics["metric"].str.contains("hessian").any()
+        assert_same_run(tmp_path / "alone" / spec.run_id, tmp_path / "together" / spec.run_id)
