@@ -162,7 +162,7 @@ class SeedStack:
     Built from the trainers' current state; raises NotStackableError (changing nothing)
     when something cannot stack."""
 
-    def __init__(self, trainers: list[Trainer]):
+    def __init__(self, trainers: list[Trainer], previous: SeedStack | None = None):
         for trainer in trainers:
             inside = [method.name for method in trainer.methods if acts_inside_update(method)]
             if inside:
@@ -212,11 +212,14 @@ class SeedStack:
         self.agent = agent
 
         replays = [trainer.replay for trainer in trainers]
-        self.replay_fields = []
-        for field in ("obs", "actions", "rewards", "next_obs", "terminations"):
-            tensors = [getattr(replay, field) for replay in replays]
-            self.replay_fields.append(stack_tensors(tensors, False))
-            self.views += [(tensor, tensor.data_ptr()) for tensor in tensors]
+        if previous is not None and previous.trainers == trainers and previous.replay_intact():
+            self.replay_fields, self.replay_views = previous.replay_fields, previous.replay_views  # no copy
+        else:
+            self.replay_fields, self.replay_views = [], []
+            for field in ("obs", "actions", "rewards", "next_obs", "terminations"):
+                tensors = [getattr(replay, field) for replay in replays]
+                self.replay_fields.append(stack_tensors(tensors, False))
+                self.replay_views += [(tensor, tensor.data_ptr()) for tensor in tensors]
         self.seed_index = torch.arange(len(trainers), device=replays[0].device).unsqueeze(1)
         self.sums: dict[str, torch.Tensor] = {}
         self.counts: dict[str, int] = {}
@@ -268,10 +271,13 @@ class SeedStack:
         return torch.stack([torch.empty(shape[1:], device=device).normal_(generator=generators.for_device)
                             for generators in self.generators])
 
+    def replay_intact(self) -> bool:
+        return all(tensor.data_ptr() == address for tensor, address in self.replay_views)
+
     def intact(self) -> bool:
         """Whether every seed's tensors still view the stack (a method that replaced a
         tensor or dropped an optimizer state, e.g. a reset, breaks that: then restack)."""
-        return (all(tensor.data_ptr() == address for tensor, address in self.views)
+        return (self.replay_intact() and all(tensor.data_ptr() == address for tensor, address in self.views)
                 and all(optimizer.state.get(param) is state and all(state.get(key) is value for key, value in held.items())
                         for optimizer, param, state, held in self.states))
 
@@ -360,11 +366,13 @@ class SeedGroup:
         self.stack = None
 
     def restack(self) -> None:
+        """Stack the live seeds anew (the replay buffers' stack is kept when it still holds)."""
+        previous = self.stack
         self.drop_stack()
         if self.stack_refused is not None or not self.live:
             return
         try:
-            self.stack = SeedStack(self.live)
+            self.stack = SeedStack(self.live, previous)
         except NotStackableError as reason:
             self.stack_refused = str(reason)
             print(f"plasticity-bench: seeds train one by one in this process: {reason}", flush=True)
