@@ -1,8 +1,11 @@
 """Each agent, with its default hyperparameters, learns an easy task to a fixed threshold."""
 
+import statistics
+
 import pytest
 
 from plasticity_bench.analysis.runs import RunRecord
+from plasticity_bench.seed_batch import train_seeds
 from plasticity_bench.spec import build_spec
 from plasticity_bench.train import train
 
@@ -16,9 +19,15 @@ def final_return(spec, tmp_path) -> float:
 
 
 def test_dqn_solves_cartpole(tmp_path):
-    # CleanRL DQN defaults; the ε schedule scales with the budget (exploration_fraction).
-    spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000, overrides=["eval_every_steps=10000"])
-    assert final_return(spec, tmp_path) >= 195
+    """CleanRL DQN defaults; the ε schedule scales with the budget (exploration_fraction).
+    At 50k steps one seed's final return swings widely (seed 0: 377 at 30k steps, 119 at
+    50k), so the threshold is on the median of five seeds, trained together in one process."""
+    specs = [build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=seed, steps=50_000,
+                        overrides=["eval_every_steps=10000"]) for seed in range(5)]
+    manifests = train_seeds(specs, [tmp_path / spec.run_id for spec in specs], progress=False)
+    assert [manifest["status"] for manifest in manifests] == ["completed"] * 5
+    finals = [float(RunRecord(tmp_path / spec.run_id).eval()["return"].iloc[-1]) for spec in specs]
+    assert statistics.median(finals) >= 195, finals
 
 
 def test_sac_solves_pendulum(tmp_path):
