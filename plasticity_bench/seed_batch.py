@@ -442,7 +442,7 @@ class SeedGroup:
             self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()))
         if not self.live:
             return
-        first = self.live[0]
+        first = self.live[0]  # again: the first seed may have failed in its env step
         due = updates_after(first.hp, first.env_steps) - first.updates
         for _ in range(due):
             if self.stack is None and self.stack_refused is None:
