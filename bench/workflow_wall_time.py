@@ -4,8 +4,8 @@ measured in one run: what a code change did to the time a researcher waits.
 Each commit is checked out into a temporary git worktree and runs `snakemake --cores all
 --configfile <config>` there from nothing (its own results/ and reports/), with this venv's
 packages and the worktree's own code (PYTHONPATH). Printed: each commit's training jobs, runs,
-wall time and the ratio before / after. The runs are compared by their specs (run ids may
-differ where a commit changed what a spec resolves, not what it trains).
+wall time and the ratio before / after, and whether both trained the same runs (by their
+specs, as the manifests record them).
 
 Usage: python bench/workflow_wall_time.py [--config smoke] [--before REF] [--after REF]
 Run it alone on the machine: the numbers are wall times.
@@ -22,11 +22,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from plasticity_bench.results import read_manifest
+
 REPO = Path(__file__).resolve().parents[1]
 # The last commit before seeds became a batch dimension (one process per run).
 BEFORE_SEED_BATCHING = "b51b91c"
-# Spec fields a commit may add or resolve differently without training anything else.
-RESOLVED_FIELDS = {"target_period_updates"}
 
 
 def run_workflow(ref: str, config: str, scratch: Path) -> dict:
@@ -43,18 +43,15 @@ def run_workflow(ref: str, config: str, scratch: Path) -> dict:
         wall = time.perf_counter() - started
         if finished.returncode != 0:
             sys.exit(f"{ref}: snakemake failed\n{finished.stderr[-4000:]}")
-        manifests = sorted((worktree / "results" / "runs").glob("*/manifest.json"))
-        specs = [json.loads(path.read_text())["spec"] for path in manifests]
-        jobs = len(list((worktree / "results" / "jobs").glob("*.done")))
-        return {"ref": ref, "wall_s": wall, "jobs": jobs or len(manifests), "specs": specs,
-                "failed": sum(json.loads(p.read_text())["status"] != "completed" for p in manifests)}
+        manifests = [read_manifest(path.parent) for path in (worktree / "results" / "runs").glob("*/manifest.json")]
+        # Commits before seeds were grouped had one job per run and no results/jobs/.
+        jobs = len(list((worktree / "results" / "jobs").glob("*.done"))) or len(manifests)
+        return {"ref": ref, "wall_s": wall, "jobs": jobs,
+                "specs": sorted(json.dumps(manifest["spec"], sort_keys=True) for manifest in manifests),
+                "failed": sum(manifest["status"] != "completed" for manifest in manifests)}
     finally:
         subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(worktree)],
                        check=True, capture_output=True)
-
-
-def comparable(spec: dict) -> str:
-    return json.dumps({k: v for k, v in spec.items() if k not in RESOLVED_FIELDS}, sort_keys=True)
 
 
 def main() -> None:
@@ -69,8 +66,7 @@ def main() -> None:
     for result in results:
         print(f"{args.config} @ {result['ref']}: {len(result['specs'])} runs ({result['failed']} failed) "
               f"in {result['jobs']} training jobs, {result['wall_s'] / 60:.1f} min")
-    same = sorted(map(comparable, before["specs"])) == sorted(map(comparable, after["specs"]))
-    print(f"same runs: {'yes' if same else 'NO: the commits train different runs'}")
+    print(f"same runs: {'yes' if before['specs'] == after['specs'] else 'NO: the commits train different runs'}")
     print(f"wall time before / after: {before['wall_s'] / after['wall_s']:.2f}x")
 
 
