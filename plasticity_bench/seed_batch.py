@@ -245,7 +245,9 @@ class SeedStack:
                 states = [optimizer.state[seed_param] for optimizer, seed_param in zip(optimizers, seed_params)]
                 for state, seed_param in zip(states, seed_params):
                     if not state:  # Adam's own first-step initialisation, made now so it can be shared
-                        state["step"] = torch.tensor(0.0)
+                        # (fused or capturable Adam keeps its step count on the parameter's device)
+                        on_device = group.get("fused") or group.get("capturable")
+                        state["step"] = torch.zeros((), dtype=torch.float32, device=seed_param.device if on_device else "cpu")
                         state["exp_avg"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
                         state["exp_avg_sq"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
                         if group.get("amsgrad"):

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from plasticity_bench.agents.common import NoiseDraw, batch_mean
+from plasticity_bench.optim import adam
 
 
 class Batch(NamedTuple):
@@ -91,7 +92,7 @@ class TrainingHooks:
             optimizer = method.optimizer(role_name, params, lr)
             if optimizer is not None:
                 return optimizer
-        return torch.optim.Adam(params, lr=lr)
+        return adam(params, lr=lr)
 
 
 class Agent:

@@ -21,6 +21,7 @@ from torch import nn
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward, frozen
 from plasticity_bench.agents.common import TwinQ, make_actor, soft_update, twin_q_loss
 from plasticity_bench.networks import NetworkConfig
+from plasticity_bench.optim import adam
 
 
 class SAC(Agent):
@@ -42,7 +43,7 @@ class SAC(Agent):
         self.target_entropy = -float(action_dim)
         initial_log_alpha = 0.0 if hp["autotune"] else float(np.log(hp["alpha"]))  # CleanRL's rule
         self.log_alpha = torch.tensor(initial_log_alpha, device=device, requires_grad=hp["autotune"])
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha], lr=hp["q_lr"])
+        self.alpha_optimizer = adam([self.log_alpha], lr=hp["q_lr"])
         self.updates = 0
         # CleanRL's per-critic losses and values, and the policy's entropy, of the last loss
         # evaluations, which update() reports for its own step (a role's loss function can

@@ -17,6 +17,7 @@ from torch import nn
 
 from plasticity_bench.methods.base import Method
 from plasticity_bench.methods.recycling import non_negative, role_names
+from plasticity_bench.optim import adam
 
 
 class WeightDecay(Method):
@@ -30,4 +31,4 @@ class WeightDecay(Method):
     def optimizer(self, role_name: str, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer | None:
         if self.roles is not None and role_name not in self.roles:
             return None
-        return torch.optim.AdamW(params, lr=lr, weight_decay=self.weight_decay)
+        return adam(params, lr=lr, kind=torch.optim.AdamW, weight_decay=self.weight_decay)

@@ -47,6 +47,7 @@ from torch import nn
 
 from plasticity_bench.agents.base import Role
 from plasticity_bench.methods.recycling import fresh_copy
+from plasticity_bench.optim import adam
 from plasticity_bench.replay import ReplayBuffer
 
 TARGET_FREQUENCY = 1e5  # Lyle et al.'s sin(1e5 * f): a high-frequency function of the input
@@ -110,7 +111,7 @@ def fit_random_targets(network: nn.Module, inputs: tuple[torch.Tensor, ...], *, 
         params = [p for p in learner.parameters() if p.requires_grad]
         for param in params:
             param.grad = None  # the copy carries the live network's last gradients
-        optimizer = torch.optim.Adam(params, lr=lr)
+        optimizer = adam(params, lr=lr)
         for _ in range(steps):
             loss = F.mse_loss(_forward(learner, inputs, noise_seed), targets)
             optimizer.zero_grad(set_to_none=True)
