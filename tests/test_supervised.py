@@ -93,7 +93,8 @@ def test_one_gradient_step_is_adam_on_cross_entropy_of_a_uniform_minibatch(tmp_p
     loss.backward()
     optimizer.step()
     for got, want in zip(network.parameters(), expected.parameters()):
-        torch.testing.assert_close(got, want, rtol=0, atol=0)
+        # torch's per-tensor Adam; the suite's is its fused kernel, which rounds differently in the last bit
+        torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-8)
 
 
 def test_each_task_gets_one_trainability_row_computed_on_all_its_samples(tmp_path):
