@@ -52,7 +52,7 @@ from plasticity_bench.devices import resolve_device
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import RunFailedError, Trainer, open_run, train
+from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, open_run, train
 from plasticity_bench.training_log import TrainingLog
 
 STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
@@ -462,10 +462,46 @@ class SeedGroup:
             self.each(lambda trainer: trainer.after_update())
             if self.stack is not None and not self.stack.intact():
                 self.restack()
-        if self.stack is not None and (any(episode_ends.values()) or self.evaluation_due(first)):
+        evaluation_due = first.evaluation_due()
+        if self.stack is not None and (any(episode_ends.values()) or evaluation_due):
             self.stack.hand_out()  # the seeds check their statistics there
-        self.each(lambda trainer: trainer.finish_step(episode_ends[id(trainer)]))
+        if evaluation_due:
+            self.each(lambda trainer: trainer.check_finite())  # never evaluate a diverged network
+            played = self.play_evaluations() if self.stack is not None else {}
+            self.each(lambda trainer: trainer.evaluate(played.get(id(trainer))))
+        self.each(lambda trainer: trainer.end_step(episode_ends[id(trainer)]))
 
-    @staticmethod
-    def evaluation_due(trainer: Trainer) -> bool:
-        return trainer.env_steps % trainer.hp["eval_every_steps"] == 0 or trainer.env_steps == trainer.spec.steps
+    @torch.no_grad()
+    def play_evaluations(self) -> dict[int, list[float]]:
+        """The stacked seeds' evaluation returns (by id of trainer), their episodes played in
+        lockstep: episode k of every seed at once, one forward pass of the stack per step.
+        A seed whose episode has ended waits; its row is computed and not used, and its
+        extra policy draws come from that episode's own generator, which is then dropped.
+        So each seed plays what a stack of one plays: the same resets, draws and actions.
+        A seed that fails in its environment fails alone; a seed left without all its
+        returns (its stack gone) plays its evaluation alone afterwards."""
+        trainers = self.stack.trainers
+        episodes, env_step = trainers[0].hp["eval_episodes"], trainers[0].env_steps
+        returns: dict[int, list[float]] = {id(trainer): [] for trainer in trainers}
+        for episode in range(episodes):
+            playing: dict[int, EvalEpisode] = {}
+            self.each(lambda trainer: playing.__setitem__(id(trainer), trainer.eval_episode(episode)), trainers,
+                      global_rng=False)  # an env reset draws nothing from torch
+            while self.stack is not None and not all(playing[id(trainer)].done for trainer in self.stack.trainers):
+                trainers = self.stack.trainers
+                episodes_now = [playing[id(trainer)] for trainer in trainers]
+                try:
+                    actions = self.stack.agent.act_seeds(np.stack([one.obs for one in episodes_now]), env_step,
+                                                         [one.rng for one in episodes_now], explore=False)
+                except Exception as error:  # not one seed's
+                    self.fail_all(error)
+                    return {}
+                chosen = {id(trainer): action for trainer, action in zip(trainers, actions)}
+                running = [trainer for trainer in trainers if not playing[id(trainer)].done]
+                self.each(lambda trainer: playing[id(trainer)].step(chosen[id(trainer)]), running, global_rng=False)
+            if self.stack is None:
+                break
+            trainers = self.stack.trainers
+            for trainer in trainers:
+                returns[id(trainer)].append(playing[id(trainer)].total)
+        return {key: values for key, values in returns.items() if len(values) == episodes}

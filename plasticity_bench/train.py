@@ -16,9 +16,11 @@ import math
 import random
 import sys
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pandas as pd
 import torch
@@ -150,6 +152,24 @@ def one_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
 
 
+
+@dataclass
+class EvalEpisode:
+    """An evaluation episode in play: its environment, last observation, the generator of
+    the policy's draws, and the return so far."""
+
+    env: gym.Env
+    obs: np.ndarray
+    rng: np.random.Generator
+    total: float = 0.0
+    done: bool = False
+
+    def step(self, action) -> None:
+        self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.total += float(reward)
+        self.done = terminated or truncated
+
+
 class Trainer:
     def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
                  log: TrainingLog | None = None):
@@ -257,20 +277,17 @@ class Trainer:
     def in_random_warmup(self) -> bool:
         return self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]
 
-    def finish_step(self, episode_over: bool) -> bool:
-        """After a step's updates: evaluate when due (True if it did), and at an episode's
-        end checkpoint when due and start the next episode."""
-        evaluated = self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps
-        if evaluated:
-            self.check_finite()
-            self.evaluate()
-            self.check_eval_return()
+    def evaluation_due(self) -> bool:
+        return self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps
+
+    def end_step(self, episode_over: bool) -> None:
+        """After a step's updates and evaluation: at an episode's end, checkpoint when due
+        and start the next episode."""
         if episode_over:
             if self.env_steps >= self.next_checkpoint and self.env_steps < self.spec.steps:
                 self.tick_clock()
                 self.save_checkpoint()
             self.start_episode()
-        return evaluated
 
     def finish(self) -> None:
         """The final checkpoint (it checks the final state first)."""
@@ -452,27 +469,36 @@ class Trainer:
             self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": layer or "all",
                                      "metric": metric, "value": float(value)})
 
-    @torch.no_grad()
-    def evaluate(self) -> None:
+    def eval_episode(self, episode: int) -> EvalEpisode:
+        """Episode ``episode`` of the next evaluation, its environment reset."""
         evaluation = len(self.eval_rows)
+        obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
+        # The policy's own draws come from a generator of this episode, so evaluating
+        # never moves the training RNGs and every evaluation is reproducible.
+        policy_rng = np.random.default_rng(derived_seed(self.spec.seed, EVAL_POLICY_STREAM, evaluation, episode))
+        return EvalEpisode(self.eval_env, obs, policy_rng)
+
+    @torch.no_grad()
+    def play_evaluation(self) -> list[float]:
+        """The returns of ``eval_episodes`` episodes of the evaluation policy, one after another."""
         returns = []
         for episode in range(self.hp["eval_episodes"]):
-            obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
-            # The policy's own draws come from a generator of this episode, so evaluating
-            # never moves the training RNGs and every evaluation is reproducible.
-            policy_rng = np.random.default_rng(derived_seed(self.spec.seed, EVAL_POLICY_STREAM, evaluation, episode))
-            total, done = 0.0, False
-            while not done:
-                action = self.agent.act(obs, self.env_steps, explore=False, rng=policy_rng)
-                obs, reward, terminated, truncated, _ = self.eval_env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
+            playing = self.eval_episode(episode)
+            while not playing.done:
+                playing.step(self.agent.act(playing.obs, self.env_steps, explore=False, rng=playing.rng))
+            returns.append(playing.total)
+        return returns
+
+    def evaluate(self, returns: list[float] | None = None) -> None:
+        """Record an evaluation: ``returns`` when a seed stack played its episodes
+        (seed_batch.py), else played here. A non-finite return fails the run, recorded."""
+        returns = self.play_evaluation() if returns is None else returns
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
         self.write_records()
         self.show_records()
         self.write_progress()
         self.log_evaluation()
+        self.check_eval_return()
 
     # ---- persistence ----------------------------------------------------------------
     def write_records(self) -> None:

@@ -15,7 +15,7 @@ from plasticity_bench import results
 from plasticity_bench.agents.base import Batch
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, stack_networks
-from plasticity_bench.seed_batch import SeedStack, acts_inside_update, ready, train_seeds
+from plasticity_bench.seed_batch import SeedGroup, SeedStack, acts_inside_update, ready, train_seeds
 from plasticity_bench.spec import build_spec
 from plasticity_bench.train import Trainer, train
 
@@ -267,3 +267,63 @@ def test_probe_and_hessian_rows_match_too(tmp_path):
         metrics = pd.read_parquet(tmp_path / "together" / spec.run_id / results.METRICS)
         assert metrics["metric"].str.contains("probe").any() and metrics["metric"].str.contains("hessian").any()
         assert_same_run(tmp_path / "alone" / spec.run_id, tmp_path / "together" / spec.run_id)
+
+
+def built_trainers(tmp_path: Path, specs) -> list[Trainer]:
+    trainers = []
+    for spec in specs:
+        trainer = Trainer(spec, tmp_path / spec.run_id, 1, torch.device("cpu"), False)
+        ready(trainer)
+        trainer.start_clock()
+        trainer.start_episode()
+        trainers.append(trainer)
+    return trainers
+
+
+@pytest.mark.parametrize("algo", ["dqn", "sac", "td3"])
+def test_evaluation_played_in_lockstep_is_each_seeds_own(tmp_path, algo):
+    """The stack plays every seed's evaluation episodes at once (episodes of different
+    lengths: CartPole's end when the pole falls): each seed's returns are those it plays
+    alone with its own modules, and no training generator moves."""
+    specs = specs_of(algo, "mlp", "none", seeds=(0, 1, 2), extra=["eval_episodes=3", "eval_epsilon=0.2"] if algo == "dqn"
+                     else ["eval_episodes=2"])
+    trainers = built_trainers(tmp_path, specs)
+    group = SeedGroup(trainers, progress=False)
+    before = [(trainer.rng.bit_generator.state, trainer.generators.for_device.get_state()) for trainer in trainers]
+    group.restack()
+    played = group.play_evaluations()
+    group.drop_stack()
+    assert set(played) == {id(trainer) for trainer in trainers}
+    for trainer, (numpy_state, torch_state) in zip(trainers, before):
+        assert trainer.rng.bit_generator.state == numpy_state
+        assert torch.equal(trainer.generators.for_device.get_state(), torch_state)
+        alone = trainer.play_evaluation()
+        assert len(played[id(trainer)]) == len(alone)
+        assert played[id(trainer)] == pytest.approx(alone, rel=1e-4)
+    if algo == "dqn":  # the seeds' episodes differ, so lockstep had seeds waiting
+        assert len({tuple(played[id(trainer)]) for trainer in trainers}) == 3
+
+
+def test_a_seed_whose_evaluation_env_fails_fails_alone(tmp_path):
+    """An evaluation environment that raises mid-episode fails its seed with the reason;
+    the other seeds' evaluations complete with their own returns."""
+    specs = specs_of("dqn", "mlp", "none", seeds=(0, 1, 2), extra=["eval_episodes=2"])
+    trainers = built_trainers(tmp_path, specs)
+    expected = {trainer.spec.seed: trainer.play_evaluation() for trainer in trainers}
+    broken = trainers[1].eval_env
+    real_step, calls = broken.step, []
+
+    def step(action):
+        calls.append(action)
+        if len(calls) == 5:
+            raise RuntimeError("the simulator lost its state")
+        return real_step(action)
+
+    broken.step = step
+    group = SeedGroup(trainers, progress=False)
+    group.restack()
+    played = group.play_evaluations()
+    assert [trainer.spec.seed for trainer in group.live] == [0, 2]
+    assert {trainers[0].spec.seed: played[id(trainers[0])], 2: played[id(trainers[2])]} == {0: expected[0], 2: expected[2]}
+    manifest = group.manifests[id(trainers[1])]
+    assert manifest["status"] == "failed" and "the simulator lost its state" in manifest["error"]

@@ -155,10 +155,12 @@ class Agent:
         of its own), else from the trainer's generator that the agent was built with."""
         raise NotImplementedError
 
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list:
-        """On a stack's agent: every seed's behaviour action for its row of ``obs`` (one
-        forward pass), each seed's host-side draws from its generator in ``rngs`` and its
-        torch draws from ``draw_normal``, in the order ``act`` makes them."""
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
+                  explore: bool = True) -> list:
+        """On a stack's agent: every seed's action for its row of ``obs`` (one forward pass),
+        the behaviour policy's when ``explore``, else the evaluation policy's; each seed's
+        host-side draws from its generator in ``rngs`` and its torch draws from
+        ``draw_normal``, in the order ``act`` makes them."""
         raise NotImplementedError
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -89,10 +89,11 @@ class DQN(Agent):
         return int(self.q_network(obs_t).argmax(dim=1).item())
 
     @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list[int]:
-        """A stack's behaviour actions, [seeds, ...] observations: each seed's ε draws as in
-        ``act``, the greedy ones from one forward pass of every seed's network."""
-        epsilon = self.epsilon(env_step)
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
+                  explore: bool = True) -> list[int]:
+        """A stack's actions, [seeds, ...] observations: each seed's ε draws as in ``act``,
+        the greedy ones from one forward pass of every seed's network."""
+        epsilon = self.epsilon(env_step) if explore else self.hp["eval_epsilon"]
         actions = [int(rng.integers(self.num_actions)) if rng.random() < epsilon else None for rng in rngs]
         if any(action is None for action in actions):
             obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)

@@ -123,11 +123,13 @@ class SAC(Agent):
         return action.squeeze(0).cpu().numpy()
 
     @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list[np.ndarray]:
-        """A stack's behaviour actions, [seeds, ...] observations, one forward pass; each
-        seed's noise from its own generator, as ``act`` draws it."""
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
+                  explore: bool = True) -> list[np.ndarray]:
+        """A stack's actions, [seeds, ...] observations, one forward pass; when exploring,
+        each seed's noise from its own generator, as ``act`` draws it."""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
-        return list(self.actor.sample(obs_t, self.draw_normal)[0].squeeze(1).cpu().numpy())
+        action = self.actor.sample(obs_t, self.draw_normal)[0] if explore else self.actor.deterministic(obs_t)
+        return list(action.squeeze(1).cpu().numpy())
 
     def modules_to_save(self) -> dict[str, Any]:
         return {

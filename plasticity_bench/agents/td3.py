@@ -112,11 +112,15 @@ class TD3(Agent):
         return action
 
     @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator]) -> list[np.ndarray]:
-        """A stack's behaviour actions, [seeds, ...] observations, one forward pass; each
-        seed's exploration noise from its numpy generator, as ``act`` draws it."""
+    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
+                  explore: bool = True) -> list[np.ndarray]:
+        """A stack's actions, [seeds, ...] observations, one forward pass; when exploring,
+        each seed's noise from its numpy generator, as ``act`` draws it. (The diffusion
+        actor, whose evaluation policy differs, never stacks.)"""
         obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
         actions = self.actor(obs_t).squeeze(1).cpu().numpy()
+        if not explore:
+            return list(actions)
         return [np.clip(action + rng.normal(0.0, self.hp["exploration_noise"], size=action.shape), -1.0, 1.0)
                 .astype(np.float32) for action, rng in zip(actions, rngs)]
 
