@@ -9,10 +9,16 @@
    .item() / .tolist() / float() run) outside the optimizer, whose step counts live on
    the host.
 
-3. With --device cuda: exactness of a seed alone and in a stack on that device, and the
+3. Where a stack's time goes (--split): the time of one update of the default config's SAC
+   (128 wide, MountainCarContinuous) for a stack of one and a stack of S, split by a
+   straight-line fit into the per-operator overhead a stack shares and the per-seed work it
+   cannot share, and the profiler's share of that update in batched matmuls and in
+   element-wise operators.
+
+4. With --device cuda: exactness of a seed alone and in a stack on that device, and the
    in-process throughput of stacks of S seeds against one.
 
-Usage: python bench/seed_batch.py [--seeds 1 2 5 8 10] [--only dqn|sac] [--skip-throughput] [--device cuda]
+Usage: python bench/seed_batch.py [--seeds 1 2 5 8 10] [--only dqn|sac] [--skip-throughput] [--split] [--device cuda]
 Run it alone on the machine: the throughput numbers are wall times.
 """
 
@@ -122,6 +128,46 @@ def launches(case, count: int, updates: int = 20) -> None:
           f"update: {syncs_alone / count:.0f} per stack of one, {syncs_together:.0f} per stack of {count}")
 
 
+SPLIT_CASE = ("sac", "gym:MountainCarContinuous-v0", 1000, 2000, ["hidden_sizes=[128,128]"])
+MATMULS = {"aten::bmm", "aten::baddbmm", "aten::mm", "aten::addmm"}
+ELEMENTWISE = {"aten::clamp_min", "aten::threshold_backward", "aten::mul", "aten::copy_", "aten::add",
+               "aten::sum", "aten::sub", "aten::tanh", "aten::exp"}
+
+
+def update_seconds(stack: SeedStack, updates: int) -> float:
+    for _ in range(20):
+        stack.update()
+    start = time.perf_counter()
+    for _ in range(updates):
+        stack.update()
+    return (time.perf_counter() - start) / updates
+
+
+def split(count: int, updates: int = 300) -> None:
+    """Per-operator overhead (shared by a stack) against per-seed work (not shared)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        one = update_seconds(SeedStack(warmed_trainers(SPLIT_CASE, 1, tmp)), updates)
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = SeedStack(warmed_trainers(SPLIT_CASE, count, tmp))
+        many = update_seconds(stack, updates)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(50):
+                stack.update()
+    work = (many - one) / (count - 1)  # t(S) = overhead + S * work
+    overhead = one - work
+    self_time = {}
+    for event in prof.key_averages():
+        self_time[event.key] = event.self_cpu_time_total
+    total = sum(self_time.values())
+    matmul = sum(value for key, value in self_time.items() if key in MATMULS) / total
+    elementwise = sum(value for key, value in self_time.items() if key in ELEMENTWISE) / total
+    print(f"{SPLIT_CASE[0]} {SPLIT_CASE[1]} (128 wide): one update {one * 1e3:.2f} ms for one seed, "
+          f"{many * 1e3:.2f} ms for {count} ({one * count / many:.2f}x per seed); per-operator overhead "
+          f"{overhead * 1e3:.2f} ms (shared), per-seed work {work * 1e3:.2f} ms (not shared), so at most "
+          f"{one / work:.2f}x per seed; in the stack of {count}: batched matmuls {matmul:.0%}, "
+          f"element-wise operators {elementwise:.0%} of operator time", flush=True)
+
+
 def in_process(case, count: int, device: str, tmp: str) -> float:
     """Seed-steps per second of ``count`` seeds trained together in this process."""
     from plasticity_bench.seed_batch import train_seeds
@@ -171,11 +217,15 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 5, 8, 10])
     parser.add_argument("--only", choices=sorted(CASES))
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--split", action="store_true", help="only part 3, the overhead / per-seed work split of a SAC update")
     parser.add_argument("--device", help="an accelerator (e.g. cuda): check exactness and throughput there instead")
     args = parser.parse_args()
     torch.set_num_threads(1)
     if args.device:
         device_check(args.device, args.seeds)
+        return
+    if args.split:
+        split(5)
         return
     for name, case in CASES.items():
         if args.only and name != args.only:
@@ -183,6 +233,8 @@ def main() -> None:
         launches(case, max(args.seeds))
         if not args.skip_throughput:
             throughput(case, args.seeds)
+    if args.only != "dqn":
+        split(5)
 
 
 if __name__ == "__main__":
