@@ -155,13 +155,12 @@ def split(count: int, updates: int = 300) -> None:
                 stack.update()
     work = (many - one) / (count - 1)  # t(S) = overhead + S * work
     overhead = one - work
-    self_time = {}
-    for event in prof.key_averages():
-        self_time[event.key] = event.self_cpu_time_total
+    self_time = {event.key: event.self_cpu_time_total for event in prof.key_averages()}
     total = sum(self_time.values())
     matmul = sum(value for key, value in self_time.items() if key in MATMULS) / total
     elementwise = sum(value for key, value in self_time.items() if key in ELEMENTWISE) / total
-    print(f"{SPLIT_CASE[0]} {SPLIT_CASE[1]} (128 wide): one update {one * 1e3:.2f} ms for one seed, "
+    algo, task, *_, settings = SPLIT_CASE
+    print(f"{algo} {task} ({', '.join(settings)}): one update {one * 1e3:.2f} ms for one seed, "
           f"{many * 1e3:.2f} ms for {count} ({one * count / many:.2f}x per seed); per-operator overhead "
           f"{overhead * 1e3:.2f} ms (shared), per-seed work {work * 1e3:.2f} ms (not shared), so at most "
           f"{one / work:.2f}x per seed; in the stack of {count}: batched matmuls {matmul:.0%}, "
