@@ -49,6 +49,7 @@ from plasticity_bench import results
 from plasticity_bench.agents.base import Agent, Batch, TrainingHooks
 from plasticity_bench.budget import check_budget, updates_after
 from plasticity_bench.devices import resolve_device
+from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
 from plasticity_bench.spec import RunSpec
@@ -384,16 +385,17 @@ class SeedGroup:
         trainers = list(self.live)
         steps = trainers[0].spec.steps
         self.each(lambda trainer: (trainer.start_clock(), trainer.start_episode()))
-        self.catch_up()
         bar = tqdm(total=steps, initial=min((t.env_steps for t in self.live), default=steps),
                    disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=1.0,
                    desc=trainers[0].spec.run_id if len(trainers) == 1 else f"{len(trainers)} seeds")
         try:
-            self.advance_to(steps, bar)
-            self.drop_stack()
-            self.each(lambda trainer: trainer.finish())
-            for trainer in self.live:
-                self.manifests[id(trainer)] = trainer.write_manifest("completed")
+            with stop_at_step_boundaries():
+                self.catch_up()
+                self.advance_to(steps, bar)
+                self.drop_stack()
+                self.each(lambda trainer: trainer.finish())
+                for trainer in self.live:
+                    self.manifests[id(trainer)] = trainer.write_manifest("completed")
         except KeyboardInterrupt:  # statuses stay running: the next start resumes
             for trainer in self.live:
                 trainer.tick_clock()
@@ -410,6 +412,7 @@ class SeedGroup:
         self.restack()
         while self.live and self.live[0].env_steps < steps:
             self.step()
+            stop_if_requested()
             if bar is not None and self.live and self.live[0].env_steps % 100 == 0:
                 bar.update(self.live[0].env_steps - bar.n)
         self.drop_stack()

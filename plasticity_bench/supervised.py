@@ -52,6 +52,7 @@ from plasticity_bench.budget import planned_updates
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
+from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.networks import NetworkConfig, build_body
@@ -151,17 +152,19 @@ class SupervisedTrainer(Trainer):
         bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
                    desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
         try:
-            while self.env_steps < self.spec.steps:
-                self.gradient_step()
-                if self.env_steps % 100 == 0:
-                    bar.update(self.env_steps - bar.n)
-                if self.env_steps % self.hp["checkpoint_every_steps"] == 0 and self.env_steps < self.spec.steps:
-                    self.wall_time += time.perf_counter() - start
-                    start = time.perf_counter()
-                    self.save_checkpoint()
-            self.wall_time += time.perf_counter() - start
-            start = time.perf_counter()
-            self.save_checkpoint()  # checks the final state first
+            with stop_at_step_boundaries():
+                while self.env_steps < self.spec.steps:
+                    self.gradient_step()
+                    if self.env_steps % 100 == 0:
+                        bar.update(self.env_steps - bar.n)
+                    if self.env_steps % self.hp["checkpoint_every_steps"] == 0 and self.env_steps < self.spec.steps:
+                        self.wall_time += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self.save_checkpoint()
+                    stop_if_requested()
+                self.wall_time += time.perf_counter() - start
+                start = time.perf_counter()
+                self.save_checkpoint()  # checks the final state first
         except KeyboardInterrupt:  # status stays running: the next start resumes
             self.wall_time += time.perf_counter() - start
             raise
