@@ -1,14 +1,17 @@
 """Ctrl-C stops a training run at the next step boundary, not wherever Python happens to be.
 
 A KeyboardInterrupt raised at an arbitrary bytecode can land inside a library's thread
-hand-off and leave it waiting. Seen here: one raised inside ``Condition.notify`` while
-TensorBoard's event writer was being woken loses the wake-up, and the writer's ``close()``
-then waits out its ``flush_secs`` (120 s) before the process can exit, so a Ctrl-C'd
-workflow hung for minutes (tests/test_failures.py, under load). So while a run trains, the
-first SIGINT only asks it to stop: the loop calls ``stop_if_requested()`` between steps,
-which raises KeyboardInterrupt there, and the run's records stay as a kill leaves them
-(status running, the last checkpoint), so the next start resumes. A second SIGINT
-interrupts at once, for a step that takes too long.
+hand-off and leave it waiting. Seen here (py-spy, a Ctrl-C'd workflow under load that hung
+for minutes, tests/test_failures.py): the trainer's ``close()`` of TensorBoard's event
+writer joined the writer thread, which sat in its queue wait until ``flush_secs`` (120 s)
+ran out: its wake-up was lost. Python's ``Condition.notify`` loses one that way when a
+KeyboardInterrupt falls between releasing a waiter and removing it from the queue: the
+next notify releases that stale waiter instead of the one really waiting.
+
+So while a run trains, the first SIGINT only asks it to stop: the loop calls
+``stop_if_requested()`` between steps, which raises KeyboardInterrupt there, and the run's
+records stay as a kill leaves them (status running, the last checkpoint), so the next
+start resumes. A second SIGINT interrupts at once, for a step that takes too long.
 """
 
 from __future__ import annotations
