@@ -455,6 +455,8 @@ class SeedGroup:
             if self.stack is None:  # seed by seed, as one-seed runs
                 self.each(lambda trainer: trainer.one_update())
                 continue
+            if first.updates == 0:
+                self.each(lambda trainer: trainer.measure_at_initialisation())
             try:
                 self.stack.update()
             except Exception as error:  # not one seed's: every seed in the stack fails with it

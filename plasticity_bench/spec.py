@@ -18,7 +18,8 @@ from typing import Any
 import yaml
 
 from plasticity_bench import registry
-from plasticity_bench.environments import is_discrete, is_supervised, validate_task
+from plasticity_bench.environments import continual, is_discrete, is_supervised, validate_task
+from plasticity_bench.environments.continual import is_continual, named_sequences, parse_name
 from plasticity_bench.environments.supervised import DIGITS_COUNT
 from plasticity_bench.networks.diffusion import BETA_SCHEDULES
 from plasticity_bench.networks.config import NetworkConfig
@@ -48,14 +49,15 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # Top Hessian eigenvalue at each monitor call (power iteration; costly, see metrics/curvature.py).
     "monitor_hessian": False,
     "hessian_iterations": 20,  # Hessian-vector products per monitor call, at most
-    # Plasticity probe (Lyle et al. 2023; metrics/plasticity_probe.py): every probe_every_updates
-    # updates (0 = off), a copy of each role's network fits random targets on probe_batch_size
-    # replay inputs for probe_steps full-batch Adam steps at probe_lr. At these defaults it
-    # costs ~3% of a default-config run (bench/probe_cost.py: SAC 3.1%, DQN 2.6%) and it
-    # fires with the monitor (every 1000 updates), so short runs get several probes.
-    "probe_every_updates": 1000,
-    "probe_steps": 100,
-    "probe_lr": 1e-3,
+    # Plasticity probe (Lyle et al. 2023; metrics/plasticity_probe.py, docs/metrics.md): at update
+    # 0 and every probe_every_updates updates (0 = off), copies of each role's network fit
+    # probe_targets random target functions on probe_batch_size replay inputs for probe_steps
+    # full-batch steps of the network's own optimizer type (at its own learning rate, or
+    # probe_lr when > 0). Lyle et al.'s protocol: 2000 steps, 10 targets, every 5000 updates.
+    "probe_every_updates": 5000,
+    "probe_steps": 2000,
+    "probe_targets": 10,
+    "probe_lr": 0.0,
     "probe_batch_size": 128,
     "hidden_sizes": (256, 256),
     "activation": "ReLU",
@@ -268,7 +270,7 @@ def build_spec(
         raise SpecError(str(error)) from None
     if algo == "sl" or is_supervised(task):
         _check_supervised_combination(algo, arch, task)
-    else:
+    elif not is_continual(task):  # a continual task's segments are known once its overrides are read
         _check_rl_combination(algo, arch, task)
     if steps <= 0:
         raise SpecError(f"steps must be positive, got {steps}")
@@ -279,6 +281,8 @@ def build_spec(
     validate_method_combination(method_classes, arch)
 
     hyperparams = default_hyperparams(algo, arch)
+    if is_continual(task):  # the sequence's definition is part of the spec (and its run id)
+        hyperparams["sequence"] = named_sequences().get(parse_name(task)[0], {})
     method_options = {name: dict(cls.options()) for name, cls in method_classes.items()}
     items = overrides.items() if isinstance(overrides, dict) else (_split_override(o) for o in overrides)
     for key, raw in items:
@@ -298,6 +302,8 @@ def build_spec(
         else:
             raise SpecError(f"unknown hyperparameter {key!r} for {algo} with arch {arch}; valid: {', '.join(sorted(hyperparams))}")
     _check_values(hyperparams)
+    if is_continual(task):
+        _check_continual(algo, arch, task, steps, hyperparams)
     if algo == "sl" and steps % hyperparams["task_steps"]:
         task_steps = hyperparams["task_steps"]
         raise SpecError(f"steps={steps} is not a whole number of tasks of task_steps={task_steps} gradient steps; "
@@ -313,6 +319,19 @@ def build_spec(
         except (TypeError, ValueError) as error:
             raise SpecError(f"method {name}: {error}") from None
     return RunSpec(algo, arch, methods, task, seed, steps, hyperparams, method_options)
+
+
+def _check_continual(algo: str, arch: str, task: str, steps: int, hyperparams: dict[str, Any]) -> None:
+    """Resolve a continual task's sequence in place (an override's keys over the named
+    sequence's, every default filled in) and check it; SequenceError -> SpecError."""
+    named = named_sequences().get(parse_name(task)[0], {})
+    try:
+        _, _, sequence = continual.resolve(task, {**named, **hyperparams["sequence"]} if named else hyperparams["sequence"])
+        continual.check_budget(task, sequence, steps, hyperparams)
+    except continual.SequenceError as error:
+        raise SpecError(str(error)) from None
+    hyperparams["sequence"] = sequence.to_dict()
+    _check_rl_combination(algo, arch, sequence.tasks[0])
 
 
 def _check_rl_combination(algo: str, arch: str, task: str) -> None:
@@ -398,8 +417,8 @@ PROBABILITY = Range(0, 1)
 VALID_RANGES: dict[str, Range] = {
     "eval_every_steps": COUNT, "eval_episodes": COUNT, "checkpoint_every_steps": COUNT, "monitor_every_updates": COUNT,
     "monitor_batch_size": COUNT, "hessian_iterations": COUNT,
-    "probe_every_updates": Range(0, note="0 = no plasticity probe"), "probe_steps": COUNT, "probe_lr": POSITIVE,
-    "probe_batch_size": COUNT,
+    "probe_every_updates": Range(0, note="0 = no plasticity probe"), "probe_steps": COUNT, "probe_targets": COUNT,
+    "probe_lr": Range(0, note="0 = the learning rate the network trains with"), "probe_batch_size": COUNT,
     "residual_blocks": NON_NEGATIVE, "residual_actor_blocks": NON_NEGATIVE, "diffusion_steps": COUNT,
     "gamma": PROBABILITY, "tau": Range(0, 1, low_open=True), "batch_size": COUNT, "buffer_size": COUNT,
     "learning_starts": NON_NEGATIVE, "replay_ratio": POSITIVE,

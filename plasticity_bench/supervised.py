@@ -186,6 +186,7 @@ class SupervisedTrainer(Trainer):
         if self.labelled_task != self.task_index:
             relabel(self.replay, task_labels(self.spec.seed, self.task_index, self.hp["samples"]))
             self.labelled_task = self.task_index
+        self.measure_at_initialisation()
         self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
         self.env_steps += 1
         self.updates += 1

@@ -29,7 +29,7 @@ from plasticity_bench import registry, results
 from plasticity_bench.agents.base import TrainingHooks
 from plasticity_bench.budget import check_budget, planned_updates, updates_after
 from plasticity_bench.devices import resolve_device
-from plasticity_bench.environments import make_env
+from plasticity_bench.environments.continual import ContinualEnv, make_task_envs
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.norms import snapshot_parameters
@@ -171,6 +171,8 @@ class EvalEpisode:
 
 
 class Trainer:
+    continual = False  # a continual task's run (environments/continual.py); the sl trainer never is
+
     def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
                  log: TrainingLog | None = None):
         self.spec, self.run_dir, self.device, self.progress = spec, run_dir, device, progress
@@ -181,8 +183,9 @@ class Trainer:
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
 
-        self.env = make_env(spec.task)
-        self.eval_env = make_env(spec.task)
+        # A continual task's evaluation env follows its training env's segment (environments/continual.py).
+        self.env, self.eval_env = make_task_envs(spec.task, spec.hyperparams)
+        self.continual = isinstance(self.env, ContinualEnv)
         obs_dim = int(np.prod(self.env.observation_space.shape))
         self.discrete = hasattr(self.env.action_space, "n")
         action_dim = int(self.env.action_space.n) if self.discrete else int(np.prod(self.env.action_space.shape))
@@ -350,9 +353,19 @@ class Trainer:
 
     def one_update(self) -> None:
         """One gradient update on this seed's own networks, then what follows it."""
+        self.measure_at_initialisation()
         self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
         self.updates += 1
         self.after_update()
+
+    def measure_at_initialisation(self) -> None:
+        """Before the first update: the monitor's and the probe's row at update 0, so that
+        every change over training is measured from the initial networks (Lyle et al.'s
+        plasticity loss is P(theta_t) - P(theta_0); ReDo logs its ratio from step 0)."""
+        if self.updates == 0:
+            self.monitor()
+            if self.hp["probe_every_updates"]:
+                self.probe_plasticity()
 
     def after_update(self) -> None:
         """What follows each update: the monitor and the probe when due, then the methods.
@@ -457,8 +470,8 @@ class Trainer:
     def probe_plasticity(self) -> None:
         """Lyle et al.'s probe on copies of the networks; its own RNG, so training is unchanged."""
         seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every_updates"])
-        rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"],
-                           batch_size=self.hp["probe_batch_size"], seed=seed)
+        rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"] or None,
+                           batch_size=self.hp["probe_batch_size"], targets=self.hp["probe_targets"], seed=seed)
         self.metric_rows += [{"step": self.env_steps, **row} for row in rows]
 
     def record_method_stats(self, stats: dict[str, float]) -> None:
@@ -494,6 +507,8 @@ class Trainer:
         (seed_batch.py), else played here. A non-finite return fails the run, recorded."""
         returns = self.play_evaluation() if returns is None else returns
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
+        if self.continual:  # the segment the evaluation played
+            self.eval_rows[-1].update(segment=self.eval_env.segment, segment_task=self.eval_env.segment_task)
         self.write_records()
         self.show_records()
         self.write_progress()
@@ -502,7 +517,8 @@ class Trainer:
 
     # ---- persistence ----------------------------------------------------------------
     def write_records(self) -> None:
-        results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=results.EVAL_COLUMNS))
+        eval_columns = results.EVAL_COLUMNS + (results.SEGMENT_COLUMNS if self.continual else [])
+        results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=eval_columns))
         results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
         results.write_parquet(self.run_dir / results.TRAIN, self.log.frame())
 
@@ -526,6 +542,8 @@ class Trainer:
             "train_rows": self.log.rows,
             "initial_params": own_storage(self.initial_params),
         }
+        if self.continual:  # its step count and segment; the rest derives from the spec
+            state["continual_env"] = self.env.state_dict()
         self.write_records()
         results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)
         self.write_manifest("running")
@@ -539,6 +557,8 @@ class Trainer:
             method.load_state_dict(method_state)
         self.agent.load_state_dict(state["agent"])
         self.replay.load_state_dict(state["replay"])
+        if self.continual:
+            self.env.load_state_dict(state["continual_env"])
         self.initial_params = {name: [t.to(self.device) for t in tensors]
                                for name, tensors in state["initial_params"].items()}
         random.setstate(state["rng"]["python"])

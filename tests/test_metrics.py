@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from plasticity_bench.metrics.plasticity_probe import PROBE_METRICS
 from torch import nn
 
 from plasticity_bench.agents.base import Batch, Role
@@ -303,7 +305,7 @@ def test_monitor_rows_from_one_probe_pass():
     assert len(table) == len(rows)
     assert len([r for r in rows if r["metric"] in activity_metrics]) == 3 * len(activity_metrics)
     # drift needs theta0, the Hessian is opt-in, the probe has its own cadence (test_probe.py)
-    assert {r["metric"] for r in rows} == set(METRICS) - {"weight_drift", "hessian_top_eigenvalue", "plasticity_probe"}
+    assert {r["metric"] for r in rows} == set(METRICS) - {"weight_drift", "hessian_top_eigenvalue"} - set(PROBE_METRICS)
     assert {r["layer"] for r in rows} == {"layers.1", "layers.3", "all"}
     assert all(isinstance(r["value"], float) for r in rows)
     expected = {

@@ -6,6 +6,8 @@ import math
 
 import pytest
 import torch
+
+from plasticity_bench.metrics.plasticity_probe import PROBE_METRICS
 from torch import nn
 from torch.func import functional_call
 
@@ -232,7 +234,7 @@ def test_monitor_rows_of_the_hand_network():
         handle.remove()
     assert len(forwards) == 1  # every metric but the Hessian comes from the one probe pass
     table = {(r["layer"], r["metric"]): r["value"] for r in rows}
-    assert {r["metric"] for r in rows} == set(METRICS) - {"hessian_top_eigenvalue", "plasticity_probe"}  # probe: train.py
+    assert {r["metric"] for r in rows} == set(METRICS) - {"hessian_top_eigenvalue"} - set(PROBE_METRICS)  # probe: train.py
     expected = {
         ("layers.1", "srank"): 2, ("layers.1", "effective_rank"): ERANK_H1,
         ("layers.3", "srank"): 1, ("layers.3", "effective_rank"): 1.0,

@@ -73,9 +73,17 @@ METRICS: dict[str, str] = {
     "grad_norm": "||dL/dtheta||_2 of the network's training loss on the monitor batch",
     "hessian_top_eigenvalue": "dominant eigenvalue of d2L/dtheta2 by power iteration on Hessian-vector "
     "products (only with monitor_hessian=true)",
-    "plasticity_probe": "final MSE of a copy of the network fitted for probe_steps Adam steps to targets "
-    "a + sin(1e5 f(x; w0)) on probe_batch_size replay inputs (w0 a fresh init, a the mean output); "
-    "every probe_every_updates updates; lower = more plastic (Lyle et al. 2023)",
+    **{
+        "probe_loss": "L: final MSE of copies of the network fitted for probe_steps full-batch steps of its own "
+        "optimizer type to probe_targets random targets a + sin(1e5 f(x; w0)) on probe_batch_size replay inputs "
+        "(w0 a fresh init, a the mean output), mean over the targets; at update 0 and every probe_every_updates "
+        "updates (Lyle et al. 2023)",
+        "probe_initial_loss": "L0: the probe's loss before its first fitting step (mean over the targets)",
+        "probe_target_variance": "b: the probe targets' variance, the loss of predicting each output's mean",
+        "plasticity": "P = b - L: how much of the probe targets' variance the fit explains; higher = more "
+        "plastic (Lyle et al. 2023's plasticity; its fall from update 0 is their plasticity loss)",
+        "probe_loss_ratio": "L / L0: the share of the probe's initial loss left after the fit",
+    },
 }
 
 __all__ = [
