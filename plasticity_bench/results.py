@@ -51,6 +51,8 @@ class RunLockedError(Exception):
 
 
 EVAL_COLUMNS = ["step", "return", "episodes"]
+#: A continual run's eval rows add the segment evaluated and its task (environments/continual.py).
+SEGMENT_COLUMNS = ["segment", "segment_task"]
 METRIC_COLUMNS = ["step", "network", "layer", "metric", "value"]
 TRAIN_COLUMNS = ["step", "name", "value"]
 

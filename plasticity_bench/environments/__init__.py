@@ -34,6 +34,8 @@ TASK_FAMILIES: dict[str, str] = {
     "dmc": "DeepMind Control suite via dm_control, domain-task, e.g. dmc:cheetah-run, dmc:ball_in_cup-catch",
     "gym": "gymnasium classic control, e.g. gym:CartPole-v1, gym:Pendulum-v1",
     "minatar": "MinAtar games (10x10 Atari analogues), e.g. minatar:breakout",
+    "continual": "a sequence of tasks switched every segment_steps env steps (environments/continual.py), "
+                 "e.g. continual:walker, continual:cartpole-permuted; continual:<sequence>/<k> is segment k alone",
     "sl": "continual supervised learning for algorithm sl (Lyle et al. 2023): sl:digits-random-labels, "
           "scikit-learn's digits with labels re-drawn per task",
 }
@@ -118,6 +120,11 @@ def validate_task(task: str) -> None:
         raise ValueError(
             f"unknown task family {family!r} in task {task!r}; families: {', '.join(TASK_FAMILIES)}"
         )
+    if family == "continual":  # a sequence is named by a suite or defined by the run's spec (continual.resolve)
+        from plasticity_bench.environments.continual import parse_name
+
+        parse_name(task)
+        return
     valid = _valid_names(family)
     if name not in valid:
         raise ValueError(
@@ -138,6 +145,13 @@ def is_discrete(task: str) -> bool:
     family, name = split_task(task)
     if family == SUPERVISED_FAMILY:
         raise ValueError(f"task {task!r} is a supervised task: it has no action space")
+    if family == "continual":
+        from plasticity_bench.environments.continual import named_sequences, parse_name
+
+        sequence = named_sequences().get(parse_name(task)[0])
+        if sequence is None:
+            raise ValueError(f"continual task {task!r}: its sequence is defined by the run's spec; ask is_discrete of its tasks")
+        return is_discrete(sequence["tasks"][0])
     if family == "minatar":
         return True
     if family in ("mujoco", "dmc"):
@@ -161,6 +175,10 @@ def make_env(task: str):
         from plasticity_bench.environments.gym_tasks import make_gymnasium_env
 
         return make_gymnasium_env(name)
+    if family == "continual":  # a suite's named sequence; a run's own sequence: continual.make_task_envs
+        from plasticity_bench.environments.continual import make_continual_env, named_sequences, parse_name
+
+        return make_continual_env(task, named_sequences().get(parse_name(task)[0]))
     if family == "dmc":
         from plasticity_bench.environments.dmc import make_dmc_env
 

@@ -9,7 +9,7 @@ random policy, 1 for the reference agent (or the maximum return, where a suite s
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +36,13 @@ class Suite:
     algos: tuple[str, ...]
     steps: int
     tasks: dict[str, TaskScore]
+    # Continual sequences (environments/continual.py) by name; their segments' base tasks
+    # are scored with ``tasks``. The suite's runs are the sequences' tasks ``continual:<name>``.
+    sequences: dict[str, dict] = field(default_factory=dict)
+
+    def run_tasks(self) -> list[str]:
+        """The tasks a workflow trains for this suite by default: its sequences, if any, else its tasks."""
+        return [f"continual:{name}" for name in self.sequences] or list(self.tasks)
 
     def normalise(self, task: str, returns):
         """``(returns - random) / (reference - random)``; ``returns`` a scalar or array."""
@@ -71,12 +78,20 @@ def _parse_suite(path: Traversable) -> Suite:
             raise ValueError(f"suite file {path}: task {task!r} needs numeric random, reference and a source ({error})") from None
         if tasks[task].reference == tasks[task].random:
             raise ValueError(f"suite file {path}: task {task!r} has reference == random")
+    sequences = data.get("sequences") or {}
+    if not isinstance(sequences, dict):
+        raise ValueError(f"suite file {path}: sequences must map names to sequence definitions")
+    for name, definition in sequences.items():
+        missing = [t for t in (definition or {}).get("tasks", []) if t not in tasks]
+        if missing:
+            raise ValueError(f"suite file {path}: sequence {name!r} has tasks without scores: {', '.join(missing)}")
     return Suite(
         name=str(data["name"]),
         description=str(data["description"]).strip(),
         algos=tuple(str(algo) for algo in data["algos"]),
         steps=int(data["steps"]),
         tasks=tasks,
+        sequences={str(name): dict(definition) for name, definition in sequences.items()},
     )
 
 
