@@ -297,13 +297,16 @@ def test_monitor_rows_from_one_probe_pass():
         rows = monitor_roles({"critic": role}, batch)
     finally:
         handle.remove()
-    assert len(forwards) == 1
+    assert len(forwards) == 2  # the inner set's probe pass, and one for the released code's set (no residual blocks)
     table = {(r["network"], r["layer"], r["metric"]): r["value"] for r in rows}
     # Activity metrics for each hidden layer and "all"; the parameter and feature metrics
     # are checked in test_metrics_extra.py (drift needs theta0, the Hessian is opt-in).
-    activity_metrics = {m for m in METRICS if "@" in m or m == "active_fraction"}
+    activity_metrics = {m for m in METRICS if ("@" in m and ":" not in m) or m == "active_fraction"}  # inner set
     assert len(table) == len(rows)
     assert len([r for r in rows if r["metric"] in activity_metrics]) == 3 * len(activity_metrics)
+    # the released code's set: the three Linear layers (output included), per layer and "all"
+    released = {m for m in METRICS if ":released_all@" in m}
+    assert len([r for r in rows if r["metric"] in released]) == 4 * len(released)
     # drift needs theta0, the Hessian is opt-in, the probe has its own cadence (test_probe.py)
     assert {r["metric"] for r in rows} == set(METRICS) - {"weight_drift", "hessian_top_eigenvalue"} - set(PROBE_METRICS)
     assert {r["layer"] for r in rows} == {"layers.1", "layers.3", "all"}

@@ -59,6 +59,27 @@ METRICS: dict[str, str] = {
         "(ReDo: E|h_i| over the batch / its layer mean; Sokar et al. 2023)"
         for tau in MONITOR_TAUS
     },
+    **{
+        f"dormant_ratio:block_out@{tau:g}": f"as dormant_ratio@{tau:g}, on the residual stream after each "
+        "residual block (tensor set block_out; residual nets only)"
+        for tau in MONITOR_TAUS
+    },
+    **{
+        f"grama_inactive_ratio:block_out@{tau:g}": f"as grama_inactive_ratio@{tau:g}, with E|dL/dy_i| at the "
+        "residual stream after each residual block (tensor set block_out; residual nets only)"
+        for tau in MONITOR_TAUS
+    },
+    **{
+        f"dormant_ratio:released_all@{tau:g}": f"as dormant_ratio@{tau:g}, on relu(y) of every Linear and "
+        "LayerNorm output, output layers included (tensor set released_all: the released GraMa code's set)"
+        for tau in MONITOR_TAUS
+    },
+    **{
+        f"grama_released_inactive_ratio:released_all@{tau:g}": f"as grama_released_inactive_ratio@{tau:g}, on "
+        "every Linear (mean |dL/dW| of the row) and LayerNorm (|dL/dgamma|), output layers included "
+        "(tensor set released_all)"
+        for tau in MONITOR_TAUS
+    },
     "dormant_not_grama_ratio@0": "fraction of hidden neurons dormant at tau 0 (ReDo score 0) whose GraMa "
     "score is not 0: exactly 0 in ReLU nets (the GraMa paper's containment proposition)",
     "active_fraction": "mean over batch and hidden neurons of 1[h > 0] (fraction of active units)",

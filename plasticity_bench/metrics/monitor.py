@@ -10,6 +10,7 @@ from plasticity_bench.agents.base import Batch, Role
 from plasticity_bench.metrics.activity import probe
 from plasticity_bench.metrics.curvature import hessian_top_eigenvalue
 from plasticity_bench.metrics.norms import feature_norm, gradient_norm_of, weight_drift, weight_magnitude
+from plasticity_bench.metrics.tensor_sets import EXTRA_TENSOR_SETS, tensor_set_scores
 from plasticity_bench.metrics.rank import (
     effective_rank_from_singular_values,
     singular_values,
@@ -25,6 +26,15 @@ NETWORK_WIDE = "all"
 # default, pre-activation GraMa keeps the plain name.
 GRAMA_RATIO_METRICS = {"pre_activation": "grama_inactive_ratio", "output": "grama_output_inactive_ratio",
                        "released": "grama_released_inactive_ratio"}
+# The metric of each score of the other tensor sets (metrics/tensor_sets.py); the key carries
+# the set: dormant_ratio:block_out@0.1. Metrics without a set name are on the inner set.
+TENSOR_SET_RATIO_METRICS = {"dormant": "dormant_ratio", "grama": "grama_inactive_ratio",
+                            "grama_released": "grama_released_inactive_ratio"}
+
+
+def tensor_set_metric(metric: str, tensor_set: str) -> str:
+    """``dormant_ratio`` on ``block_out`` → ``dormant_ratio:block_out`` (inner keeps the bare name)."""
+    return metric if tensor_set == "inner" else f"{metric}:{tensor_set}"
 
 
 def _tau_name(tau: float) -> str:
@@ -91,13 +101,15 @@ def monitor_roles(
             scores["dormant_ratio"][layer] = layer_activity.dormant
             for variant, score in layer_activity.grama_variants.items():
                 scores.setdefault(GRAMA_RATIO_METRICS[variant], {})[layer] = score
-        for metric, by_layer in scores.items():
-            by_layer[NETWORK_WIDE] = torch.cat(list(by_layer.values()))
-            for layer, score in by_layer.items():
-                for tau in MONITOR_TAUS:
-                    names.append((role_name, layer, f"{metric}@{_tau_name(tau)}"))
-                    values.append((score <= tau).float().mean())
+        _ratio_rows(role_name, scores, names, values)
         _containment_rows(role_name, scores, names, values)
+        for tensor_set in EXTRA_TENSOR_SETS:
+            set_scores: dict[str, dict[str, torch.Tensor]] = {}
+            for tensor, by_score in tensor_set_scores(net, role.loss_fn, batch, tensor_set).items():
+                for score_name, score in by_score.items():
+                    metric = tensor_set_metric(TENSOR_SET_RATIO_METRICS[score_name], tensor_set)
+                    set_scores.setdefault(metric, {})[tensor] = score
+            _ratio_rows(role_name, set_scores, names, values)
         active = {layer: layer_activity.active for layer, layer_activity in activity.items()}
         active[NETWORK_WIDE] = torch.cat(list(active.values()))
         for layer, fraction in active.items():
@@ -110,6 +122,18 @@ def monitor_roles(
         {"network": network, "layer": layer, "metric": metric, "value": value}
         for (network, layer, metric), value in zip(names, floats)
     ]
+
+
+def _ratio_rows(role_name: str, scores: dict[str, dict[str, torch.Tensor]], names: list[tuple[str, str, str]],
+                values: list[torch.Tensor]) -> None:
+    """``metric@tau`` for each score (metric → layer → per-neuron scores), per layer and for
+    "all" (every layer's neurons pooled, each neuron weighted equally), tau in MONITOR_TAUS."""
+    for metric, by_layer in scores.items():
+        by_layer[NETWORK_WIDE] = torch.cat(list(by_layer.values()))  # kept: the containment rows read "all" too
+        for layer, score in by_layer.items():
+            for tau in MONITOR_TAUS:
+                names.append((role_name, layer, f"{metric}@{_tau_name(tau)}"))
+                values.append((score <= tau).float().mean())
 
 
 def _containment_rows(role_name: str, scores: dict[str, dict[str, torch.Tensor]],
