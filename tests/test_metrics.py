@@ -308,8 +308,11 @@ def test_monitor_rows_from_one_probe_pass():
     released = {m for m in METRICS if ":released_all@" in m}
     assert len([r for r in rows if r["metric"] in released]) == 4 * len(released)
     # drift needs theta0, the Hessian is opt-in, the probe has its own cadence (test_probe.py)
-    assert {r["metric"] for r in rows} == set(METRICS) - {"weight_drift", "hessian_top_eigenvalue"} - set(PROBE_METRICS)
-    assert {r["layer"] for r in rows} == {"layers.1", "layers.3", "all"}
+    # (and an MLP has no residual block outputs)
+    assert {r["metric"] for r in rows} == {m for m in set(METRICS) - {"weight_drift", "hessian_top_eigenvalue"}
+                                           - set(PROBE_METRICS) if ":block_out" not in m}
+    assert {r["layer"] for r in rows if r["metric"] not in released} == {"layers.1", "layers.3", "all"}
+    assert {r["layer"] for r in rows if r["metric"] in released} == {"layers.0", "layers.2", "layers.4", "all"}
     assert all(isinstance(r["value"], float) for r in rows)
     expected = {
         ("layers.1", "dormant_ratio@0"): 1 / 3,
