@@ -32,30 +32,37 @@ def test_builtin_display_names():
     assert names.method("regrama") == "ReGraMa" and names.method("layer_norm") == "LayerNorm"
     assert names.method("none") == "None (baseline)" and names.method("redo") == "ReDo"
     assert names.method("regrama[tau=0.1,period=5000]") == "ReGraMa (τ = 0.1, period = 5000)"
-    assert names.method("none[rr1]") == "None (baseline) [rr1]"
-    assert names.method("layer_norm+redo[tau=0.02][rr1]") == "LayerNorm + ReDo (τ = 0.02) [rr1]"
+    assert names.method("none[rr1]") == "None (replay ratio 1)"
+    assert names.method("none[rr025]") == "None (replay ratio 0.25)" and names.method("redo[rr2]") == "ReDo (replay ratio 2)"
+    assert names.method("layer_norm+redo[tau=0.02][rr1]") == "LayerNorm + ReDo (τ = 0.02, replay ratio 1)"
+    assert names.method("none[warm]") == "None (warm)"
     assert names.method("my_plugin.methods:Mine") == "my_plugin.methods:Mine"
     assert names.metric("grama_inactive_ratio@0.025") == "GraMa-inactive ratio (τ = 0.025)"
     assert names.metric("some_new_metric") == "Some new metric"
     assert names.scope(("dmc_easy", "sac", "mlp")) == "DMC easy / SAC / MLP"
     assert names.scope(("all", "all", "all")) == "Overall (every suite / algo / arch)"
+    assert names.network("critic") == "Critic (Q1, Q2)" and names.network("q") == "Q-network"
+    assert names.task("gym:CartPole-v1") == "CartPole-v1" and names.task("dmc:cheetah-run") == "Cheetah run"
 
 
 def test_config_display_names_override_the_builtin_ones():
     names = DisplayNames.from_config({"display_names": {
         "methods": {"regrama": "ReGraMa (ours)", "none[rr1]": "Baseline, replay ratio 1"},
-        "suites": {"dmc_easy": "DMC (easy)"}, "archs": {"mlp": "Plain MLP"}, "metrics": {"srank": "Rank"}}})
+        "suites": {"dmc_easy": "DMC (easy)"}, "archs": {"mlp": "Plain MLP"}, "metrics": {"srank": "Rank"},
+        "tasks": {"gym:CartPole-v1": "Cart-pole"}, "networks": {"critic": "Twin Q"}, "variants": {"rr025": "slow"}}})
     assert names.method("regrama") == "ReGraMa (ours)"
     assert names.method("regrama[tau=0.1]") == "ReGraMa (ours) (τ = 0.1)"
     assert names.method("none[rr1]") == "Baseline, replay ratio 1" and names.method("redo") == "ReDo"
     assert names.scope(("dmc_easy", "sac", "mlp")) == "DMC (easy) / SAC / Plain MLP"
     assert names.metric("srank") == "Rank"
+    assert names.task("gym:CartPole-v1") == "Cart-pole" and names.network("critic") == "Twin Q"
+    assert names.method("none[rr025]") == "None (slow)"
     assert DisplayNames.from_config({"name": "no display names"}) == DisplayNames()
 
 
 @pytest.mark.parametrize("given,message", [
     ({"method": {"regrama": "R"}}, "display_names: unknown section 'method'; valid: methods, metrics, suites, "
-                                   "algos, archs"),
+                                   "algos, archs, tasks, networks, variants"),
     ({"methods": ["regrama"]}, "display_names.methods must map identifiers to names, got ['regrama']"),
     ({"metrics": {"srank": 3}}, "display_names.metrics.srank: 3 is not a name; give a non-empty string"),
 ])
@@ -141,17 +148,28 @@ def test_legends_sit_outside_the_axes(swept, tmp_path):
         assert [g.get("id") for g in figure.findall(svg) if g.get("id", "").startswith("legend_")], path.name
         assert not [g for ax in axes for g in ax.iter(svg) if g.get("id", "").startswith("legend_")], path.name
 
-    from matplotlib import pyplot as plt
-    from plasticity_bench.analysis.style import legend_below
 
-    fig, ax = plt.subplots(figsize=(3.3, 2.3))
-    ax.plot([0, 1], [0, 1], label="x")
-    fig.tight_layout()
-    legend_below(fig, ax.get_lines(), 3)
-    fig.canvas.draw()
-    renderer = fig.canvas.get_renderer()
-    assert fig.legends[0].get_window_extent(renderer).y1 <= ax.get_tightbbox(renderer).y0 + 1
-    plt.close(fig)
+
+def test_a_long_legend_wraps_into_balanced_rows_below_the_axes_within_the_width():
+    from matplotlib import pyplot as plt
+    from plasticity_bench.analysis.style import COLUMN_WIDTH, Look, legend_below, paper_style
+
+    methods = ["none", "layer_norm", "redo", "regrama", "shrink_perturb", "plasticity_injection", "cbp"]
+    look = Look.of(methods)
+    with paper_style():
+        fig, axes = look.figure(COLUMN_WIDTH, 2.8)
+        for method in methods:
+            axes[0][0].plot([0, 1], [0, 1], **look.styles[method].line())
+        legend = legend_below(fig, [look.handle(m) for m in methods])
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        box, axes_box = legend.get_window_extent(renderer), axes[0][0].get_tightbbox(renderer)
+        assert box.y1 <= axes_box.y0 + 1 and box.x0 >= 0 and box.x1 <= fig.get_figwidth() * fig.dpi
+        columns = legend._ncols
+        rows = -(-len(methods) // columns)
+        last_row = len(methods) - (rows - 1) * columns
+        assert 1 < columns < len(methods) and last_row >= columns / 2  # no entry stranded under full rows
+        plt.close(fig)
 
 
 # ----------------------------------------------------------------------------- CI bands

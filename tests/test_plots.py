@@ -141,11 +141,14 @@ def test_bad_choices_fail_with_one_line(recorded, tmp_path, args, message):
 def test_inputs_must_be_an_aggregate_or_matrix_and_runs(recorded, tmp_path):
     matrix, runs = recorded
     result = invoke("--matrix", str(matrix), "--out", str(tmp_path / "f"))
-    assert result.exit_code == 2 and "give --aggregate, or --matrix with --runs" in result.stderr
-    result = invoke("--aggregate", str(tmp_path), "--methods", "redo", "--out", str(tmp_path / "f"))
-    assert result.exit_code == 2 and "--methods / --tasks recompute" in result.stderr
+    assert result.exit_code == 2 and "give --aggregate (an aggregate or report folder), or --matrix with --runs" \
+        in result.stderr
+    result = invoke("--aggregate", str(tmp_path), "--tasks", TASK, "--out", str(tmp_path / "f"))
+    assert result.exit_code == 2 and "--tasks recomputes the statistics" in result.stderr
     result = invoke("--aggregate", str(tmp_path / "none"), "--out", str(tmp_path / "f"))
     assert result.exit_code == 2 and "not a finished aggregate" in result.stderr
+    result = invoke("--aggregate", str(tmp_path), "--out", str(tmp_path / "f"))
+    assert result.exit_code == 2 and "is neither an aggregate nor a report folder" in result.stderr
 
 
 def test_cli_figure_names_are_the_plot_modules():

@@ -14,8 +14,8 @@ from typing import Iterable, Sequence
 
 import pandas as pd
 
-from plasticity_bench.analysis.style import (COLUMN_WIDTH, FORMATS, PAGE_WIDTH, Drawn, Look, PlotError,
-                                             legend_below, paper_style, save, scope_slug, slug)
+from plasticity_bench.analysis.style import (COLUMN_WIDTH, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look, PlotError,
+                                             legend_below, paper_style, save, scope_slug, slug, steps_axis)
 from plasticity_bench.analysis.vocabulary import method_order, scopes
 
 import matplotlib.pyplot as plt  # noqa: E402,I001  (after style, which selects the Agg backend)
@@ -24,25 +24,33 @@ GRAMA_PREFIX = "grama_inactive_ratio"
 DORMANT_PREFIX = "dormant_ratio"
 #: Panels per row of the per-task figures.
 TASK_COLUMNS = 3
-#: Legend columns under a one-column and a two-column figure.
-LEGEND_COLUMNS = {COLUMN_WIDTH: 3, PAGE_WIDTH: 5}
+#: Height (inches, 8 pt text) of a legend row under a figure.
+LEGEND_ROW = 0.17
 
 
-def _steps_axis(ax) -> None:
-    ax.set_xlabel("Environment steps")
-    ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
+def _legend_height(entries: int, width: float) -> float:
+    """Room for a legend of ``entries`` under a figure ``width`` inches wide (about 1.6 in per entry)."""
+    return LEGEND_ROW * math.ceil(entries / max(1, int(width // 1.6)))
 
 
-def _task_grid(count: int):
+def _task_grid(look: Look, count: int, legend_entries: int):
     """(figure, flat list of ``count`` axes) for one panel per task; unused panels hidden."""
     columns = min(count, TASK_COLUMNS)
     rows = math.ceil(count / columns)
     width = COLUMN_WIDTH if columns == 1 else PAGE_WIDTH
-    fig, axes = plt.subplots(rows, columns, squeeze=False, figsize=(width, 0.4 + 1.9 * rows))
+    fig, axes = look.figure(width, 0.5 + 1.8 * rows + _legend_height(legend_entries, width), rows, columns)
     flat = [ax for row in axes for ax in row]
     for ax in flat[count:]:
         ax.set_visible(False)
-    return fig, flat[:count], width
+    return fig, flat[:count]
+
+
+def _network_panels(look: Look, networks: list[str], height: float, legend_entries: int, **subplots):
+    """(figure, axes) with one panel per network, one quantity: the panels share their y range."""
+    width = COLUMN_WIDTH if len(networks) == 1 else PAGE_WIDTH
+    fig, axes = look.figure(width, height + _legend_height(legend_entries, width), 1, len(networks), sharey=True,
+                            **subplots)
+    return fig, axes[0]
 
 
 def plot_task_curves(task_curves: pd.DataFrame, out_dir: Path, look: Look,
@@ -52,26 +60,26 @@ def plot_task_curves(task_curves: pd.DataFrame, out_dir: Path, look: Look,
     for scope, group in scopes(task_curves):
         tasks = sorted(group["task"].unique())
         methods = method_order(group["method"])
-        with paper_style():
-            fig, axes, width = _task_grid(len(tasks))
+        with paper_style(look.font_size):
+            fig, axes = _task_grid(look, len(tasks), len(methods))
             for ax, task in zip(axes, tasks):
-                for method in methods:
-                    rows = group[(group["task"] == task) & (group["method"] == method)].sort_values("step")
-                    if rows.empty:
-                        continue
-                    ax.plot(rows["step"], rows["mean"], gid=f"method:{method}", **look.styles[method].line())
-                    ax.fill_between(rows["step"], rows["low"], rows["high"], color=look.styles[method].colour,
-                                    alpha=0.15, linewidth=0)
+                curves = [(method, group[(group["task"] == task) & (group["method"] == method)].sort_values("step"))
+                          for method in methods]
+                for method, rows in curves:  # bands under every line
+                    if not rows.empty:
+                        look.band(ax, rows["step"], rows["low"], rows["high"], method)
+                for method, rows in curves:
+                    if not rows.empty:
+                        ax.plot(rows["step"], rows["mean"], gid=f"method:{method}", **look.styles[method].line())
                 ax.set_title(look.names.task(task))
-                _steps_axis(ax)
-                ax.set_ylabel("Return")
-            fig.suptitle(look.names.scope(scope), fontsize=7)
-            fig.tight_layout()
-            legend_below(fig, [look.handle(m) for m in methods], LEGEND_COLUMNS[width])
+                steps_axis(ax, scope[1])
+                ax.set_ylabel("Return" if scope[1] != "sl" else "Accuracy")
+            look.title(fig, look.names.scope(scope))
+            legend_below(fig, [look.handle(m) for m in methods])
             paths = save(fig, out_dir, f"task_curves_{scope_slug(*scope)}", formats)
         drawn.append(Drawn("task_curves", scope, (
-            "Raw evaluation return per task (not normalised) against environment steps: mean over seeds with its "
-            f"{look.ci} band."), paths))
+            "Raw evaluation return per task (not normalised) against steps: mean over seeds with its "
+            f"{look.ci} band; the panels' y ranges differ, as the tasks' returns do."), paths, fig.get_figwidth()))
     return drawn
 
 
@@ -83,24 +91,24 @@ def plot_run_curves(run_curves: pd.DataFrame, out_dir: Path, look: Look,
     for scope, group in scopes(run_curves):
         tasks = sorted(group["task"].unique())
         methods = method_order(group["method"])
-        with paper_style():
-            fig, axes, width = _task_grid(len(tasks))
+        with paper_style(look.font_size):
+            fig, axes = _task_grid(look, len(tasks), len(methods))
             for ax, task in zip(axes, tasks):
                 for (method, _), rows in group[group["task"] == task].groupby(["method", "run_id"], sort=True):
                     rows = rows.sort_values("step")
-                    ax.plot(rows["step"], rows["return"], linewidth=0.5, markersize=2, alpha=0.7,
+                    ax.plot(rows["step"], rows["return"], linewidth=0.6, markersize=2, alpha=0.75,
                             gid=f"method:{method}", **look.styles[method].line())
                 ax.set_title(look.names.task(task))
-                _steps_axis(ax)
-                ax.set_ylabel("Return")
-            fig.suptitle(f"{look.names.scope(scope)}: every run", fontsize=7)
-            fig.tight_layout()
-            legend_below(fig, [look.handle(m) for m in methods], LEGEND_COLUMNS[width])
+                steps_axis(ax, scope[1])
+                ax.set_ylabel("Return" if scope[1] != "sl" else "Accuracy")
+            look.title(fig, f"{look.names.scope(scope)}: every run")
+            legend_below(fig, [look.handle(m) for m in methods])
             paths = save(fig, out_dir, f"run_curves_{scope_slug(*scope)}", formats)
         runs = group["run_id"].nunique()
         drawn.append(Drawn("run_curves", scope, (
             f"Every run's raw evaluation return ({runs} runs, one thin line each, in its method's colour): "
-            "a run far from the other seeds of its method, flat or cut short, is one to check."), paths))
+            "a run far from the other seeds of its method, flat or cut short, is one to check."), paths,
+            fig.get_figwidth()))
     return drawn
 
 
@@ -140,11 +148,10 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, look: L
         if not shown:
             continue
         networks = sorted(group["network"].unique())
-        width = COLUMN_WIDTH if len(networks) == 1 else PAGE_WIDTH
         methods = method_order(group["method"])
-        with paper_style():
-            fig, axes = plt.subplots(1, len(networks), sharey=True, squeeze=False, figsize=(width, 2.2))
-            for ax, network in zip(axes[0], networks):
+        with paper_style(look.font_size):
+            fig, axes = _network_panels(look, networks, 2.2, len(methods) + len(shown))
+            for ax, network in zip(axes, networks):
                 for method in methods:
                     for name, style in shown:
                         rows = group[(group["network"] == network) & (group["method"] == method)
@@ -152,21 +159,22 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, look: L
                         if not rows.empty:
                             ax.plot(rows["step"], rows["mean"], gid=f"method:{method}",
                                     **{**look.styles[method].line(), "linestyle": style})
-                ax.set_title(network)
-                _steps_axis(ax)
-            axes[0][0].set_ylabel("Fraction of neurons")
+                ax.set_title(look.names.network(network))
+                steps_axis(ax, scope[1])
+            axes[0].set_ylabel("Fraction of neurons")
             handles = [plt.Line2D([], [], label=look.names.method(m), **{**look.styles[m].line(), "linestyle": "-"})
                        for m in methods]
-            handles += [plt.Line2D([], [], color="black", linestyle=style, label=look.names.metric(name))
+            # The line-style key in a colour no method has, so it is not read as the baseline.
+            handles += [plt.Line2D([], [], color=KEY_COLOUR, linestyle=style, label=look.names.metric(name))
                         for name, style in shown]
-            fig.suptitle(look.names.scope(scope), fontsize=7)
-            fig.tight_layout()
-            legend_below(fig, handles, LEGEND_COLUMNS[width])
+            look.title(fig, look.names.scope(scope))
+            legend_below(fig, handles)
             paths = save(fig, out_dir, f"inactive_vs_dormant_{scope_slug(*scope)}", formats)
         drawn.append(Drawn("inactive_vs_dormant", scope, (
             " versus ".join(f"{look.names.metric(name)} ({'solid' if style == '-' else 'dashed'})"
                             for name, style in shown)
-            + " over training, per network: mean over the scope's runs of each method."), paths))
+            + " over training, per network: mean over the scope's runs of each method."), paths,
+            fig.get_figwidth()))
     return drawn
 
 
@@ -216,26 +224,26 @@ def plot_metric_curves(metric_curves: pd.DataFrame, out_dir: Path, look: Look, f
     for metric in metric_names(metric_curves, metrics):
         for scope, group in scopes(metric_curves[metric_curves["metric"] == metric]):
             networks = sorted(group["network"].unique())
-            width = COLUMN_WIDTH if len(networks) == 1 else PAGE_WIDTH
             methods = method_order(group["method"])
-            with paper_style():
-                fig, axes = plt.subplots(1, len(networks), squeeze=False, figsize=(width, 2.0))
-                for ax, network in zip(axes[0], networks):
-                    for method in methods:
-                        rows = group[(group["network"] == network) & (group["method"] == method)].sort_values("step")
-                        if rows.empty:
-                            continue
-                        ax.plot(rows["step"], rows["mean"], gid=f"method:{method}", **look.styles[method].line())
-                        ax.fill_between(rows["step"], rows["low"], rows["high"], color=look.styles[method].colour,
-                                        alpha=0.15, linewidth=0)
-                    ax.set_title(network)
-                    _steps_axis(ax)
-                axes[0][0].set_ylabel(look.names.metric(metric))
-                fig.suptitle(f"{look.names.scope(scope)}: {look.names.metric(metric)}", fontsize=7)
-                fig.tight_layout()
-                legend_below(fig, [look.handle(m) for m in methods], LEGEND_COLUMNS[width])
+            with paper_style(look.font_size):
+                fig, axes = _network_panels(look, networks, 2.0, len(methods))
+                for ax, network in zip(axes, networks):
+                    curves = [(method, group[(group["network"] == network)
+                                             & (group["method"] == method)].sort_values("step")) for method in methods]
+                    for method, rows in curves:  # bands under every line
+                        if not rows.empty:
+                            look.band(ax, rows["step"], rows["low"], rows["high"], method)
+                    for method, rows in curves:
+                        if not rows.empty:
+                            ax.plot(rows["step"], rows["mean"], gid=f"method:{method}", **look.styles[method].line())
+                    ax.set_title(look.names.network(network))
+                    steps_axis(ax, scope[1])
+                axes[0].set_ylabel(look.wrap(look.names.metric(metric), 1.6))
+                look.title(fig, f"{look.names.scope(scope)}: {look.names.metric(metric)}")
+                legend_below(fig, [look.handle(m) for m in methods])
                 paths = save(fig, out_dir, f"metric_curves_{scope_slug(*scope)}_{slug(metric)}", formats)
             drawn.append(Drawn("metric_curves", scope, (
                 f"{look.names.metric(metric)} over training, per network: mean over the scope's runs (seeds and "
-                f"tasks) of each method with its {look.ci} band."), paths))
+                f"tasks) of each method with its {look.ci} band; the panels share their y range."), paths,
+                fig.get_figwidth()))
     return drawn

@@ -1,7 +1,8 @@
-"""Display names: what figures and the HTML page call methods, metrics, suites and scopes.
+"""Display names: what figures, tables and pages call methods, metrics, tasks, networks and scopes.
 
-Tables (every CSV) keep the raw identifiers; only figures and pages use these names. The
-built-in names below can be replaced or extended by a config's ``display_names`` key::
+CSV files keep the raw identifiers; figures, the HTML page and the LaTeX tables use these
+names. The built-in names below can be replaced or extended by a config's ``display_names``
+key (or ``plasticity-bench plot --display-names FILE`` with the same mapping)::
 
     display_names:
       methods: {regrama: "ReGraMa (ours)", "regrama[tau=0.1]": "ReGraMa, small tau"}
@@ -9,11 +10,16 @@ built-in names below can be replaced or extended by a config's ``display_names``
       suites: {dmc_easy: "DMC (easy)"}
       algos: {sac: "Soft actor-critic"}
       archs: {mlp: "Plain MLP"}
+      tasks: {"dmc:cheetah-run": "Cheetah, run"}
+      networks: {critic: "Twin critic"}
+      variants: {rr025: "low replay ratio"}
 
 A scope is titled from its parts ("DMC easy / SAC / MLP"). A method label with options or a
-variant (``matrix.parse_method_entry``: ``regrama[tau=0.1,period=5000]``, ``none[rr1]``) is
+variant (``matrix.parse_method_entry``: ``regrama[tau=0.1,period=5000]``, ``none[rr025]``) is
 named from its parts unless the config names the label itself: "ReGraMa (τ = 0.1, period
-= 5000)", "None (baseline) [rr1]". A metric ``name@tau`` is "<name's display name> (τ = tau)".
+= 5000)", "None (replay ratio 0.25)"; a variant ``rr<digits>`` is a replay ratio, a leading
+zero marking the decimal point (``rr025`` = 0.25, ``rr1`` = 1). A metric ``name@tau`` is
+"<name's display name> (τ = tau)". A network is named by its role ("Critic (Q1, Q2)").
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping
 
-from plasticity_bench.analysis.vocabulary import AnalysisError, is_overall
+from plasticity_bench.analysis.vocabulary import BASELINE, AnalysisError, is_overall
 
 METHODS = {
     "none": "None (baseline)", "layer_norm": "LayerNorm", "redo": "ReDo", "regrama": "ReGraMa",
@@ -45,9 +51,15 @@ SUITES = {
 }
 ALGOS = {"sac": "SAC", "td3": "TD3", "dqn": "DQN", "sl": "Supervised"}
 ARCHS = {"mlp": "MLP", "residual": "Residual", "diffusion": "Diffusion"}
+#: Networks by the role an agent gives them (``methods.Role``); SAC's and TD3's critic is twin Q-networks.
+NETWORKS = {"critic": "Critic (Q1, Q2)", "actor": "Actor", "q": "Q-network", "classifier": "Classifier",
+            "all": "All networks"}
+TASKS = {"sl:digits-random-labels": "Digits, random labels"}
+#: Task families whose names are lower-case identifiers, shown as words ("cheetah-run" -> "Cheetah run").
+WORDY_FAMILIES = ("dmc", "minatar")
 #: Option and threshold names shown as symbols.
 SYMBOLS = {"tau": "τ", "lambda": "λ", "alpha": "α", "beta": "β"}
-SECTIONS = ("methods", "metrics", "suites", "algos", "archs")
+SECTIONS = ("methods", "metrics", "suites", "algos", "archs", "tasks", "networks", "variants")
 OVERALL_TITLE = "Overall (every suite / algo / arch)"
 
 
@@ -131,6 +143,9 @@ class DisplayNames:
     suites: Mapping[str, str] = field(default_factory=lambda: dict(SUITES))
     algos: Mapping[str, str] = field(default_factory=lambda: dict(ALGOS))
     archs: Mapping[str, str] = field(default_factory=lambda: dict(ARCHS))
+    tasks: Mapping[str, str] = field(default_factory=lambda: dict(TASKS))
+    networks: Mapping[str, str] = field(default_factory=lambda: dict(NETWORKS))
+    variants: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, config: Mapping | None) -> "DisplayNames":
@@ -160,13 +175,31 @@ class DisplayNames:
         if label in self.methods:
             return self.methods[label]
         parsed = parse_label(label)
+        qualified = bool(parsed.variant) or any(options for _, options in parsed.components)
         parts = []
-        for name, options in parsed.components:
+        for position, (name, options) in enumerate(parsed.components):
             text = self.methods.get(name, name)
-            if options:
-                text += " (" + ", ".join(f"{_option_name(k)} = {v}" for k, v in options) + ")"
-            parts.append(text)
-        return " + ".join(parts) + (f" [{parsed.variant}]" if parsed.variant else "")
+            if name == BASELINE and qualified and text == METHODS[BASELINE]:
+                text = "None"  # "None (baseline) (replay ratio 1)" says "baseline" once too often
+            qualifiers = [f"{_option_name(k)} = {v}" for k, v in options]
+            if parsed.variant and position == len(parsed.components) - 1:
+                qualifiers.append(self.variant(parsed.variant))
+            parts.append(text + (" (" + ", ".join(qualifiers) + ")" if qualifiers else ""))
+        return " + ".join(parts)
+
+    def variant(self, variant: str) -> str:
+        """``rr025`` -> "replay ratio 0.25" (see the module docstring); a config's name first."""
+        if variant in self.variants:
+            return self.variants[variant]
+        ratio = re.fullmatch(r"rr(\d+)", variant)
+        if ratio:
+            digits = ratio.group(1)
+            value = "0." + digits[1:] if digits.startswith("0") and len(digits) > 1 else digits
+            return f"replay ratio {value}"
+        return variant
+
+    def network(self, name: str) -> str:
+        return self.networks.get(name, _humanise(name))
 
     def metric(self, name: str) -> str:
         if name in self.metrics:
@@ -176,8 +209,12 @@ class DisplayNames:
         return f"{text} (τ = {threshold})" if threshold else text
 
     def task(self, task: str) -> str:
-        """``gym:CartPole-v1`` -> ``CartPole-v1``: the panel already names the suite."""
-        return task.split(":", 1)[-1]
+        """``gym:CartPole-v1`` -> ``CartPole-v1`` (the panel already names the suite);
+        ``dmc:cheetah-run`` -> ``Cheetah run``."""
+        if task in self.tasks:
+            return self.tasks[task]
+        family, _, name = task.rpartition(":")
+        return _humanise(name.replace("-", " ")) if family in WORDY_FAMILIES else name
 
     def suite(self, name: str) -> str:
         return self.suites.get(name, name)

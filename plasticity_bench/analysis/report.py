@@ -6,6 +6,15 @@
     leaderboard.md  leaderboard.csv  leaderboard.tex  missing.md (only if runs were missing)
     claims.md  claims.csv (only if the config lists claims: analysis.claims)
     scores.csv      figures/*.pdf figures/*.png      index.html       manifest.json
+    data/*.parquet  data/aggregate.json
+
+``data/`` holds what the figures are drawn from: every table of the aggregate as Parquet
+(per-run eval curves included: ``run_curves``) with its ``aggregate.json``, and, when the run
+records are at hand, every run's metric curves over training (``run_metrics.parquet``: the
+monitor's rows over all layers of a network, ``layer == "all"``; per-layer rows stay in each
+run's ``metrics.parquet``). ``read_report_data`` reads it back as an ``Aggregate``, so
+``plasticity-bench plot --aggregate reports/<version>`` redraws any figure from the folder
+alone, into another folder.
 
 and regenerates ``<reports_root>/index.md`` and ``index.html`` (``analysis.page``) from the manifests
 of every version there.
@@ -54,9 +63,9 @@ from plasticity_bench.analysis.leaderboard import leaderboard, leaderboard_markd
 from plasticity_bench.analysis.page import task_normalisations, version_page, versions_page
 from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.analysis.vocabulary import (AGGREGATE_SCORE_COLUMNS, FILES, LEARNED_ABOVE, SCOPE, SUMMARY,
-                                                  read_aggregate, scope_title)
+                                                  Aggregate, AnalysisError, read_aggregate, scope_title)
 from plasticity_bench.provenance import code_version, default_version, package_versions
-from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json
+from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json, write_parquet
 
 PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash", "aggregate_sha256")
 REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
@@ -67,8 +76,90 @@ SCORES = "scores.csv"
 AGGREGATE_SETTINGS = ("reps", "seed", "confidence", "final_window", "learned_above", "allow_missing", "baseline")
 
 
+DATA = "data"
+#: Every run's metric curves in a report's data folder (columns ``RUN_METRIC_COLUMNS``).
+RUN_METRICS = "run_metrics.parquet"
+RUN_METRIC_COLUMNS = ["run_id", "step", "network", "metric", "value"]
+
+
 class ReportError(Exception):
     """A user-facing problem building a report (inputs disagree, version taken...)."""
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def run_metric_curves(run_ids: Iterable[str], runs_dir: Path) -> pd.DataFrame:
+    """The ``layer == "all"`` rows of each run's ``metrics.parquet`` (runs without one: none)."""
+    frames = []
+    for run_id in run_ids:
+        path = Path(runs_dir) / run_id / "metrics.parquet"
+        if not path.exists():
+            continue
+        rows = pd.read_parquet(path)
+        rows = rows[rows["layer"] == "all"]
+        frames.append(rows.assign(run_id=run_id)[RUN_METRIC_COLUMNS])
+    if not frames:
+        return pd.DataFrame(columns=RUN_METRIC_COLUMNS)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_report_data(aggregate: Aggregate, folder: Path, runs_dir: Path | None = None) -> list[str]:
+    """Write the aggregate's tables as Parquet, its summary and (given ``runs_dir``) every run's
+    metric curves into ``folder``; returns the file names."""
+    folder = Path(folder)
+    names = []
+    for name, table in aggregate.tables().items():
+        write_parquet(folder / f"{name}.parquet", table)
+        names.append(f"{name}.parquet")
+    if runs_dir is not None:
+        write_parquet(folder / RUN_METRICS, run_metric_curves(aggregate.scores["run_id"], runs_dir))
+        names.append(RUN_METRICS)
+    write_json(folder / SUMMARY, aggregate.summary)
+    return names + [SUMMARY]
+
+
+def read_report_data(report: Path) -> Aggregate:
+    """The aggregate a published report was drawn from (its ``data/`` folder).
+
+    Raises AnalysisError when the folder is no report, or a report published before reports
+    carried their data."""
+    report = Path(report)
+    folder = report / DATA
+    if not (folder / SUMMARY).exists():
+        if (report / MANIFEST).exists():
+            raise AnalysisError(f"report {report} predates report data (no {DATA}/{SUMMARY}): redraw it from the "
+                                "aggregate folder it was built from (results/aggregate/<config>) or rebuild it")
+        raise AnalysisError(f"{report} is neither an aggregate nor a report folder (no {SUMMARY}, no {DATA}/{SUMMARY})")
+    tables = {}
+    for name in FILES:
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            raise AnalysisError(f"report {report} lacks {DATA}/{name}.parquet")
+        tables[name] = pd.read_parquet(path)
+    return Aggregate(**tables, summary=json.loads((folder / SUMMARY).read_text()))
+
+
+def report_metrics(report: Path) -> list[str] | None:
+    """The metrics a published report drew curves of (its manifest's ``report_metrics``)."""
+    manifest = Path(report) / MANIFEST
+    if not manifest.exists():
+        return None
+    return json.loads(manifest.read_text()).get("report_metrics")
+
+
+def published_report_of(path: Path) -> Path | None:
+    """The published report folder that holds ``path`` (or is it), if any: it has a manifest
+    naming its version and a page."""
+    for folder in [Path(path).resolve(), *Path(path).resolve().parents]:
+        manifest = folder / MANIFEST
+        if manifest.exists() and (folder / "index.html").exists():
+            try:
+                if "version" in json.loads(manifest.read_text()):
+                    return folder
+            except (json.JSONDecodeError, OSError):
+                continue
+    return None
 
 
 def missing_markdown(missing: pd.DataFrame) -> str:
@@ -206,6 +297,7 @@ def build_report(
     matrix: Mapping | Path,
     version: str | None = None,
     metrics: Iterable[str] | None = None,
+    runs_dir: Path | None = None,
 ) -> Path:
     """Assemble ``reports_root/<version>/`` from an aggregate dir; returns that directory.
 
@@ -216,6 +308,8 @@ def build_report(
       version: explicit version name; default ``v<package>-<config_hash[:8]>`` (+ suffix).
       metrics: metrics to draw curves of (names or ``name@`` prefixes, as ``plasticity-bench
         plot``); default the stored ones of ``plots.REPORT_METRICS``.
+      runs_dir: the run records (``results/runs``); given, ``data/`` carries every run's metric
+        curves too.
     Raises:
       ReportError: the aggregate belongs to another matrix, or ``version`` is taken by a
         report with another provenance.
@@ -270,8 +364,10 @@ def build_report(
     reports_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=reports_root, prefix=f".{name}.", suffix=".tmp"))
     try:
-        figures = plots.plot_all(aggregate, staging / "figures", metrics=metrics if metrics is not None
-                                 else curve_plots.stored_report_metrics(aggregate.metric_curves))
+        drawn_metrics = curve_plots.metric_names(aggregate.metric_curves, metrics) if metrics is not None \
+            else curve_plots.stored_report_metrics(aggregate.metric_curves)
+        figures = plots.plot_all(aggregate, staging / "figures", metrics=drawn_metrics)
+        data = write_report_data(aggregate, staging / DATA, runs_dir)
         page = version_page(title, board, figures, notes, _downloads(bool(len(missing)), bool(len(aggregate.claims))),
                             summary, task_normalisations(aggregate.scores), plots.aggregate_look(aggregate).names,
                             learned_above, aggregate.claims)
@@ -300,7 +396,9 @@ def build_report(
             "run_ids": aggregate.scores["run_id"].tolist(),
             "missing_run_ids": missing["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),
-            "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for figure in figures for p in figure.paths]),
+            "report_metrics": drawn_metrics,
+            "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for figure in figures for p in figure.paths]
+                            + [f"{DATA}/{name}" for name in data]),
         }
         write_json(staging / MANIFEST, manifest)
         # A published report is readable by all, whatever the umask (mkdtemp makes the

@@ -41,6 +41,6 @@ rule report:
     # `report` publishes REPORT_DIR (or leaves an existing one of the same inputs as it is,
     # and refuses one of other inputs); the rule's output is a copy (see common.smk).
     shell:
-        "plasticity-bench report --aggregate {AGGREGATE_DIR} --matrix {input.matrix} "
+        "plasticity-bench report --aggregate {AGGREGATE_DIR} --matrix {input.matrix} --runs {RESULTS}/runs "
         "--reports {params.reports} --version {params.version} {params.metrics} "
         "&& cp -r {params.published} {output}"
