@@ -7,6 +7,7 @@ dropped with the reason ``build_spec`` gives, never silently. The Snakefile and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -17,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from plasticity_bench.environments.continual import Sequence, is_continual, parse_name
 from plasticity_bench.environments.suites import load_suite
 from plasticity_bench.results import write_json
 from plasticity_bench.spec import InvalidCombinationError, RunSpec, SpecError, build_spec
@@ -34,6 +36,11 @@ class PlannedRun:
     # The leaderboard entry: the config's method entry as written (with its options, e.g.
     # "regrama[tau=0.1]"), then "[variant]" if any; the plain method name otherwise.
     label: str = ""
+    # A fresh-agent reference of a continual run's segment (``reference_runs``): trained like
+    # any run, scored only as the denominator of plasticity ratios (analysis/continual.py).
+    reference: bool = False
+    # A continual run's reference run ids, one per segment it trains (segment order).
+    references: tuple[str, ...] = ()
 
     def cli_args(self, seeds: list[int] | None = None) -> list[str]:
         """``plasticity-bench train`` arguments that rebuild exactly this spec; with ``seeds``,
@@ -54,6 +61,10 @@ class PlannedRun:
             row["variant"] = self.variant
         if self.label and self.label != s.method:
             row["label"] = self.label
+        if self.reference:
+            row["reference"] = True
+        if self.references:
+            row["references"] = list(self.references)
         return row
 
 
@@ -222,7 +233,7 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
         for run in block_runs:
             row = run.row()
             cell = tuple(row.get(key, "") for key in ("suite", "algo", "arch", "label", "method", "variant", "task",
-                                                      "seed"))
+                                                      "seed", "reference", "steps"))  # references differ in steps
             # Aggregation keys runs by this cell; two different specs in one cell (e.g. an
             # experiment's tau next to the main one) would be pooled as one method.
             if cells.setdefault(cell, run.spec.run_id) != run.spec.run_id:
@@ -269,7 +280,7 @@ def _check_keys(section: dict[str, Any], prefix: str, listed: dict[str, list[str
                 raise SpecError(f"{prefix}{where} names {kind[:-1]} {key!r}, which this config does not run; "
                                 f"valid: {valid}")
 
-    for where in ("tasks", "steps", "suite_overrides"):
+    for where in ("tasks", "steps", "suite_overrides", "sequences"):
         check(where, section.get(where, {}), "suites")
     for suite, per_algo in section.get("suite_overrides", {}).items():
         check(f"suite_overrides.{suite}", per_algo, "algos")
@@ -282,10 +293,12 @@ def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict
     dropped: list[dict[str, Any]] = []
     for suite_name in config["suites"]:
         suite = load_suite(suite_name)
-        tasks = config.get("tasks", {}).get(suite_name) or list(suite.tasks)
-        unknown = sorted(set(tasks) - set(suite.tasks))
+        tasks = config.get("tasks", {}).get(suite_name) or suite.run_tasks()
+        sequences = config.get("sequences", {}).get(suite_name, {})
+        known = [*suite.run_tasks(), *(f"continual:{name}" for name in sequences)]
+        unknown = sorted(set(tasks) - set(known) - set(suite.tasks))
         if unknown:
-            raise SpecError(f"tasks {unknown} are not in suite {suite_name!r}; its tasks: {', '.join(suite.tasks)}")
+            raise SpecError(f"tasks {unknown} are not in suite {suite_name!r}; its tasks: {', '.join(known)}")
         steps = config.get("steps", {}).get(suite_name, suite.steps)
         for algo in config["algos"]:
             if algo not in suite.algos:
@@ -298,6 +311,8 @@ def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict
                     label = entry.entry + (f"[{variant}]" if variant else "")
                     for task in tasks:
                         overrides = overrides_for(config, algo, suite_name, entry.names)
+                        if is_continual(task) and parse_name(task)[0] in sequences:  # the config's own sequence
+                            overrides["sequence"] = sequences[parse_name(task)[0]]
                         overrides.update({f"{name}.{option}": value for name, options in entry.options.items()
                                           for option, value in options.items()})
                         try:
@@ -308,7 +323,36 @@ def _expand_product(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict
                                             "task": task, "reason": str(error)})
                             continue
                         runs.extend(PlannedRun(spec, suite_name, overrides, variant, label) for spec in specs)
-    return runs, dropped
+    runs, references = with_references(runs)
+    return runs + references, dropped
+
+
+def with_references(runs: list[PlannedRun]) -> tuple[list[PlannedRun], list[PlannedRun]]:
+    """The fresh-agent references of the continual runs among ``runs``: for every segment
+    a run trains, a run of the same algorithm, architecture, seed and hyperparameters with
+    method ``none`` (no method options) on that segment's task alone (``Sequence.reference_task``)
+    for ``segment_steps`` steps. Runs share a reference wherever these agree (the methods
+    of a cell, repeated segment tasks), so each is planned, trained and cached once.
+    Returns ``runs``, each continual one with its references' run ids, and the references."""
+    planned: dict[str, PlannedRun] = {}
+    out = []
+    for run in runs:
+        spec = run.spec
+        if run.reference or not is_continual(spec.task) or parse_name(spec.task)[1] is not None:
+            out.append(run)
+            continue
+        sequence = Sequence.from_dict(spec.hyperparams["sequence"])
+        name = parse_name(spec.task)[0]
+        base = {key: value for key, value in run.overrides.items() if "." not in key and key != "sequence"}
+        ids = []
+        for k in range(spec.steps // sequence.segment_steps):
+            task = sequence.reference_task(name, k)
+            overrides = {**base, "sequence": sequence.to_dict()} if is_continual(task) else base
+            reference = build_spec(spec.algo, spec.arch, "none", task, spec.seed, sequence.segment_steps, overrides)
+            planned.setdefault(reference.run_id, PlannedRun(reference, run.suite, overrides, run.variant, reference=True))
+            ids.append(reference.run_id)
+        out.append(dataclasses.replace(run, references=tuple(ids)))
+    return out, list(planned.values())
 
 
 def write_matrix(path: Path, config: dict[str, Any], runs: list[PlannedRun], dropped: list[dict[str, Any]]) -> None:

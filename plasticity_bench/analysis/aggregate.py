@@ -29,8 +29,12 @@ from typing import Mapping
 
 import pandas as pd
 
+from plasticity_bench.results import atomic_write_bytes
+
 from plasticity_bench.analysis.baselines import best_baselines, builtin_methods, comparisons
 from plasticity_bench.analysis.claims import measure_claims
+from plasticity_bench.analysis.continual import (CONTINUAL_SEGMENTS_FILE, continual_scores, continual_summary,
+                                                 ordinary_ids, split_matrix)
 from plasticity_bench.analysis.runs import read_metric_curves
 from plasticity_bench.analysis.scores import (DEFAULT_FINAL_WINDOW, Normaliser, balance, collect, eval_curves,
                                               overall_scores, sort_runs, suite_normaliser)
@@ -83,7 +87,16 @@ def aggregate(
       AnalysisError: no run at all can be scored, or the inputs are malformed.
     """
     normaliser = normaliser or suite_normaliser()
-    scores, missing = collect(matrix, runs_dir, final_window=final_window, normaliser=normaliser)
+    ordinary, _, _ = split_matrix(matrix)
+    scores, missing = collect(ordinary, runs_dir, final_window=final_window, normaliser=normaliser)
+    # Continual runs: one score per segment after the first; references scored apart (analysis/continual.py).
+    continual = continual_scores(matrix, runs_dir, normaliser)
+    if len(continual["scores"]):
+        scores = sort_runs(pd.concat([scores, continual["scores"]], ignore_index=True) if len(scores)
+                           else continual["scores"])
+    if len(continual["missing"]):
+        missing = sort_runs(pd.concat([missing, continual["missing"]], ignore_index=True) if len(missing)
+                            else continual["missing"])
     if len(missing) and not allow_missing:
         raise MissingRunsError(missing)
     if scores.empty:
@@ -103,14 +116,20 @@ def aggregate(
     intervals = pd.concat([intervals, auc_interval_estimates(scoped, **options)])
     intervals = intervals.sort_values(SCOPE, kind="stable").reset_index(drop=True)
     pairs = comparisons(scoped, best_baselines(intervals))
-    run_curves = eval_curves(scores, runs_dir, normaliser)[RUN_CURVE_COLUMNS]
+    run_curves = eval_curves(scores[scores["run_id"].isin(ordinary_ids(ordinary))], runs_dir, normaliser)
+    if len(continual["curves"]):  # a continual run's whole sequence, each segment normalised with its task
+        run_curves = pd.concat([run_curves, continual["curves"]], ignore_index=True) if len(run_curves) \
+            else continual["curves"]
+    run_curves = run_curves[RUN_CURVE_COLUMNS]
+    segments = continual["segments"]
+    segments = segments[segments["run_id"].isin(scores["run_id"])]  # balanced with the leaderboard's runs
     result = Aggregate(
         scores=scores.assign(in_overall=scores["run_id"].isin(overall["run_id"])),
         missing=missing,
         interval_estimates=intervals,
         probability_of_improvement=probability_of_improvement(scoped, pairs=pairs, **options),
         sample_efficiency=sample_efficiency(run_curves, scores, **options),
-        metric_curves=metric_curves(read_metric_curves(scores, runs_dir), **options),
+        metric_curves=metric_curves(read_metric_curves(scores.drop_duplicates("run_id"), runs_dir), **options),
         performance_profiles=performance_profiles(scoped, **options),
         task_curves=task_curves(run_curves, **options),
         run_curves=run_curves,
@@ -132,9 +151,12 @@ def aggregate(
             "run_ids": scores["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),
             "rliable": _version("rliable"),
+            "continual": continual_summary(segments, **options),
         },
     )
     if out_dir is not None:
+        if len(segments):
+            atomic_write_bytes(Path(out_dir) / CONTINUAL_SEGMENTS_FILE, segments.to_csv(index=False).encode())
         write_aggregate(result, out_dir)
     return result
 

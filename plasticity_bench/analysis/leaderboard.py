@@ -40,6 +40,8 @@ LEADERBOARD_COLUMNS = [
     "prob_improvement_over_best_baseline", "prob_improvement_over_best_baseline_low",
     "prob_improvement_over_best_baseline_high",
     "runs", "tasks", "seeds", "missing_runs", "scope_unlearned",
+    # Continual scopes only (analysis/continual.py): IQM of the plasticity ratios of segments >= 1.
+    "plasticity_ratio", "plasticity_ratio_low", "plasticity_ratio_high",
 ]
 
 
@@ -82,6 +84,10 @@ def leaderboard(aggregate: Aggregate) -> pd.DataFrame:
     for _, rows in table.groupby(SCOPE, sort=False):
         table.loc[rows.index, "rank_group"] = rank_groups(rows)
     table["overall"] = (table[SCOPE] == OVERALL).all(axis=1)
+    ratios = pd.DataFrame((aggregate.summary.get("continual") or {}).get("leaderboard", []),
+                          columns=LEADERBOARD_COLUMNS[:3] + ["method", "plasticity_ratio", "plasticity_ratio_low",
+                                                             "plasticity_ratio_high"])
+    table = table.merge(ratios, on=keys, how="left")
     table = table.sort_values(["overall"] + SCOPE + ["rank_group", "iqm", "method"],
                               ascending=[False, True, True, True, True, False, True], kind="stable",
                               na_position="last")
@@ -232,6 +238,17 @@ def scope_notes(rows: pd.DataFrame, learned_above: float = LEARNED_ABOVE) -> lis
     return notes
 
 
+def ratio_note(rows: pd.DataFrame) -> list[str]:
+    """A continual scope's plasticity ratio per method (analysis/continual.py), as one line."""
+    rows = rows.dropna(subset=["plasticity_ratio"])
+    if rows.empty:
+        return []
+    cells = "; ".join(f"{row.method} {_interval(row.plasticity_ratio, row.plasticity_ratio_low, row.plasticity_ratio_high)}"
+                      for row in rows.itertuples())
+    return ["Continual scope: scores are end-of-segment scores of segments 1 and later (one task per segment). "
+            f"Plasticity ratio (IQM over those segments, vs a fresh agent; 1 = learns as well as a new network): {cells}."]
+
+
 RANKING_NOTE = (
     "Scores are normalised per task ((return - random) / (reference - random)); each cell is the point estimate and "
     "its stratified-bootstrap CI. Rank groups: the highest-IQM method of a scope and every method whose IQM CI "
@@ -255,7 +272,7 @@ def leaderboard_markdown(board: pd.DataFrame, title: str, notes: list[str],
     groups = dict(list(board.groupby(SCOPE, sort=False)))
     for scope, rows in display_rows(board).items():
         lines += ["", f"## {scope_title(scope)}", ""]
-        lines += scope_notes(groups[scope], learned_above) + [""]
+        lines += scope_notes(groups[scope], learned_above) + ratio_note(groups[scope]) + [""]
         lines += ["| " + " | ".join(HEADER) + " |",
                   "|" + "|".join(["---:", "---"] + ["---:"] * (len(HEADER) - 2)) + "|"]
         lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]

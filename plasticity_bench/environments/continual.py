@@ -336,7 +336,10 @@ class ContinualEnv(gymnasium.Env):
         self.permutation = None
         if sequence.transform == "permute_observations" and k > 0:
             rng = np.random.default_rng([sequence.transform_options["seed"], k])
-            self.permutation = rng.permutation(int(np.prod(self.env.observation_space.shape)))
+            size = int(np.prod(self.env.observation_space.shape))
+            self.permutation = rng.permutation(size)
+            while size > 1 and (self.permutation == np.arange(size)).all():  # 1 in 6 for Pendulum's 3 numbers
+                self.permutation = rng.permutation(size)
         self.reversed = sequence.transform == "reverse_actions" and k % 2 == 1
         if sequence.transform == "dynamics":
             values = sequence.transform_options["values"]
