@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ElementTree
+from pathlib import Path
 
 import matplotlib
 import numpy as np
@@ -255,3 +256,104 @@ def test_the_schema_takes_display_names_and_method_options_and_adds_nothing_to_o
     validate(config, schema)
     with pytest.raises(Exception, match="method"):
         validate({**config, "display_names": {"method": {"regrama": "R"}}}, schema)
+
+
+# ----------------------------------------------------------------------------- print size
+
+CLAIMS_CSV = Path(__file__).resolve().parents[1] / "reports" / "v0.1.0-d7cf4599-b62e90a" / "claims.csv"
+
+
+def smallest_printed_text(svg_path, intended_inches: float) -> tuple[float, float]:
+    """(smallest font size in points once the figure is scaled to ``intended_inches``, the file's
+    width in inches). SVG user units are points; text keeps its size with svg.fonttype none."""
+    root = ElementTree.parse(svg_path).getroot()
+    width = float(root.get("width").removesuffix("pt"))
+    sizes = [float(size) for size in re.findall(r"font-size: ([0-9.]+)px", Path(svg_path).read_text())]
+    assert sizes, f"{svg_path} has no text"
+    return min(sizes) * intended_inches * 72 / width, width / 72
+
+
+def draw_every_figure(result, out, **look_options):
+    from dataclasses import replace
+
+    claims = pd.read_csv(CLAIMS_CSV, keep_default_na=False, na_values=[""])
+    with_claims = replace(result, claims=claims)
+    look = plots.aggregate_look(with_claims, **look_options)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        return plots.plot_all(with_claims, out, formats=["svg"], look=look)
+
+
+@pytest.mark.parametrize("column", [None, "single", "double"])
+def test_every_figure_prints_its_smallest_text_at_8pt_or_more_at_its_width(swept, tmp_path, column):
+    """Each figure's file is exactly as wide as the column it is drawn for (so a paper prints it
+    at 100%) and no text in it is smaller than 8 pt there."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a figure saved wider than intended warns: fail on it
+        drawn = draw_every_figure(swept, tmp_path, column=column)
+    kinds = {figure.kind for figure in drawn}
+    assert kinds == set(plots.FIGURES), set(plots.FIGURES) - kinds
+    for figure in drawn:
+        assert figure.width in (3.25, 6.75) and (column is None or figure.width == {"single": 3.25,
+                                                                                    "double": 6.75}[column])
+        for path in figure.paths:
+            printed, width = smallest_printed_text(path, figure.width)
+            assert width == pytest.approx(figure.width, abs=0.01), path.name
+            assert printed >= 8.0, (path.name, printed)
+
+
+def test_the_print_size_check_catches_small_text(tmp_path):
+    from matplotlib import pyplot as plt
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        for name, width, tick_size in (("small", 3.25, 6), ("wide", 6.75, 8)):
+            fig, ax = plt.subplots(figsize=(width, 2))
+            ax.set_title("a title", fontsize=8)
+            ax.tick_params(labelsize=tick_size)
+            fig.savefig(tmp_path / f"{name}.svg")
+            plt.close(fig)
+    assert smallest_printed_text(tmp_path / "small.svg", 3.25) == pytest.approx((6, 3.25))
+    # 8 pt text in a 6.75 in figure, printed in a 3.25 in column: 3.85 pt.
+    assert smallest_printed_text(tmp_path / "wide.svg", 3.25)[0] == pytest.approx(8 * 3.25 / 6.75)
+
+
+def test_palette_colours_stand_out_from_white_and_from_their_own_ci_band():
+    from plasticity_bench.analysis.style import BAND_ALPHA, KEY_COLOUR
+
+    def luminance(rgb):
+        linear = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+
+    def contrast(a, b):
+        high, low = sorted((luminance(a), luminance(b)), reverse=True)
+        return (high + 0.05) / (low + 0.05)
+
+    for colour in (*PALETTE, BASELINE_COLOUR, KEY_COLOUR):
+        rgb = matplotlib.colors.to_rgb(colour)
+        band = tuple(BAND_ALPHA * c + (1 - BAND_ALPHA) for c in rgb)  # the band over a white axes
+        assert contrast(rgb, (1, 1, 1)) >= 3 and contrast(rgb, band) >= 3, colour
+    assert len(set(PALETTE)) == len(PALETTE) and BASELINE_COLOUR not in PALETTE
+
+
+def test_probability_of_improvement_compares_each_method_with_the_baseline_only(swept, tmp_path):
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        drawn = plots.plot_all(swept, tmp_path, figures=["probability_of_improvement"], formats=["svg"])
+    poi = swept.probability_of_improvement
+    assert (poi["baseline"] != "none").any()  # the aggregate also holds best-baseline pairs
+    for figure in drawn:
+        text = figure.paths[0].read_text()
+        assert "P(method &gt; None (baseline))" in text and " vs " not in text
+        assert ">None (baseline)<" not in text  # the baseline is no row of its own
+
+
+def test_a_subset_of_methods_keeps_the_colours_of_the_full_figures(swept, tmp_path):
+    look = plots.aggregate_look(swept)
+    drawn = plots.plot_all(swept, tmp_path, figures=["sample_efficiency"], formats=["svg"], look=look,
+                           methods=["none", "redo"])
+    for figure in drawn:
+        strokes = _svg_strokes(figure.paths[0])
+        assert set(strokes) == {"none", "redo"}
+        assert strokes["redo"] == {(look.styles["redo"].colour.lower(), "")}
+    with pytest.raises(plots.PlotError, match="unknown method 'rdo'; the aggregate holds: none, "):
+        plots.plot_all(swept, tmp_path, methods=["rdo"])

@@ -24,32 +24,22 @@ GRAMA_PREFIX = "grama_inactive_ratio"
 DORMANT_PREFIX = "dormant_ratio"
 #: Panels per row of the per-task figures.
 TASK_COLUMNS = 3
-#: Height (inches, 8 pt text) of a legend row under a figure.
-LEGEND_ROW = 0.17
-
-
-def _legend_height(entries: int, width: float) -> float:
-    """Room for a legend of ``entries`` under a figure ``width`` inches wide (about 1.6 in per entry)."""
-    return LEGEND_ROW * math.ceil(entries / max(1, int(width // 1.6)))
-
-
-def _task_grid(look: Look, count: int, legend_entries: int):
+def _task_grid(look: Look, count: int):
     """(figure, flat list of ``count`` axes) for one panel per task; unused panels hidden."""
-    columns = min(count, TASK_COLUMNS)
+    columns = min(count, TASK_COLUMNS if look.width_for(PAGE_WIDTH) >= PAGE_WIDTH else 1)  # one column: stacked
     rows = math.ceil(count / columns)
     width = COLUMN_WIDTH if columns == 1 else PAGE_WIDTH
-    fig, axes = look.figure(width, 0.5 + 1.8 * rows + _legend_height(legend_entries, width), rows, columns)
+    fig, axes = look.figure(width, 0.4 + 1.8 * rows, rows, columns)
     flat = [ax for row in axes for ax in row]
     for ax in flat[count:]:
         ax.set_visible(False)
     return fig, flat[:count]
 
 
-def _network_panels(look: Look, networks: list[str], height: float, legend_entries: int, **subplots):
+def _network_panels(look: Look, networks: list[str], height: float, **subplots):
     """(figure, axes) with one panel per network, one quantity: the panels share their y range."""
     width = COLUMN_WIDTH if len(networks) == 1 else PAGE_WIDTH
-    fig, axes = look.figure(width, height + _legend_height(legend_entries, width), 1, len(networks), sharey=True,
-                            **subplots)
+    fig, axes = look.figure(width, height, 1, len(networks), sharey=True, **subplots)
     return fig, axes[0]
 
 
@@ -61,7 +51,7 @@ def plot_task_curves(task_curves: pd.DataFrame, out_dir: Path, look: Look,
         tasks = sorted(group["task"].unique())
         methods = method_order(group["method"])
         with paper_style(look.font_size):
-            fig, axes = _task_grid(look, len(tasks), len(methods))
+            fig, axes = _task_grid(look, len(tasks))
             for ax, task in zip(axes, tasks):
                 curves = [(method, group[(group["task"] == task) & (group["method"] == method)].sort_values("step"))
                           for method in methods]
@@ -92,7 +82,7 @@ def plot_run_curves(run_curves: pd.DataFrame, out_dir: Path, look: Look,
         tasks = sorted(group["task"].unique())
         methods = method_order(group["method"])
         with paper_style(look.font_size):
-            fig, axes = _task_grid(look, len(tasks), len(methods))
+            fig, axes = _task_grid(look, len(tasks))
             for ax, task in zip(axes, tasks):
                 for (method, _), rows in group[group["task"] == task].groupby(["method", "run_id"], sort=True):
                     rows = rows.sort_values("step")
@@ -150,7 +140,7 @@ def plot_inactive_vs_dormant(metric_curves: pd.DataFrame, out_dir: Path, look: L
         networks = sorted(group["network"].unique())
         methods = method_order(group["method"])
         with paper_style(look.font_size):
-            fig, axes = _network_panels(look, networks, 2.2, len(methods) + len(shown))
+            fig, axes = _network_panels(look, networks, 2.0)
             for ax, network in zip(axes, networks):
                 for method in methods:
                     for name, style in shown:
@@ -226,7 +216,7 @@ def plot_metric_curves(metric_curves: pd.DataFrame, out_dir: Path, look: Look, f
             networks = sorted(group["network"].unique())
             methods = method_order(group["method"])
             with paper_style(look.font_size):
-                fig, axes = _network_panels(look, networks, 2.0, len(methods))
+                fig, axes = _network_panels(look, networks, 1.9)
                 for ax, network in zip(axes, networks):
                     curves = [(method, group[(group["network"] == network)
                                              & (group["method"] == method)].sort_values("step")) for method in methods]

@@ -21,7 +21,7 @@ import pandas as pd
 
 from plasticity_bench.analysis import curve_plots
 from plasticity_bench.analysis.display import DisplayNames
-from plasticity_bench.analysis.style import (COLUMN_WIDTH, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look, PlotError,
+from plasticity_bench.analysis.style import (COLUMN_WIDTH, FONT_SIZE, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look, PlotError,
                                              distinct_styles, is_baseline, legend_below, paper_style, save,
                                              scope_slug, slug, steps_axis)
 from plasticity_bench.analysis.sweeps import sensitivity_series, series_rows
@@ -36,14 +36,14 @@ MIN_SCORE_SPAN = 0.05  # normalised score: narrower panels would only magnify fl
 ROW_HEIGHT = 0.2
 
 
-def _readable_axis(axis, low: float, high: float) -> None:
-    """At most four plain tick labels (no offset text) over a span of at least MIN_SCORE_SPAN."""
+def _readable_axis(axis, low: float, high: float, ticks: int = 4) -> None:
+    """At most ``ticks`` plain tick labels (no offset text) over a span of at least MIN_SCORE_SPAN."""
     span = high - low
     if span < MIN_SCORE_SPAN:
         centre = (high + low) / 2
         low, high, span = centre - MIN_SCORE_SPAN / 2, centre + MIN_SCORE_SPAN / 2, MIN_SCORE_SPAN
     (axis.axes.set_xlim if axis is axis.axes.xaxis else axis.axes.set_ylim)(low - 0.08 * span, high + 0.08 * span)
-    axis.set_major_locator(MaxNLocator(nbins=4))
+    axis.set_major_locator(MaxNLocator(nbins=ticks))
 
 
 def _interval_bar(ax, y: int, low: float, high: float, point: float, colour: str) -> None:
@@ -71,16 +71,24 @@ def plot_interval_estimates(intervals: pd.DataFrame, out_dir: Path, look: Look,
     for scope, group in scopes(intervals):
         methods = method_order(group["method"])
         statistics = [s for s in STATISTIC_LABELS if s in set(group["statistic"])]
+        # Side by side on a page's width; in one column, two panels a row.
+        columns = len(statistics) if look.width_for(PAGE_WIDTH) >= PAGE_WIDTH else min(2, len(statistics))
+        rows = -(-len(statistics) // columns)
         with paper_style(look.font_size):
-            fig, axes = look.figure(PAGE_WIDTH, 0.95 + ROW_HEIGHT * len(methods), 1, len(statistics), sharey=True)
-            for ax, statistic in zip(axes[0], statistics):
+            fig, axes = look.figure(PAGE_WIDTH, 0.35 + rows * (0.6 + ROW_HEIGHT * len(methods)), rows, columns,
+                                    sharey=True)
+            for ax in axes.flat[len(statistics):]:
+                ax.set_visible(False)
+            for ax, statistic in zip(axes.flat, statistics):
                 rows = group[group["statistic"] == statistic].set_index("method")
                 for y, method in enumerate(methods):
                     if method in rows.index:
                         row = rows.loc[method]
                         _interval_bar(ax, y, row["low"], row["high"], row["estimate"], look.styles[method].colour)
                 ax.set_title(STATISTIC_LABELS[statistic])
-                _readable_axis(ax.xaxis, rows["low"].min(), rows["high"].max())
+                # A label like "0.56" needs about 0.45 in at 8 pt; method names take ~1.3 in on the left.
+                panel = (fig.get_figwidth() - 1.3) / columns * FONT_SIZE / look.font_size
+                _readable_axis(ax.xaxis, rows["low"].min(), rows["high"].max(), max(2, min(4, int(panel / 0.45))))
                 _method_rows(ax, methods, [look.names.method(m) for m in methods])
             fig.supxlabel("Normalised score")
             look.title(fig, _scope_title(look, scope))
@@ -116,7 +124,7 @@ def plot_probability_of_improvement(poi: pd.DataFrame, out_dir: Path, look: Look
                               else f"{names.method(method)} vs {names.method(row['baseline'])}")
             ax.axvline(0.5, color=KEY_COLOUR, linestyle=":", linewidth=0.8)
             ax.set_xlim(-0.02, 1.02)
-            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+            ax.set_xticks([0, 0.25, 0.5, 0.75, 1], ["0", "0.25", "0.5", "0.75", "1"])
             _method_rows(ax, order, labels)
             baseline_name = names.method(baselines[0]) if len(baselines) == 1 else "its baseline"
             ax.set_xlabel(f"P(method > {baseline_name})")
@@ -138,7 +146,7 @@ def _plot_banded_curves(frame: pd.DataFrame, out_dir: Path, look: Look, formats:
     for scope, group in scopes(frame):
         methods = method_order(group["method"])
         with paper_style(look.font_size):
-            fig, axes = look.figure(COLUMN_WIDTH, 2.2 + 0.17 * ((len(methods) + 1) // 2))
+            fig, axes = look.figure(COLUMN_WIDTH, 2.2)
             ax = axes[0][0]
             for method in methods:  # bands first, so that every line is drawn over every band
                 rows = group[group["method"] == method].sort_values(x)
@@ -217,7 +225,7 @@ def plot_sensitivity(intervals: pd.DataFrame, out_dir: Path, look: Look,
         baseline = intervals[(intervals["statistic"] == "iqm") & (intervals["method"] == BASELINE)]
         unlearned = [scope for scope in scope_keys if scope in look.unlearned]
         with paper_style(look.font_size):
-            fig, axes = look.figure(COLUMN_WIDTH, 2.3 + 0.17 * len(scope_keys))
+            fig, axes = look.figure(COLUMN_WIDTH, 2.3)
             ax = axes[0][0]
             positions = _value_axis(ax, series, names.option(series.option))
             handles = []
@@ -292,7 +300,7 @@ def plot_claims(claims: pd.DataFrame, out_dir: Path, look: Look, formats: Sequen
     numbers = list(range(1, len(claims) + 1))
     number_of = dict(zip(claims.index, numbers))
     with paper_style(look.font_size):
-        fig, axes = look.figure(COLUMN_WIDTH, 1.1 + ROW_HEIGHT * len(measured))
+        fig, axes = look.figure(COLUMN_WIDTH, 0.8 + ROW_HEIGHT * len(measured))
         ax = axes[0][0]
         ax.axvspan(0, 1.15, color=VERDICT_COLOURS["yes"], alpha=0.07, linewidth=0)
         ax.axvline(0, color="black", linewidth=0.8)

@@ -178,10 +178,14 @@ class Look:
     def ci(self) -> str:
         return f"{self.confidence:.0%} bootstrap CI"
 
+    def width_for(self, width: float) -> float:
+        """The width a figure meant to be ``width`` inches wide is drawn at (``column`` overrides it)."""
+        return WIDTHS[self.column] if self.column else width
+
     def figure(self, width: float, height: float, rows: int = 1, columns: int = 1, **subplots):
-        """(figure, 2-D array of axes) at ``width`` inches (``column`` overrides it) with constrained
-        layout; ``height`` is for 8 pt text and grows with the font size."""
-        width = WIDTHS[self.column] if self.column else width
+        """(figure, 2-D array of axes) at ``width_for(width)`` inches with constrained layout;
+        ``height`` is for 8 pt text and grows with the font size."""
+        width = self.width_for(width)
         height *= max(1.0, self.font_size / FONT_SIZE)
         return plt.subplots(rows, columns, squeeze=False, figsize=(width, height), layout="constrained", **subplots)
 
@@ -219,8 +223,8 @@ def steps_axis(ax, algo: str | None = None) -> None:
 
 def legend_below(fig: plt.Figure, handles: list):
     """One legend under the axes, outside the data, in as few balanced rows as fit the figure's
-    width (no row of one stranded entry under full ones). Needs constrained layout
-    (``Look.figure``), which makes room for it."""
+    width (no row of one stranded entry under full ones). The figure grows by the legend's
+    height, so the axes keep theirs. Needs constrained layout (``Look.figure``), which places it."""
     width = fig.get_figwidth() * fig.dpi
     renderer = fig.canvas.get_renderer()
     count = len(handles)
@@ -228,7 +232,9 @@ def legend_below(fig: plt.Figure, handles: list):
         rows = math.ceil(count / columns)
         columns = math.ceil(count / rows)
         legend = fig.legend(handles=handles, loc="outside lower center", ncol=columns)
-        if columns == 1 or legend.get_window_extent(renderer).width <= 0.98 * width:
+        box = legend.get_window_extent(renderer)
+        if columns == 1 or box.width <= 0.98 * width:
+            fig.set_figheight(fig.get_figheight() + box.height / fig.dpi + 0.05)
             return legend
         legend.remove()
     return None
@@ -269,6 +275,21 @@ def _spills(fig: plt.Figure) -> bool:
             or tight.y1 > fig.get_figheight() + margin)
 
 
+def overlapping_tick_labels(fig: plt.Figure) -> list[str]:
+    """The tick labels that run into their neighbour on the same axis (drawn figure)."""
+    renderer = fig.canvas.get_renderer()
+    found = []
+    for ax in fig.axes:
+        if not ax.get_visible():
+            continue
+        for axis, low, high in ((ax.xaxis, "x0", "x1"), (ax.yaxis, "y0", "y1")):
+            boxes = sorted((getattr(box, low), getattr(box, high), label.get_text())
+                           for label in axis.get_ticklabels() if label.get_visible() and label.get_text()
+                           for box in [label.get_window_extent(renderer)])
+            found += [f"{a[2]!r}/{b[2]!r}" for a, b in zip(boxes, boxes[1:]) if b[0] < a[1] - 0.5]
+    return found
+
+
 def save(fig: plt.Figure, out_dir: Path, name: str, formats: Sequence[str] = FORMATS) -> list[Path]:
     """Write ``name.<format>`` for each format at the figure's size (its intended width); metadata
     pinned so reruns give the same bytes. A figure whose content does not fit its canvas
@@ -283,6 +304,9 @@ def save(fig: plt.Figure, out_dir: Path, name: str, formats: Sequence[str] = FOR
         warnings.warn(f"figure {name}: its text does not fit {fig.get_figwidth():.2f} in; saved wider, so it prints "
                       "smaller (shorten display names or draw it at --column double)", stacklevel=2)
         crop = "tight"
+    overlapping = overlapping_tick_labels(fig)
+    if overlapping:
+        warnings.warn(f"figure {name}: tick labels overlap ({', '.join(overlapping[:3])})", stacklevel=2)
     paths = []
     for fmt in formats:
         path = out_dir / f"{name}.{fmt}"
