@@ -247,3 +247,56 @@ def test_report_draws_the_metric_curves_it_is_asked_for(aggregated, tmp_path):
     with pytest.raises(PlotError, match="unknown metric 'srank'; stored metrics: dormant_ratio@0.1, "
                                               "grama_inactive_ratio@0.025"):
         report.build_report(aggregate_dir, tmp_path / "other", matrix, metrics=["srank"])
+
+
+def test_a_report_is_redrawn_from_its_own_files(aggregated, tmp_path):
+    """`plot --aggregate <report>` reads only the report folder (its data/), draws the report's
+    figures byte for byte, draws them anew at other sizes, and never writes into the report."""
+    aggregate_dir, matrix, runs = aggregated
+    built = report.build_report(aggregate_dir, tmp_path / "reports", matrix, runs_dir=runs)
+    published = tmp_path / "elsewhere" / built.name  # the report alone: no aggregate, no runs beside it
+    shutil.copytree(built, published)
+    before = snapshot(published)
+    data = {p.name for p in (published / report.DATA).iterdir()}
+    assert data == {f"{name}.parquet" for name in report.FILES} | {report.RUN_METRICS, SUMMARY}
+    run_metrics = pd.read_parquet(published / report.DATA / report.RUN_METRICS)
+    assert set(run_metrics["run_id"]) == set(pd.read_csv(published / "scores.csv")["run_id"])
+    assert (published / report.DATA / "run_curves.parquet").stat().st_size > 0
+    manifest = json.loads((published / "manifest.json").read_text())
+    assert f"{report.DATA}/{report.RUN_METRICS}" in manifest["files"]
+
+    from plasticity_bench.cli import app
+
+    runner = CliRunner()
+    out = tmp_path / "redrawn"
+    result = runner.invoke(app, ["plot", "--aggregate", str(published), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    drawn = {p.name: p.read_bytes() for p in out.iterdir()}
+    figures = {p.name: p.read_bytes() for p in (published / "figures").iterdir()}
+    assert drawn == figures  # every figure of the report, identical
+
+    single = tmp_path / "single"
+    result = runner.invoke(app, ["plot", "--report", str(published), "--out", str(single), "--column", "single",
+                                     "--font-size", "9", "--format", "pdf", "--figure", "sample_efficiency",
+                                     "--methods", "regrama", "--method-name", "regrama=ReGraMa (ours)"])
+    assert result.exit_code == 0, result.output
+    pdfs = sorted(p.name for p in single.iterdir())
+    assert pdfs and all(name.startswith("sample_efficiency_") and name.endswith(".pdf") for name in pdfs)
+    # The PDF's page is one column wide: 3.25 in = 234 pt.
+    assert b"/MediaBox [ 0 0 234 " in (single / pdfs[0]).read_bytes()
+
+    for args, message in (
+            (["--out", str(published / "figures" / "mine")], "is inside the published report"),
+            (["--out", str(tmp_path / "x"), "--font-size", "6"], "font size 6 pt: give 8 to 16"),
+            (["--out", str(tmp_path / "x"), "--column", "triple"], "--column: unknown value 'triple'; valid: single, "
+                                                                   "double"),
+            (["--out", str(tmp_path / "x"), "--methods", "redo"], "--methods: unknown value 'redo'; valid: none, "
+                                                                  "regrama"),
+            (["--out", str(tmp_path / "x"), "--method-name", "regrama"], "--method-name 'regrama': write LABEL=NAME")):
+        result = runner.invoke(app, ["plot", "--aggregate", str(published), *args])
+        assert result.exit_code == 2 and message in result.stderr, (args, result.output)
+    assert snapshot(published) == before  # published folders stay as they are
+
+    shutil.rmtree(published / report.DATA)  # a report from before reports carried their data
+    result = runner.invoke(app, ["plot", "--aggregate", str(published), "--out", str(tmp_path / "old")])
+    assert result.exit_code == 2 and "predates report data (no data/aggregate.json)" in result.stderr

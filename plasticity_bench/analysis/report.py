@@ -367,7 +367,7 @@ def build_report(
         drawn_metrics = curve_plots.metric_names(aggregate.metric_curves, metrics) if metrics is not None \
             else curve_plots.stored_report_metrics(aggregate.metric_curves)
         figures = plots.plot_all(aggregate, staging / "figures", metrics=drawn_metrics)
-        data = write_report_data(aggregate, staging / DATA, runs_dir)
+        data_files = write_report_data(aggregate, staging / DATA, runs_dir)
         page = version_page(title, board, figures, notes, _downloads(bool(len(missing)), bool(len(aggregate.claims))),
                             summary, task_normalisations(aggregate.scores), plots.aggregate_look(aggregate).names,
                             learned_above, aggregate.claims)
@@ -398,7 +398,7 @@ def build_report(
             "dropped": matrix.get("dropped", []),
             "report_metrics": drawn_metrics,
             "files": sorted([*files, MANIFEST] + [f"figures/{p.name}" for figure in figures for p in figure.paths]
-                            + [f"{DATA}/{name}" for name in data]),
+                            + [f"{DATA}/{name}" for name in data_files]),
         }
         write_json(staging / MANIFEST, manifest)
         # A published report is readable by all, whatever the umask (mkdtemp makes the
