@@ -230,5 +230,7 @@ def continual_summary(segments: pd.DataFrame, *, reps: int, seed: int, confidenc
     return {"ratios": ratio_intervals(segments, **options).to_dict("records"),
             "leaderboard": leaderboard_ratios(segments, **options).to_dict("records"),
             "segments_file": CONTINUAL_SEGMENTS_FILE, "min_reference_score": MIN_REFERENCE_SCORE,
+            "segment_steps": [{**dict(zip(SCOPE + ["task"], key)), "segment_steps": int(rows["step"].min())}
+                              for key, rows in segments[segments["segment"] == 0].groupby(SCOPE + ["task"])],
             "undefined_ratios": [{"run_id": row.run_id, "segment": int(row.segment), "reason": row.ratio_note}
                                  for row in undefined.itertuples()]}
