@@ -123,7 +123,8 @@ def test_permutation_and_dynamics_are_fixed_by_the_definition():
         first.enter(k)
         again.load_state_dict({"steps": 0, "segment": k})
         np.testing.assert_array_equal(first.permutation, again.permutation)
-    assert len({tuple(ContinualEnv("p", permuted, only_segment=k).permutation) for k in (1, 2, 3)}) == 3
+    for k in range(1, 4):  # Pendulum has 3 numbers: 1 permutation in 6 would be the identity
+        assert (ContinualEnv("p", permuted, only_segment=k).permutation != np.arange(3)).any()
     assert ContinualEnv("p", permuted).permutation is None  # segment 0 is the task itself
     dynamics = Sequence.from_dict({**PENDULUM4, "transform": "dynamics",
                                    "transform_options": {"values": [{"g": 10.0}, {"g": 15.0, "m": 2.0}, {"g": 5.0}]}})
