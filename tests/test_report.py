@@ -117,7 +117,7 @@ def test_report_contents(aggregated, tmp_path, monkeypatch):
     assert '<a href="#toy_sac_mlp">toy / SAC / MLP</a>' in page and '<section id="toy_sac_mlp">' in page
     assert "ReGraMa" in page and "None (baseline)" in page
     assert "(return &minus; random) / (reference &minus; random)" in page
-    assert ('<tr><td class="text">toy</td><td class="text">gym:TaskB-v0</td><td>10</td><td>210</td>'
+    assert ('<tr><td class="text">toy</td><td class="text">TaskB-v0</td><td>10</td><td>210</td>'
             '<td class="text source">test</td></tr>') in page
     assert page.count("<table data-sortable>") == 1 + 2  # the task table, one leaderboard per scope
     assert "stratified bootstrap over runs" in page and "numpy bootstrap of the mean" in page

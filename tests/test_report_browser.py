@@ -1,5 +1,7 @@
-"""A report's index.html in a real headless browser (Debian's chromium): every figure and table
-is in the DOM after load, every image decodes, and the sort script sorts without error.
+"""A report's index.html in a real headless browser (Debian's chromium) at 1400 px: every figure
+and table is in the DOM after load, every image decodes, the sort script sorts without error;
+on pages of the current layout the results come first (contents, claims, scopes with their
+leaderboard before their figures, the recipe last and folded) and no number cell wraps.
 
 Skipped, saying why, when no chromium binary is installed (.ci/run installs it).
 """
@@ -21,6 +23,7 @@ from test_stats import make_runs, write_suite
 
 ROOT = Path(__file__).resolve().parents[1]
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
+WIDTH = 1400  # px: a laptop's browser window, the width the page is read at
 CHROMIUM = next((path for path in map(shutil.which, BROWSERS) if path), None)
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason=f"no headless browser: none of {', '.join(BROWSERS)} on "
                                                          "PATH (apt-get install chromium; .ci/run installs it)")
@@ -33,10 +36,27 @@ window.addEventListener('load', function () {
   var images = Array.prototype.slice.call(document.querySelectorAll('figure img'));
   var board = Array.prototype.slice.call(document.querySelectorAll('table')).filter(function (t) {
     return t.tHead.rows[0].cells.length > 2 && t.tHead.rows[0].cells[2].textContent === 'IQM'; })[0];
+  // The lines a cell's text takes: the distinct tops of its text's boxes.
+  function lines(cell) {
+    var range = document.createRange();
+    range.selectNodeContents(cell);
+    var tops = {};
+    Array.prototype.forEach.call(range.getClientRects(), function (r) { if (r.width > 0) tops[Math.round(r.top)] = 1; });
+    return Object.keys(tops).length;
+  }
+  var wrapped = Array.prototype.filter.call(document.querySelectorAll('td:not(.text)'), function (cell) {
+    return lines(cell) > 1; }).map(function (cell) { return cell.textContent; });
+  var order = Array.prototype.map.call(document.querySelectorAll('body > nav, body > section, body > details, ' +
+    'section > .scroll, section > figure, section > .claims'), function (node) {
+      var tag = node.tagName.toLowerCase();
+      return tag === 'section' || tag === 'details' ? node.id : tag + (node.className ? '.' + node.className : ''); });
+  var recipe = document.getElementById('recipe');
   var record = {
     images: images.map(function (img) { return [img.getAttribute('src'), img.complete && img.naturalWidth > 0]; }),
     tables: document.querySelectorAll('table').length,
-    ready: document.querySelectorAll('table[data-sortable=ready]').length};
+    ready: document.querySelectorAll('table[data-sortable=ready]').length,
+    width: window.innerWidth, wrapped: wrapped, order: order,
+    recipeOpen: recipe ? recipe.open : null};
   if (board) {
     var iqm = board.tHead.rows[0].cells[2];
     var column = function () { return Array.prototype.map.call(board.tBodies[0].rows, function (row) {
@@ -57,7 +77,8 @@ def probe(page: Path) -> tuple[dict, str]:
     probed.write_text(page.read_text().replace("</body>", PROBE + "</body>"))
     try:
         done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr",
-                               "--v=0", "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
+                               "--v=0", f"--window-size={WIDTH},900", "--hide-scrollbars",
+                               "--virtual-time-budget=10000", "--dump-dom", probed.as_uri()],
                               capture_output=True, text=True, timeout=120)
     finally:
         probed.unlink()
@@ -101,6 +122,26 @@ def check_page(folder: Path) -> None:
     assert len(ascending) >= 2
     assert ascending == sorted(ascending) and descending == sorted(descending, reverse=True)
     assert record["sort"] == "descending"
+    if "id=\"recipe\"" in page.read_text():  # the current layout (older published pages predate it)
+        check_layout(record)
+
+
+def check_layout(record: dict) -> None:
+    """Contents first, then the results (claims; each scope's leaderboard before its figures), the
+    recipe last and folded; no number cell wraps at WIDTH px."""
+    assert record["width"] == WIDTH
+    assert record["wrapped"] == [], record["wrapped"][:5]
+    order = record["order"]
+    assert order[0] == "nav" and order[-1] == "recipe" and record["recipeOpen"] is False
+    sections = [i for i, item in enumerate(order) if item not in ("nav", "recipe", "div.scroll", "figure",
+                                                                  "div.claims")]
+    assert sections, order
+    for start, end in zip(sections, sections[1:] + [len(order) - 1]):
+        inside = order[start + 1:end]
+        if order[start] == "claims":
+            assert inside == ["div.claims"], inside
+        elif order[start] != "sensitivity":  # a scope: its leaderboard, then its figures
+            assert inside[:1] == ["div.scroll"] and "div.scroll" not in inside[1:], (order[start], order)
 
 
 def test_report_page_in_a_headless_browser(toy_report):

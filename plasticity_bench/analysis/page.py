@@ -1,12 +1,15 @@
 """The HTML pages of the reports: a version's ``index.html`` and the index of every version.
 
-A version's page is self-contained (inline CSS and JavaScript, no network): a table of
-contents by scope; how to read it (normalisation with each task's random and reference
-returns and their sources, the CI method, downloads); the claims; per scope its notes, its
-leaderboard and its figures with captions saying what each shows; the sensitivity figures.
-Every table sorts by a click on its header (``SORT_SCRIPT``; the script marks each table it
-made sortable with ``data-sortable="ready"``). Figures are shown at their physical size
-(``width``/``height`` from the PNG and its dpi), never wider than the page.
+A version's page is self-contained (inline CSS and JavaScript, no network) and puts the
+results first: a short summary with any warning, a table of contents, the claims (their
+table beside their forest plot) when the config lists claims, then per scope its notes, its
+leaderboard and its figures with captions saying what to read from them, the sensitivity
+figures; the recipe (normalisation with each task's random and reference returns and their
+sources, the final score, the CI method, how to recompute a row, downloads) closes the page
+in a collapsible section. Every table sorts by a click on its header (``SORT_SCRIPT``; the
+script marks each table it made sortable with ``data-sortable="ready"``); number cells never
+wrap (a table wider than the window scrolls instead). Figures are shown at their physical
+size (``width``/``height`` from the PNG and its dpi), never wider than the page.
 """
 
 from __future__ import annotations
@@ -28,13 +31,19 @@ from plasticity_bench.analysis.vocabulary import LEARNED_ABOVE, SCOPE
 CSS_PIXELS_PER_INCH = 96
 
 STYLE = (
-    "body{font-family:sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;line-height:1.4}"
-    "table{border-collapse:collapse;font-size:0.85em;margin-bottom:1.5em}"
-    "th,td{border-bottom:1px solid #ccc;padding:0.25em 0.6em;text-align:right;vertical-align:top}"
+    "body{font-family:sans-serif;max-width:1340px;margin:1.5em auto;padding:0 1em;line-height:1.4}"
+    "p,figcaption,li{max-width:60em}"
+    ".scroll{overflow-x:auto;margin-bottom:1.5em}"
+    "table{border-collapse:collapse;font-size:0.82em}"
+    "th,td{border-bottom:1px solid #ccc;padding:0.25em 0.5em;text-align:right;vertical-align:top}"
+    "td:not(.text),th:not(.text){white-space:nowrap}"
     "th:first-child,td:first-child,.text{text-align:left}"
+    ".claims{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}.claims .scroll{flex:1 1 40em}"
+    ".claims figure{margin:0}details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
+    ".warning{background:#fff4e5;border-left:4px solid #D55E00;padding:0.4em 0.8em}"
     "table[data-sortable] th{cursor:pointer;user-select:none;background:#f4f4f4}"
     "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
-    "figure{margin:1em 0 2em}figcaption{font-size:0.9em;color:#333;max-width:60em}"
+    "figure{margin:1em 0 2em}figcaption{font-size:0.9em;color:#333}"
     "img{max-width:100%;height:auto}nav ul{columns:2}td.source{font-size:0.85em;max-width:40em}"
 )
 
@@ -90,7 +99,7 @@ def table_html(header: Sequence[str], rows: Iterable[Sequence[str]], text_column
         f"<th class=\"text\">{_esc(h)}</th>" if i in text_columns else f"<th>{_esc(h)}</th>"
         for i, h in enumerate(header)) + "</tr></thead><tbody>"]
     parts += ["<tr>" + "".join(cell(i, value) for i, value in enumerate(row)) + "</tr>" for row in rows]
-    return "\n".join(parts + ["</tbody></table>"])
+    return "<div class=\"scroll\">" + "\n".join(parts + ["</tbody></table>"]) + "</div>"
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -141,7 +150,7 @@ def task_normalisations(scores: pd.DataFrame) -> list[TaskNormalisation]:
 def method_html(summary: Mapping, tasks: list[TaskNormalisation], names: DisplayNames) -> list[str]:
     """How the numbers are made: normalisation, the task table, the CI method."""
     confidence = summary.get("confidence", 0.95)
-    rows = [[names.suite(t.suite), t.task, "-" if t.random is None else f"{t.random:g}",
+    rows = [[names.suite(t.suite), names.task(t.task), "-" if t.random is None else f"{t.random:g}",
              "-" if t.reference is None else f"{t.reference:g}", t.source] for t in tasks]
     return [
         "<p>Every score is normalised per task: (return &minus; random) / (reference &minus; random), so 0 is the "
@@ -157,47 +166,85 @@ def method_html(summary: Mapping, tasks: list[TaskNormalisation], names: Display
     ]
 
 
+def three_significant(value) -> str:
+    """A claim's number at 3 significant digits ("-0.0211", "0.84", "0")."""
+    return "" if pd.isna(value) else f"{float(value):.3g}"
+
+
+def claim_table_rows(claims: pd.DataFrame) -> list[list[str]]:
+    """The claims' cells (``CLAIM_HEADER`` after a number column), numbers at 3 significant digits."""
+    rows = []
+    for number, (cells, claim) in enumerate(zip(claim_rows(claims), claims.itertuples()), start=1):
+        cells[4] = three_significant(claim.measured)
+        cells[5] = "" if pd.isna(claim.ci_low) else \
+            f"[{three_significant(claim.ci_low)}, {three_significant(claim.ci_high)}]"
+        rows.append([str(number), *cells])
+    return rows
+
+
+#: Columns of the claims table read as text (left-aligned, may wrap): claim, source, statistic,
+#: expected side, verdict, detail (after the number column).
+CLAIM_TEXT_COLUMNS = (1, 2, 3, 4, 7, 9)
+
+
+def _section(anchor: str, title: str) -> str:
+    return f"<section id=\"{_esc(anchor)}\"><h2>{_esc(title)}</h2>"
+
+
 def version_page(title: str, board: pd.DataFrame, figures: list[Drawn], notes: list[str], downloads: list[str],
                  summary: Mapping, tasks: list[TaskNormalisation], names: DisplayNames,
-                 learned_above: float = LEARNED_ABOVE, claims: pd.DataFrame | None = None) -> str:
-    """A report version's ``index.html`` (see the module docstring)."""
+                 learned_above: float = LEARNED_ABOVE, claims: pd.DataFrame | None = None,
+                 recipe: Sequence[str] = (), warnings: Sequence[str] = ()) -> str:
+    """A report version's ``index.html`` (see the module docstring).
+
+    ``notes`` open the page (what was built from what), ``warnings`` follow them highlighted
+    (missing runs, unlearned scopes), ``recipe`` goes to the closing section with the
+    normalisation table and the downloads.
+    """
     by_scope: dict[tuple | None, list[Drawn]] = {}
     for figure in figures:
-        by_scope.setdefault(None if figure.scope is None else tuple(figure.scope), []).append(figure)
+        if figure.kind != "claims":
+            by_scope.setdefault(None if figure.scope is None else tuple(figure.scope), []).append(figure)
+    claim_figures = [figure for figure in figures if figure.kind == "claims"]
     scope_rows = display_rows(board, names.method)
     groups = dict(list(board.groupby(SCOPE, sort=False)))
     has_claims = claims is not None and len(claims) > 0
 
-    toc = ["<li><a href=\"#reading\">How to read this report</a></li>"]
+    toc = []
     if has_claims:
         toc.append("<li><a href=\"#claims\">Claims of the seed papers</a></li>")
     toc += [f"<li><a href=\"#{_esc(scope_slug(*scope))}\">{_esc(names.scope(scope))}</a></li>" for scope in scope_rows]
     if None in by_scope:
         toc.append("<li><a href=\"#sensitivity\">Sensitivity to method options</a></li>")
+    toc.append("<li><a href=\"#recipe\">How the numbers are made, downloads</a></li>")
     toc.append("<li><a href=\"../index.html\">All report versions</a></li>")
 
     parts = ["<!DOCTYPE html>", "<html lang=\"en\"><head><meta charset=\"utf-8\">", f"<title>{_esc(title)}</title>",
-             f"<style>{STYLE}</style>", "</head><body>", f"<h1>{_esc(title)}</h1>",
-             "<nav><h2>Contents</h2><ul>" + "".join(toc) + "</ul></nav>",
-             "<section id=\"reading\"><h2>How to read this report</h2>"]
+             f"<style>{STYLE}</style>", "</head><body>", f"<h1>{_esc(title)}</h1>"]
     parts += [f"<p>{_esc(note)}</p>" for note in notes]
-    parts += method_html(summary, tasks, names)
-    parts.append("<p>Downloads: " + ", ".join(downloads) + "</p></section>")
+    parts += [f"<p class=\"warning\">{_esc(warning)}</p>" for warning in warnings]
+    parts.append("<nav><h2>Contents</h2><ul>" + "".join(toc) + "</ul></nav>")
     if has_claims:
-        parts += ["<section id=\"claims\"><h2>Claims of the seed papers, re-measured</h2>",
-                  f"<p>{_esc(CLAIMS_NOTE)}</p>", table_html(CLAIM_HEADER, claim_rows(claims), text_columns=(0, 1, 2, 3, 6, 8)),
-                  "</section>"]
-    parts.append(f"<p>{_esc(RANKING_NOTE)} {_esc(BASELINE_NOTE)}</p>")
+        parts += [_section("claims", "Claims of the seed papers, re-measured"), f"<p>{_esc(CLAIMS_NOTE)}</p>",
+                  "<div class=\"claims\">",
+                  table_html(["#", *CLAIM_HEADER], claim_table_rows(claims), text_columns=CLAIM_TEXT_COLUMNS)]
+        parts += [figure_html(figure) for figure in claim_figures]
+        parts += ["</div>", "</section>"]
     for scope, rows in scope_rows.items():
-        parts.append(f"<section id=\"{_esc(scope_slug(*scope))}\"><h2>{_esc(names.scope(scope))}</h2>")
+        parts.append(_section(scope_slug(*scope), names.scope(scope)))
         parts += [f"<p>{_esc(note)}</p>" for note in scope_notes(groups[scope], learned_above)]
         parts.append(table_html(HEADER, rows, text_columns=(1,)))
         parts += [figure_html(figure) for figure in by_scope.get(tuple(scope), [])]
         parts.append("</section>")
     if None in by_scope:
-        parts.append("<section id=\"sensitivity\"><h2>Sensitivity to method options</h2>")
+        parts.append(_section("sensitivity", "Sensitivity to method options"))
         parts += [figure_html(figure) for figure in by_scope[None]]
         parts.append("</section>")
+    parts += ["<details id=\"recipe\"><summary>How the numbers are made, downloads</summary>",
+              f"<p>{_esc(RANKING_NOTE)} {_esc(BASELINE_NOTE)}</p>"]
+    parts += [f"<p>{_esc(note)}</p>" for note in recipe]
+    parts += method_html(summary, tasks, names)
+    parts.append("<p>Downloads: " + ", ".join(downloads) + "</p></details>")
     parts += [f"<script>{SORT_SCRIPT}</script>", "</body></html>"]
     return "\n".join(parts) + "\n"
 

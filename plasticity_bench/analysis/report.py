@@ -279,7 +279,8 @@ def reproduction_note(summary: Mapping) -> str:
 
 def _downloads(has_missing: bool, has_claims: bool) -> list[str]:
     """Links (HTML) to the report's files besides the page."""
-    files = [("leaderboard.csv", ""), ("leaderboard.tex", ""), (SCORES, " (one row per run)"), (MANIFEST, "")]
+    files = [("leaderboard.csv", ""), ("leaderboard.tex", ""), (SCORES, " (one row per run)"), (MANIFEST, ""),
+             (f"{DATA}/", " (what the figures are drawn from: plasticity-bench plot --report redraws them)")]
     files += [("missing.md", "")] if has_missing else []
     files += [("claims.md", ""), ("claims.csv", "")] if has_claims else []
     return [f"<a href=\"{name}\">{name}</a>{note}" for name, note in files]
@@ -340,26 +341,27 @@ def build_report(
     title = f"plasticity-bench leaderboard {name}"
     summary = aggregate.summary
     learned_above = summary.get("learned_above", LEARNED_ABOVE)
-    notes = [
+    headline = [
         f"Config {config_hash}; code {provenance['git_sha'] or 'unknown'}"
         + (" (uncommitted changes)" if provenance["git_dirty"] else "") + f"; built {date}.",
         f"{len(aggregate.scores)} runs aggregated; {len(missing)} expected runs missing; bootstrap "
         f"reps {summary.get('reps')}, seed {summary.get('seed')}, confidence {summary.get('confidence')}.",
-        final_score_note(summary),
-        reproduction_note(summary),
     ]
+    recipe = [final_score_note(summary), reproduction_note(summary)]
+    warnings = []
     if len(missing):
-        notes.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
+        warnings.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
     if summary.get("unlearned_scopes"):
-        notes.append(f"Unlearned at this budget (no method's IQM CI upper bound above {learned_above:g}), flagged "
-                     "below and left out of the overall scope: " + "; ".join(
-                         scope_title(tuple(scope[column] for column in SCOPE)) for scope in summary["unlearned_scopes"])
-                     + ".")
+        warnings.append(f"Unlearned at this budget (no method's IQM CI upper bound above {learned_above:g}), flagged "
+                        "below and left out of the overall scope: " + "; ".join(
+                            scope_title(tuple(scope[column] for column in SCOPE))
+                            for scope in summary["unlearned_scopes"]) + ".")
     overall = aggregate.summary.get("overall") or {}
     if overall.get("excluded"):
-        notes.append("Left out of the overall scope for lacking cells: " + "; ".join(
+        warnings.append("Left out of the overall scope for lacking cells: " + "; ".join(
             f"{method} ({len(cells)} of {overall.get('cells')} cells missing)"
             for method, cells in overall["excluded"].items()) + ".")
+    notes = headline + recipe + warnings  # leaderboard.md: all of them, in this order
 
     reports_root.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=reports_root, prefix=f".{name}.", suffix=".tmp"))
@@ -368,9 +370,10 @@ def build_report(
             else curve_plots.stored_report_metrics(aggregate.metric_curves)
         figures = plots.plot_all(aggregate, staging / "figures", metrics=drawn_metrics)
         data_files = write_report_data(aggregate, staging / DATA, runs_dir)
-        page = version_page(title, board, figures, notes, _downloads(bool(len(missing)), bool(len(aggregate.claims))),
-                            summary, task_normalisations(aggregate.scores), plots.aggregate_look(aggregate).names,
-                            learned_above, aggregate.claims)
+        page = version_page(title, board, figures, headline,
+                            _downloads(bool(len(missing)), bool(len(aggregate.claims))), summary,
+                            task_normalisations(aggregate.scores), plots.aggregate_look(aggregate).names,
+                            learned_above, aggregate.claims, recipe=recipe, warnings=warnings)
         files = {
             "leaderboard.csv": _csv_bytes(board),
             "leaderboard.md": leaderboard_markdown(board, title, notes, learned_above).encode(),
