@@ -150,6 +150,27 @@ def seed_rng(generators: SeedGenerators) -> Iterator[None]:
             generators.device.set_state(torch.cuda.get_rng_state(generators.device_type))
 
 
+def group_settings(group: dict) -> dict:
+    return {key: value for key, value in group.items() if key != "params"}
+
+
+def settings_of(optimizer: torch.optim.Optimizer) -> list[tuple[tuple[int, ...], dict]]:
+    """Each parameter group's parameters (by identity) and a copy of its settings."""
+    return [(tuple(map(id, group["params"])), group_settings(group)) for group in optimizer.param_groups]
+
+
+def same_settings(a: dict, b: dict) -> bool:
+    """Group settings equal, a tensor setting (a tensor learning rate) only when the same object."""
+    return a.keys() == b.keys() and all(
+        a[key] is b[key] or (not isinstance(a[key], torch.Tensor) and not isinstance(b[key], torch.Tensor)
+                             and a[key] == b[key]) for key in a)
+
+
+def same_groups(now: list[tuple[tuple[int, ...], dict]], held: list[tuple[tuple[int, ...], dict]]) -> bool:
+    return len(now) == len(held) and all(ids == held_ids and same_settings(settings, held_settings)
+                                         for (ids, settings), (held_ids, held_settings) in zip(now, held))
+
+
 def acts_inside_update(method: Method) -> bool:
     """Whether a method changes the update itself (loss terms, a look at the loss, hooks on
     the training forward, new network structure): such seeds cannot share a stacked update."""
@@ -178,12 +199,23 @@ class SeedStack:
                 raise NotStackableError(f"{name} is not Adam or AdamW")
         if len({trainer.replay.size for trainer in trainers}) != 1:
             raise NotStackableError("the seeds' replay buffers differ in size")
+        for name in type(agents[0]).stacked_tensors:
+            if len({getattr(agent, name).requires_grad for agent in agents}) != 1:
+                raise NotStackableError(f"the seeds' {name} differ in requires_grad")
 
         self.trainers = trainers
         self.generators: list[SeedGenerators] = [trainer.generators for trainer in trainers]
         self.views: list[tuple[torch.Tensor, int]] = []  # (seed tensor, the address it must keep)
         # (a seed's optimizer, parameter, its state dict, and the objects the dict must hold)
         self.states: list[tuple[torch.optim.Optimizer, torch.Tensor, dict, dict]] = []
+        # What a method may change on a seed's ordinary modules and the stack would not see:
+        # whether each seed tensor takes gradients, and each seed optimizer's group settings.
+        self.grad_flags: list[tuple[torch.Tensor, bool]] = []
+        self.group_settings: list[tuple[torch.optim.Optimizer, list[tuple[tuple[int, ...], dict]]]] = []
+        # Each seed keeps a step count of its own (a method may reset one seed's), copied from
+        # the stack's after every step of its optimizer; its version counter shows an in-place change.
+        self.seed_steps: list[torch.Tensor] = []
+        self.step_versions: list[int] = []
         agent = copy.copy(agents[0])
         for attribute, value in vars(agents[0]).items():  # diagnostics dicts: the stack's own
             if isinstance(value, dict) and attribute != "hp":
@@ -196,6 +228,7 @@ class SeedStack:
                 for param, stacked_param in zip(network.parameters(), stacked.parameters()):
                     counterpart[id(param)] = stacked_param
                     self.views.append((param, param.data_ptr()))
+                    self.grad_flags.append((param, param.requires_grad))
             setattr(agent, name, stacked)
         for name in type(agent).stacked_tensors:
             tensors = [getattr(seed_agent, name) for seed_agent in agents]
@@ -203,9 +236,11 @@ class SeedStack:
             for tensor in tensors:
                 counterpart[id(tensor)] = stacked
                 self.views.append((tensor, tensor.data_ptr()))
+                self.grad_flags.append((tensor, tensor.requires_grad))
             setattr(agent, name, stacked)
         for name in type(agent).stacked_optimizers:
             setattr(agent, name, self.stack_optimizer([getattr(seed_agent, name) for seed_agent in agents], counterpart))
+        self.step_versions = [step._version for step in self.seed_steps]
         agent.hooks = TrainingHooks()  # no stacked seed has a method inside the update
         agent.seeds = len(agents)
         agent.draw_normal = self.draw_normal
@@ -228,17 +263,23 @@ class SeedStack:
     def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
                         ) -> torch.optim.Optimizer:
         """One optimizer of the same kind over the stacked parameters; each seed's moment
-        estimates become views of its, and all seeds share one step count (they step
-        together). Raises NotStackableError when the seeds' settings or step counts differ."""
+        estimates become views of its, and each seed's step count follows the stack's (they
+        step together). Raises NotStackableError when the seeds' settings or step counts differ."""
         first = optimizers[0]
+        seed_steps: list[torch.Tensor] = []  # each seed's step count, and the stack's it follows
+        stacked_steps: list[torch.Tensor] = []
+        if len({len(optimizer.param_groups) for optimizer in optimizers}) != 1:
+            raise NotStackableError("the seeds' optimizers differ in parameter groups")
         groups = []
         for position, group in enumerate(first.param_groups):
-            settings = {key: value for key, value in group.items() if key != "params"}
+            settings = group_settings(group)
             for optimizer in optimizers[1:]:
-                other = {key: value for key, value in optimizer.param_groups[position].items() if key != "params"}
-                if other != settings:
+                other = optimizer.param_groups[position]
+                if not same_settings(group_settings(other), settings) or len(other["params"]) != len(group["params"]):
                     raise NotStackableError("the seeds' optimizer settings differ")
             groups.append({"params": [counterpart[id(param)] for param in group["params"]], **settings})
+        for optimizer in optimizers:
+            self.group_settings.append((optimizer, settings_of(optimizer)))
         stacked_optimizer = type(first)(groups)
         for position, group in enumerate(first.param_groups):
             for index, param in enumerate(group["params"]):
@@ -262,10 +303,18 @@ class SeedStack:
                     if key in states[0]:
                         stacked_state[key] = stack_tensors([state[key] for state in states], False)
                 for optimizer, seed_param, state in zip(optimizers, seed_params, states):
-                    state["step"] = step
+                    seed_steps.append(state["step"])
+                    stacked_steps.append(step)
                     self.states.append((optimizer, seed_param, state, dict(state)))
                     self.views += [(state[key], state[key].data_ptr()) for key in MOMENT_KEYS if key in state]
                 stacked_optimizer.state[counterpart[id(param)]] = stacked_state
+        self.seed_steps += seed_steps
+
+        def follow(*_) -> None:  # after each step of the stack's optimizer: one copy for every seed and parameter
+            torch._foreach_copy_(seed_steps, stacked_steps)
+            self.step_versions = [step._version for step in self.seed_steps]
+
+        stacked_optimizer.register_step_post_hook(follow)
         return stacked_optimizer
 
     def draw_normal(self, shape: torch.Size) -> torch.Tensor:
@@ -278,11 +327,17 @@ class SeedStack:
         return all(tensor.data_ptr() == address for tensor, address in self.replay_views)
 
     def intact(self) -> bool:
-        """Whether every seed's tensors still view the stack (a method that replaced a
-        tensor or dropped an optimizer state, e.g. a reset, breaks that: then restack)."""
+        """Whether the stack still trains what each seed's own modules say: every seed's
+        tensors still view the stack (a method that replaced a tensor or dropped an optimizer
+        state, e.g. a reset, breaks that), no seed tensor's requires_grad, optimizer group
+        setting (a learning rate) or step count has changed. Else restack, which carries the
+        change into the new stack or, where the seeds now differ, trains them apart."""
         return (self.replay_intact() and all(tensor.data_ptr() == address for tensor, address in self.views)
                 and all(optimizer.state.get(param) is state and all(state.get(key) is value for key, value in held.items())
-                        for optimizer, param, state, held in self.states))
+                        for optimizer, param, state, held in self.states)
+                and all(tensor.requires_grad == flag for tensor, flag in self.grad_flags)
+                and all(step._version == version for step, version in zip(self.seed_steps, self.step_versions))
+                and all(same_groups(settings_of(optimizer), held) for optimizer, held in self.group_settings))
 
     def update(self) -> None:
         """One gradient update of every seed; its statistics are summed on the device."""
@@ -300,11 +355,7 @@ class SeedStack:
             trainer.agent.updates = self.agent.updates
 
     def release(self) -> None:
-        """Before the stack is dropped: each seed's optimizer gets a step count of its own
-        again (the stack's seeds share one), and its share of the statistics."""
-        for _, _, state, held in self.states:
-            if state.get("step") is held["step"]:
-                state["step"] = held["step"].clone()
+        """Before the stack is dropped: each seed gets its share of the statistics."""
         self.hand_out()
 
     def hand_out(self) -> None:
@@ -319,21 +370,29 @@ class SeedStack:
 
 class SeedGroup:
     """The seeds' trainers in step: collect, update (stacked when they stack), then each
-    seed's own monitor, methods, evaluation and checkpoints."""
+    seed's own monitor, methods, evaluation and checkpoints.
+
+    The live seeds share one stack while they can. When they cannot (a method changed one
+    seed's learning rate, step counts or frozen layers, so the seeds now differ), each seed
+    goes on as a stack of one, which is what its one-seed run is, so its numbers stay those
+    of its one-seed run; a seed whose stack of one is refused too (a diffusion actor, TRAC, a
+    method inside the update) trains unstacked, as its one-seed run does."""
 
     def __init__(self, trainers: list[Trainer], progress: bool):
         self.live = list(trainers)
         self.manifests: dict[int, dict] = {}
         self.errors: dict[int, Exception] = {}  # id(trainer) → what failed the seed
         self.progress = progress
-        self.stack: SeedStack | None = None
-        self.stack_refused: str | None = None
+        self.stacks: list[SeedStack] = []
+        self.apart: set[int] = set()  # id(trainer) of seeds that train unstacked from now on
+        self.split = False  # the seeds differ: each trains as a stack of one from now on
+        self.said: set[str] = set()  # reasons already printed
 
     def each(self, action, trainers: list[Trainer] | None = None, global_rng: bool = True) -> None:
         """``action(trainer)`` for each live seed, with torch's global generator at the seed's
         state unless ``global_rng`` is False; a seed that raises fails alone."""
         failed = []
-        for trainer in list(trainers or self.live):
+        for trainer in list(self.live if trainers is None else trainers):
             try:
                 if global_rng:
                     with seed_rng(trainer.generators):
@@ -344,9 +403,12 @@ class SeedGroup:
                 raise
             except Exception as error:
                 failed.append((trainer, error))
-        stacked = self.stack is not None
-        if failed:
-            self.drop_stack()
+        if not failed:
+            return
+        hit = [stack for stack in self.stacks if any(trainer in stack.trainers for trainer, _ in failed)]
+        for stack in hit:
+            self.stacks.remove(stack)
+            stack.release()
         for trainer, error in failed:
             with seed_rng(trainer.generators):
                 self.errors[id(trainer)] = trainer.fail(error)
@@ -354,31 +416,74 @@ class SeedGroup:
             trainer.log.close()
             self.manifests[id(trainer)] = results.read_manifest(trainer.run_dir)
             self.live.remove(trainer)
-        if failed and stacked:
-            self.restack()  # the others go on stacked, acting as before
+        for stack in hit:  # the others go on stacked, acting as before
+            self.restack([trainer for trainer in stack.trainers if trainer in self.live])
 
-    def fail_all(self, error: Exception) -> None:
+    def fail_all(self, error: Exception, trainers: list[Trainer] | None = None) -> None:
         def reraise(trainer: Trainer) -> None:
             raise error
 
-        self.each(reraise)
+        self.each(reraise, trainers)
 
     def drop_stack(self) -> None:
-        if self.stack is not None:
-            self.stack.release()
-        self.stack = None
+        for stack in self.stacks:
+            stack.release()
+        self.stacks = []
 
-    def restack(self) -> None:
-        """Stack the live seeds anew (the replay buffers' stack is kept when it still holds)."""
-        previous = self.stack
-        self.drop_stack()
-        if self.stack_refused is not None or not self.live:
+    def say(self, line: str) -> None:
+        if line not in self.said:
+            self.said.add(line)
+            print(f"plasticity-bench: {line}", flush=True)
+
+    def stacked(self) -> list[Trainer]:
+        return [trainer for stack in self.stacks for trainer in stack.trainers]
+
+    def unstacked(self) -> list[Trainer]:
+        """Live seeds that train without a stack (their stack of one was refused)."""
+        return [trainer for trainer in self.live if id(trainer) in self.apart]
+
+    def needs_stack(self) -> bool:
+        held = {id(trainer) for trainer in self.stacked()} | self.apart
+        return any(id(trainer) not in held for trainer in self.live)
+
+    def restack(self, trainers: list[Trainer] | None = None) -> None:
+        """Stack ``trainers`` (default: every live seed) anew, dropping the stacks that held
+        them (a stack's replay buffers are kept when its seeds are the same and still hold)."""
+        trainers = [trainer for trainer in (self.live if trainers is None else trainers) if trainer in self.live]
+        previous = [stack for stack in self.stacks if any(trainer in stack.trainers for trainer in trainers)]
+        for stack in previous:
+            self.stacks.remove(stack)
+            stack.release()
+        trainers = [trainer for trainer in trainers if id(trainer) not in self.apart]
+        if not trainers:
             return
-        try:
-            self.stack = SeedStack(self.live, previous)
-        except NotStackableError as reason:
-            self.stack_refused = str(reason)
-            print(f"plasticity-bench: seeds train one by one in this process: {reason}", flush=True)
+
+        def earlier(seeds: list[Trainer]) -> SeedStack | None:
+            return next((stack for stack in previous if stack.trainers == seeds), None)
+
+        if not self.split:
+            try:
+                self.stacks.append(SeedStack(trainers, earlier(trainers)))
+                return
+            except NotStackableError as reason:
+                if len(trainers) == 1:
+                    self.apart.add(id(trainers[0]))
+                    self.say(f"seeds train one by one in this process: {reason}")
+                    return
+                refused = str(reason)
+            self.split = True
+            alone = []
+        else:
+            refused, alone = None, []
+        for trainer in trainers:
+            try:
+                alone.append(SeedStack([trainer], earlier([trainer])))
+            except NotStackableError as reason:
+                self.apart.add(id(trainer))
+                self.say(f"seeds train one by one in this process: {reason}")
+        self.stacks += alone
+        if refused is not None and alone:
+            self.say(f"seeds train apart in this process, each as its one-seed run: {refused}")
 
     def run(self) -> list[dict]:
         """Train every seed to the end; their final manifests (a failed seed's included)."""
@@ -433,80 +538,100 @@ class SeedGroup:
         """One env step of every seed, the updates it makes due, evaluation and checkpoints."""
         episode_ends: dict[int, bool] = {}
         first = self.live[0]
-        if self.stack is not None and not first.in_random_warmup():
-            try:
-                actions = self.stack.agent.act_seeds(np.stack([trainer.obs for trainer in self.stack.trainers]),
-                                                     first.env_steps, [trainer.rng for trainer in self.stack.trainers])
-            except Exception as error:  # not one seed's
-                self.fail_all(error)
-                return
-            chosen = {id(trainer): action for trainer, action in zip(self.stack.trainers, actions)}
-            self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen[id(trainer)])),
-                      global_rng=False)  # an env step and a replay write draw nothing from torch
-        else:
-            self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()))
+        chosen: dict[int, np.ndarray] = {}
+        if not first.in_random_warmup():
+            for stack in list(self.stacks):
+                try:
+                    actions = stack.agent.act_seeds(np.stack([trainer.obs for trainer in stack.trainers]),
+                                                    first.env_steps, [trainer.rng for trainer in stack.trainers])
+                except Exception as error:  # not one seed's: every seed of the stack fails with it
+                    self.fail_all(error, list(stack.trainers))
+                    continue
+                chosen.update((id(trainer), action) for trainer, action in zip(stack.trainers, actions))
+        # an env step and a replay write draw nothing from torch
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen[id(trainer)])),
+                  [trainer for trainer in self.live if id(trainer) in chosen], global_rng=False)
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()),
+                  [trainer for trainer in self.live if id(trainer) not in chosen])
         if not self.live:
             return
         first = self.live[0]  # again: the first seed may have failed in its env step
         due = updates_after(first.hp, first.env_steps) - first.updates
         for _ in range(due):
-            if self.stack is None and self.stack_refused is None:
+            if self.needs_stack():
                 self.restack()
-            if self.stack is None:  # seed by seed, as one-seed runs
-                self.each(lambda trainer: trainer.one_update())
-                continue
             if first.updates == 0:
-                self.each(lambda trainer: trainer.measure_at_initialisation())
-            try:
-                self.stack.update()
-            except Exception as error:  # not one seed's: every seed in the stack fails with it
-                self.fail_all(error)
+                self.each(lambda trainer: trainer.measure_at_initialisation(), self.stacked())
+            for stack in list(self.stacks):
+                try:
+                    stack.update()
+                except Exception as error:  # not one seed's: every seed in the stack fails with it
+                    self.fail_all(error, list(stack.trainers))
+            self.each(lambda trainer: trainer.one_update(), self.unstacked())  # as one-seed runs
+            if not self.live:
                 return
             if first.updates % first.hp["monitor_every_updates"] == 0:
-                self.stack.hand_out()
-            self.each(lambda trainer: trainer.after_update())
-            if self.stack is not None and not self.stack.intact():
-                self.restack()
+                for stack in self.stacks:
+                    stack.hand_out()
+            self.each(lambda trainer: trainer.after_update(), self.stacked())
+            for stack in [stack for stack in self.stacks if not stack.intact()]:
+                self.restack(list(stack.trainers))
+            if not self.live:
+                return
         evaluation_due = first.evaluation_due()
-        if self.stack is not None and (any(episode_ends.values()) or evaluation_due):
-            self.stack.hand_out()  # the seeds check their statistics there
+        if any(episode_ends.values()) or evaluation_due:
+            for stack in self.stacks:
+                stack.hand_out()  # the seeds check their statistics there
         if evaluation_due:
             self.each(lambda trainer: trainer.check_finite())  # never evaluate a diverged network
-            played = self.play_evaluations() if self.stack is not None else {}
+            played: dict[int, list[float]] = {}
+            for stack in list(self.stacks):
+                if stack in self.stacks:  # not rebuilt by a failure in another stack's evaluation
+                    played.update(self.play_evaluations(stack))
             self.each(lambda trainer: trainer.evaluate(played.get(id(trainer))))
         self.each(lambda trainer: trainer.end_step(episode_ends[id(trainer)]))
 
     @torch.no_grad()
-    def play_evaluations(self) -> dict[int, list[float]]:
+    def play_evaluations(self, stack: SeedStack | None = None) -> dict[int, list[float]]:
         """The stacked seeds' evaluation returns (by id of trainer), their episodes played in
         lockstep: episode k of every seed at once, one forward pass of the stack per step.
         A seed whose episode has ended waits; its row is computed and not used, and its
         extra policy draws come from that episode's own generator, which is then dropped.
         So each seed plays what a stack of one plays: the same resets, draws and actions.
         A seed that fails in its environment fails alone; a seed left without all its
-        returns (its stack gone) plays its evaluation alone afterwards."""
-        trainers = self.stack.trainers
+        returns (its stack gone) plays its evaluation alone afterwards. ``stack``: the
+        group's only stack unless given."""
+        stack = stack or self.stacks[0]
+        trainers = stack.trainers
         episodes, env_step = trainers[0].hp["eval_episodes"], trainers[0].env_steps
         returns: dict[int, list[float]] = {id(trainer): [] for trainer in trainers}
+
+        def current(seeds: list[Trainer]) -> SeedStack | None:
+            """The stack that holds the surviving seeds after a failure rebuilt theirs."""
+            survivors = [trainer for trainer in seeds if trainer in self.live]
+            return next((other for other in self.stacks if other.trainers == survivors), None)
+
         for episode in range(episodes):
             playing: dict[int, EvalEpisode] = {}
             self.each(lambda trainer: playing.__setitem__(id(trainer), trainer.eval_episode(episode)), trainers,
                       global_rng=False)  # an env reset draws nothing from torch
-            while self.stack is not None and not all(playing[id(trainer)].done for trainer in self.stack.trainers):
-                trainers = self.stack.trainers
+            stack = current(trainers)
+            while stack is not None and not all(playing[id(trainer)].done for trainer in stack.trainers):
+                trainers = stack.trainers
                 episodes_now = [playing[id(trainer)] for trainer in trainers]
                 try:
-                    actions = self.stack.agent.act_seeds(np.stack([one.obs for one in episodes_now]), env_step,
-                                                         [one.rng for one in episodes_now], explore=False)
+                    actions = stack.agent.act_seeds(np.stack([one.obs for one in episodes_now]), env_step,
+                                                    [one.rng for one in episodes_now], explore=False)
                 except Exception as error:  # not one seed's
-                    self.fail_all(error)
+                    self.fail_all(error, list(trainers))
                     return {}
                 chosen = {id(trainer): action for trainer, action in zip(trainers, actions)}
                 running = [trainer for trainer in trainers if not playing[id(trainer)].done]
                 self.each(lambda trainer: playing[id(trainer)].step(chosen[id(trainer)]), running, global_rng=False)
-            if self.stack is None:
+                stack = current(trainers)
+            if stack is None:
                 break
-            trainers = self.stack.trainers
+            trainers = stack.trainers
             for trainer in trainers:
                 returns[id(trainer)].append(playing[id(trainer)].total)
         return {key: values for key, values in returns.items() if len(values) == episodes}

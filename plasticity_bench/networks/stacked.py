@@ -26,13 +26,19 @@ class NotStackableError(ValueError):
     """A network, optimizer or method that the seed stack cannot batch; the message says why."""
 
 
+def parameter(stacked: torch.Tensor) -> nn.Parameter:
+    """The stacked tensor as a parameter that takes gradients when the seeds' do (a frozen
+    layer stays frozen: nn.Parameter alone would make it trainable)."""
+    return nn.Parameter(stacked, requires_grad=stacked.requires_grad)
+
+
 class StackedLinear(nn.Module):
     """S Linear layers: weight [S, out, in], bias [S, out]; input [S, ..., in]."""
 
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None):
         super().__init__()
-        self.weight = nn.Parameter(weight)
-        self.bias = None if bias is None else nn.Parameter(bias)
+        self.weight = parameter(weight)
+        self.bias = None if bias is None else parameter(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.weight.shape[1] == 1:
@@ -55,8 +61,8 @@ class StackedLayerNorm(nn.Module):
     def __init__(self, weight: torch.Tensor | None, bias: torch.Tensor | None, shape: tuple[int, ...], eps: float):
         super().__init__()
         self.normalized_shape, self.eps = shape, eps
-        self.weight = None if weight is None else nn.Parameter(weight)
-        self.bias = None if bias is None else nn.Parameter(bias)
+        self.weight = None if weight is None else parameter(weight)
+        self.bias = None if bias is None else parameter(bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.layer_norm(x, self.normalized_shape, None, None, self.eps)
@@ -111,6 +117,9 @@ def stack_networks(networks: list[nn.Module]) -> nn.Module:
     shapes = {tuple((name, p.shape) for name, p in network.named_parameters()) for network in networks}
     if len(structures) != 1 or len(shapes) != 1:
         raise NotStackableError("the seeds' networks differ in structure")
+    # One stacked parameter takes gradients for every seed or for none (a method may freeze a layer).
+    if len({tuple(p.requires_grad for p in network.parameters()) for network in networks}) != 1:
+        raise NotStackableError("the seeds' networks differ in which parameters are frozen")
     stacked = copy.deepcopy(networks[0])
     for name, module in list(stacked.named_modules()):
         if type(module) in (nn.Linear, nn.LayerNorm):
