@@ -23,6 +23,16 @@ class Method:
     signature so that ``--set name.option=value`` can be validated. A built-in method's
     one-line description is in ``registry.METHODS`` (``plasticity-bench list`` prints it
     without importing the method).
+
+    What a method may do to its roles, in ``setup`` and ``after_update``, and get exactly
+    what it gets in a one-seed run also when seeds train together (seed_batch.py): edit
+    parameters and optimizer state in place, replace them, drop a parameter's optimizer
+    state, change an optimizer's param-group settings (a learning rate), freeze or unfreeze
+    parameters (``requires_grad_``), change or reset Adam's ``state["step"]``. Each seed's
+    modules and optimizer are its own; the seed stack sees every such change after the
+    method returns and rebuilds itself, or trains the seeds apart (each as its one-seed run)
+    once they differ. What acts inside the update goes through ``loss_terms`` and
+    ``observe_loss``, or sets ``batches_across_seeds = False``.
     """
 
     name: ClassVar[str] = "none"
