@@ -66,6 +66,8 @@ def report_command(
              "'dormant_ratio@0.1' [default: the stored ones of plots.REPORT_METRICS].")] = None,
     runs: Annotated[Optional[Path], typer.Option(
         help="The run records (results/runs): the report's data/ then carries every run's metric curves.")] = None,
+    strict_code: Annotated[bool, typer.Option(
+        "--strict-code", help="Refuse a report whose runs (--runs) were trained by different package code.")] = False,
 ) -> None:
     """Build the versioned report: leaderboard (md/csv/tex), figures, index.html, manifest, data/."""
     from plasticity_bench.analysis.report import ReportError, build_report
@@ -75,7 +77,8 @@ def report_command(
     try:
         if runs is not None and not runs.is_dir():
             _fail(f"runs directory not found: {runs}")
-        target = build_report(aggregate, reports, matrix, version=version, metrics=_split(metric), runs_dir=runs)
+        target = build_report(aggregate, reports, matrix, version=version, metrics=_split(metric), runs_dir=runs,
+                              strict_code=strict_code)
     except (AnalysisError, ReportError, PlotError) as error:
         _fail(str(error))
     except OSError as error:

@@ -24,6 +24,7 @@ from plasticity_bench.environments.supervised import DIGITS_COUNT
 from plasticity_bench.networks.diffusion import BETA_SCHEDULES
 from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.layers import ACTIVATIONS
+from plasticity_bench.provenance import user_module_hashes
 
 
 class SpecError(ValueError):
@@ -177,7 +178,9 @@ class RunSpec:
     @property
     def run_id(self) -> str:
         """Readable prefix + hash of the full resolved spec: a changed hyperparameter is a new run."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True)
+        # A user method's source enters the id too: edited method code is another run.
+        user_code = user_module_hashes(self.methods)
+        canonical = json.dumps({**self.to_dict(), **({"user_code": user_code} if user_code else {})}, sort_keys=True)
         digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
         task = re.sub(r"[^A-Za-z0-9]+", "_", self.task)
         method = re.sub(r"[^A-Za-z0-9_+]+", "_", self.method)  # user methods: "pkg.module:Class"

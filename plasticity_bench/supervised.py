@@ -56,7 +56,7 @@ from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_request
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.networks import NetworkConfig, build_body
-from plasticity_bench.provenance import code_version, package_versions
+from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 from plasticity_bench.train import RunFailedError, Trainer
@@ -136,8 +136,8 @@ class SupervisedTrainer(Trainer):
         self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
-        code = code_version()
-        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
+        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
+        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
                            "versions": package_versions(SUPERVISED_PACKAGES)}
 
     @property

@@ -34,7 +34,7 @@ from plasticity_bench.methods import make_method
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.metrics.plasticity_probe import probe_roles
-from plasticity_bench.provenance import code_version, package_versions
+from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 from plasticity_bench.status import time_left
@@ -219,8 +219,8 @@ class Trainer:
         self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
-        code = code_version()
-        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]},
+        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
+        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
                            "versions": package_versions(RUN_PACKAGES)}
 
     def start_training_log(self, log: TrainingLog | None) -> None:
