@@ -81,7 +81,7 @@ def test_report_contents(aggregated, tmp_path, monkeypatch):
     assert "## toy / sac / mlp" in markdown and "| regrama |" in markdown
     assert "## Overall (every suite / algo / arch)" in markdown and "vs regrama" in markdown
     tex = (target / "leaderboard.tex").read_text()
-    assert "\\toprule" in tex and "\\bottomrule" in tex and "regrama" in tex
+    assert "\\toprule" in tex and "\\bottomrule" in tex and "ReGraMa &" in tex and "regrama" not in tex
     missing = (target / "missing.md").read_text()
     assert run_id("none", "gym:TaskB-v0", 2) in missing and "no run folder" in missing
 
@@ -231,7 +231,7 @@ def test_leaderboard_overall_scope_and_best_baseline(tmp_path, monkeypatch):
     assert "Left out of the overall scope for lacking cells: my_plugin.methods:Mine (2 of 4 cells missing)" in markdown
     assert f"{probability:.3f} [" in markdown and "vs regrama" in markdown
     tex = (target / "leaderboard.tex").read_text()
-    assert "P($>$best baseline)" in tex and "vs regrama" in tex and "Overall" in tex
+    assert "P($>$none)" in tex and "Overall (every suite / algo / arch)" in tex
     page = (target / "index.html").read_text()
     assert "P(&gt; best baseline)" in page and "Overall (every suite / algo / arch)" in page
     figures = {p.name for p in (target / "figures").iterdir()}
@@ -300,3 +300,27 @@ def test_a_report_is_redrawn_from_its_own_files(aggregated, tmp_path):
     shutil.rmtree(published / report.DATA)  # a report from before reports carried their data
     result = runner.invoke(app, ["plot", "--aggregate", str(published), "--out", str(tmp_path / "old")])
     assert result.exit_code == 2 and "predates report data (no data/aggregate.json)" in result.stderr
+
+
+PUBLISHED = Path(__file__).resolve().parents[1] / "reports"
+
+
+@pytest.mark.parametrize("version", ["v0.1.0-d7cf4599-b62e90a", "v0.1.0-f53af217-e1eb670", "v0.1.0-ca8f0e9e-394057e"])
+def test_the_latex_table_of_a_published_leaderboard_fits_a_neurips_text_width(version):
+    from plasticity_bench.analysis import latex
+
+    board = pd.read_csv(PUBLISHED / version / "leaderboard.csv")
+    tex = latex.leaderboard_tex(board)
+    header, blocks = latex.table_cells(board)
+    assert latex.estimated_width(header, blocks) <= latex.TEXT_WIDTH
+    assert "\\usepackage{booktabs}" in tex and tex.count("\\toprule") == tex.count("\\bottomrule") == 1
+    assert "None (baseline)" in tex or "None (replay ratio" in tex  # display names, never identifiers
+    rows = [line for line in tex.splitlines() if line.endswith("\\\\") and "multicolumn" not in line][1:]
+    assert all(line.count(" & ") == len(latex.DEFAULT_COLUMNS) for line in rows)
+    assert not {line.split(" & ")[0] for line in rows} & {latex.tex_escape(m) for m in board["method"]}
+    # Every column at once is wider than the text: optional columns are off unless asked for.
+    everything = latex.table_cells(board, columns=list(latex.HEADERS))
+    assert latex.estimated_width(*everything) > latex.TEXT_WIDTH
+    assert "Opt.\\ gap ($\\downarrow$)" in latex.leaderboard_tex(board, columns=["iqm", "optimality_gap"])
+    with pytest.raises(ValueError, match="unknown table column 'sd'; valid: group, iqm, "):
+        latex.leaderboard_tex(board, columns=["iqm", "sd"])
