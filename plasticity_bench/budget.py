@@ -7,7 +7,9 @@ an empty metrics.parquet). ``check_budget`` refuses such a run with the numbers 
 to change; ``--allow-short-budget`` lets it through (smoke tests of the code itself).
 
 Units: ``steps`` and ``eval_every_steps`` count environment steps, ``monitor_every_updates`` and the
-methods' periods count gradient updates. An RL run makes ``floor((steps - learning_starts)
+methods' periods count gradient updates, and so do the algorithms' own cadences
+(``policy_frequency``, SAC's ``target_network_frequency``; DQN's counts env steps and acts
+every ``target_network_frequency * replay_ratio`` updates). An RL run makes ``floor((steps - learning_starts)
 * replay_ratio)`` updates; a supervised run (algorithm ``sl``) one per step. The last step
 is always evaluated, so ``eval_every_steps > steps`` leaves a single point, not a learning curve.
 The plasticity probe (``probe_every_updates``) is not checked: it is an extra on the monitor's
@@ -59,6 +61,27 @@ def first_actions(spec: RunSpec, updates: int) -> Iterator[tuple[str, str, Any, 
             yield name, option, spec.method_options[name][option], first
 
 
+# The algorithms' own cadences, in gradient updates (the agent acts when its update count is
+# a multiple): key → what never happens when the run ends before it first acts. DQN's
+# target_network_frequency counts env steps; the agent's period in updates is resolved in
+# spec.agent_hyperparams.
+ALGO_CADENCES: dict[str, dict[str, str]] = {
+    "sac": {"policy_frequency": "the actor never trains", "target_network_frequency": "the target networks never move"},
+    "td3": {"policy_frequency": "the actor never trains (nor do the target networks move)"},
+    "dqn": {"target_network_frequency": "the target network never moves"},
+}
+RESOLVED_CADENCES = {("dqn", "target_network_frequency"): "target_period_updates"}
+
+
+def algo_cadences(spec: RunSpec) -> Iterator[tuple[str, Any, int, str]]:
+    """(key, its value, the update at which the agent first acts by it, what never happens
+    without it) for each of the algorithm's own cadences."""
+    resolved = spec.agent_hyperparams()
+    for key, consequence in ALGO_CADENCES.get(spec.algo, {}).items():
+        if key in spec.hyperparams:
+            yield key, spec.hyperparams[key], int(resolved[RESOLVED_CADENCES.get((spec.algo, key), key)]), consequence
+
+
 def shortfalls(spec: RunSpec) -> list[str]:
     """One sentence per thing the budget cannot produce, naming the numbers and the key to
     change; empty when the budget suffices."""
@@ -77,6 +100,11 @@ def shortfalls(spec: RunSpec) -> list[str]:
     if monitor_every > updates:
         found.append(f"monitor_every_updates={monitor_every} updates exceeds {made}: metrics.parquet gets no monitor "
                      f"row; lower it (--set monitor_every_updates=N, N <= {updates}) or raise --steps")
+    for key, value, first, consequence in algo_cadences(spec):
+        if first > updates:
+            unit = "env steps, " if (spec.algo, key) in RESOLVED_CADENCES else ""
+            found.append(f"{key}={value} ({unit}first acts at update {first}) comes after {made}: {consequence}; "
+                         f"lower it (--set {key}=N) or raise --steps")
     for name, option, value, first in first_actions(spec, updates):
         if first > updates:
             found.append(f"{name}.{option}={value} first acts at update {first}, after {made}: {name} never acts; "
@@ -99,6 +127,9 @@ def cadences(spec: RunSpec) -> dict[str, dict[str, Any]]:
         if key in hp:
             value = hp[key]
             table[key] = {"value": value, "unit": unit, "count": total // value if value else 0}
+    for key, value, first, _ in algo_cadences(spec):
+        unit = "env steps" if (spec.algo, key) in RESOLVED_CADENCES else "gradient updates"
+        table[key] = {"value": value, "unit": unit, "first_acts_at_update": first}
     for name, option, value, first in first_actions(spec, updates):
         table[f"{name}.{option}"] = {"value": value, "unit": "gradient updates", "first_acts_at_update": first}
     return table
