@@ -263,3 +263,35 @@ def test_sigkill_inside_the_third_segment_then_resume_equals_uninterrupted(tmp_p
     assert list(RunRecord(reference).eval()["segment"]) == [0, 0, 1, 1, 2, 2, 3, 3]
     final = [load_checkpoint(run / "checkpoint.pt") for run in (reference, resumed)]
     assert final[0]["continual_env"] == final[1]["continual_env"] == {"steps": 1600, "segment": 3}
+
+
+def test_segment_table_by_hand(tmp_path):
+    """End-of-segment rows and ratios from hand-made records: the evaluation at each nominal
+    end, the reference's last evaluation, and no ratio where the reference learned nothing."""
+    from plasticity_bench.analysis.continual import segment_table
+    from plasticity_bench.analysis.runs import ScorableRun
+    from plasticity_bench.analysis.vocabulary import AnalysisError
+    from plasticity_bench.results import write_json
+
+    keys = {"run_id": "c", "suite": "s", "algo": "sac", "arch": "mlp", "method": "none", "task": "continual:x", "seed": 0}
+    (tmp_path / "c").mkdir()
+    write_json(tmp_path / "c" / "manifest.json", {"spec": {"hyperparams": {"sequence": {
+        "tasks": ["gym:A", "gym:B"], "segment_steps": 100}}}})
+    evals = pd.DataFrame({"step": [50, 100, 150, 200], "return": [1.0, 4.0, 2.0, 6.0], "episodes": 1,
+                          "segment": [0, 0, 1, 1], "segment_task": ["gym:A", "gym:A", "gym:B", "gym:B"]})
+    run = ScorableRun(keys, 200, evals)
+    references = [ScorableRun({**keys, "run_id": "ra"}, 100, pd.DataFrame({"step": [50, 100], "return": [3.0, 8.0]})),
+                  ScorableRun({**keys, "run_id": "rb"}, 100, pd.DataFrame({"step": [50, 100], "return": [5.0, 0.1]}))]
+    scale = {"gym:A": 10.0, "gym:B": 2.0}
+
+    def normalise(suite, task, returns):
+        return np.asarray(returns, dtype=float) / scale[task]
+
+    table = segment_table([run], references, tmp_path, normalise, {"c": {"references": ["ra", "rb"]}})
+    assert list(table["step"]) == [100, 200] and list(table["return"]) == [4.0, 6.0]
+    assert list(table["score"]) == [0.4, 3.0] and table["plasticity_ratio"].iloc[0] == pytest.approx(0.4 / 0.8)
+    assert np.isnan(table["plasticity_ratio"].iloc[1]) and "did not learn" in table["ratio_note"].iloc[1]
+    # an end of segment that was not evaluated inside its segment is an error, not a silent score
+    with pytest.raises(AnalysisError, match="no evaluation of segment 1 at its end, step 200"):
+        segment_table([ScorableRun(keys, 200, evals.assign(segment=[0, 0, 1, 2]))], references, tmp_path, normalise,
+                      {"c": {"references": ["ra", "rb"]}})
