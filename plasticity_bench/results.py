@@ -1,6 +1,6 @@
 """Run records on disk: atomic writers, the manifest reader and the run-folder lock.
 
-One folder per run (DESIGN.md): manifest.json, eval.parquet, metrics.parquet,
+One folder per run (docs/architecture.md): manifest.json, eval.parquet, metrics.parquet,
 train.parquet, checkpoint.pt, and TensorBoard event files in tensorboard/ (appended to, not
 replaced; see training_log.py). Every file is written to a temporary sibling, fsynced and renamed, so a
 kill at any moment leaves either the old or the new version, never a torn file (only an

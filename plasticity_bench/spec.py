@@ -80,7 +80,7 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
 ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_actor_blocks": "actor_blocks", "residual_pre_norm": "pre_norm", "diffusion_steps": "diffusion_steps",
                       "denoiser_hidden_sizes": "denoiser_hidden_sizes", "beta_schedule": "beta_schedule"}
 
-# Hyperparameters as named in the CleanRL references (PAPERS.md), with their defaults.
+# Hyperparameters as named in the CleanRL references, with their defaults.
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
     "sac": {
         "gamma": 0.99,

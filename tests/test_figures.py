@@ -248,7 +248,7 @@ def test_the_schema_takes_display_names_and_method_options_and_adds_nothing_to_o
     validated = copy.deepcopy(smoke)
     validate(validated, schema)
     assert "display_names" not in validated  # no default: existing configs keep their hash
-    # The README's snippet.
+    # The snippet of docs/reports.md.
     config = {**copy.deepcopy(smoke), "methods": ["none", "regrama[tau=0.1,period=5000]"],
               "sweep": {"regrama": {"tau": [0.01, 0.1]}},
               "display_names": {"methods": {"regrama[tau=0.1,period=5000]": "ReGraMa (paper settings)"},

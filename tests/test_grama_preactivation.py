@@ -1,4 +1,4 @@
-"""GraMa at the pre-activation (PAPERS.md section 1): what it must flag and what it must not,
+"""GraMa at the pre-activation (docs/science.md): what it must flag and what it must not,
 checked on tiny networks whose dead and saturated units are placed by hand; and the reset
 diagnostics of the recyclers."""
 

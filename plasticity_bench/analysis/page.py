@@ -38,8 +38,10 @@ STYLE = (
     "th,td{border-bottom:1px solid #ccc;padding:0.25em 0.5em;text-align:right;vertical-align:top}"
     "td:not(.text),th:not(.text){white-space:nowrap}"
     "th:first-child,td:first-child,.text{text-align:left}"
-    ".claims{display:flex;gap:1.5em;align-items:flex-start;flex-wrap:wrap}.claims .scroll{flex:1 1 40em}"
-    ".claims figure{margin:0}details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
+    ".claims{display:flex;gap:1.5em;align-items:flex-start}.claims .scroll{flex:1 1 0;min-width:0}"
+    ".claims figure{margin:0;flex:0 0 auto;width:min-content}.claims img{max-width:none}"
+    ".claims td.text{min-width:9em}"
+    ".claims td.text:nth-child(2){min-width:16em}details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
     ".warning{background:#fff4e5;border-left:4px solid #D55E00;padding:0.4em 0.8em}"
     "table[data-sortable] th{cursor:pointer;user-select:none;background:#f4f4f4}"
     "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
@@ -232,7 +234,8 @@ def version_page(title: str, board: pd.DataFrame, figures: list[Drawn], notes: l
         parts += ["</div>", "</section>"]
     for scope, rows in scope_rows.items():
         parts.append(_section(scope_slug(*scope), names.scope(scope)))
-        parts += [f"<p>{_esc(note)}</p>" for note in scope_notes(groups[scope], learned_above)]
+        named = groups[scope].assign(method=groups[scope]["method"].map(names.method))  # notes name methods too
+        parts += [f"<p>{_esc(note)}</p>" for note in scope_notes(named, learned_above)]
         parts.append(table_html(HEADER, rows, text_columns=(1,)))
         parts += [figure_html(figure) for figure in by_scope.get(tuple(scope), [])]
         parts.append("</section>")

@@ -23,7 +23,7 @@ actions too) are averaged. Ages and counts live on the host, so the method syncs
 device only when it replaces a unit.
 
 Defaults: replacement_rate 1e-4 and decay 0.99 (Dohare et al.); maturity_threshold 1000
-(PAPERS.md's recipe; Dohare et al. use 100 in their supervised problems and larger values in
+(the recipe in docs/science.md; Dohare et al. use 100 in their supervised problems and larger values in
 RL).
 """
 

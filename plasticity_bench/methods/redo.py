@@ -17,7 +17,7 @@ class ReDo(NeuronRecycler):
 
     Roles: every network by default. The official code (dopamine ``labs/redo``) recycles
     the agent's whole online network, which for its DQN agents is the one Q-network; for
-    SAC, neither PAPERS.md nor the sources at hand say which networks the paper recycled,
+    SAC, neither the paper nor the code at hand says which networks the paper recycled,
     so the suite recycles both actor and critic (``roles=["critic"]`` restricts it).
 
     Why ReDo *raises* the dormant ratio of SAC's critic (measured, not a port defect).

@@ -9,7 +9,7 @@ GraMa, a single backward) it records, per hidden activation module and per neuro
 
 Scores are normalised by their layer mean: ``s_i = m_i / (mean_k m_k + 1e-9)``.
 
-Which gradient GraMa takes (PAPERS.md section 1 gives the decision): by default the
+Which gradient GraMa takes (docs/science.md gives the decision and why): by default the
 pre-activation's, ``dL/dz = sigma'(z) * dL/dh``, after the LayerNorm where a layer has one.
 It is zero for a dead ReLU unit, ~0 for a saturated tanh/sigmoid unit and for a unit a
 LayerNorm shift has killed, so every neuron ReDo flags at tau = 0 in a ReLU net GraMa flags
