@@ -66,7 +66,7 @@ def measure(algo: str, task: str, steps: int, args: argparse.Namespace) -> None:
     sizes = "x".join(str(s) for s in hp["hidden_sizes"])
     print(f"{algo} on {task}, {steps} steps ({sizes} {hp['activation']}, {trainer.updates} updates, "
           f"{args.device}, {args.threads} thread(s)); probe every {hp['probe_every_updates']} updates, "
-          f"{hp['probe_steps']} steps at lr {hp['probe_lr']:g} on {hp['probe_batch_size']} inputs, roles "
+          f"{hp['probe_steps']} steps x {hp['probe_targets']} targets on {hp['probe_batch_size']} inputs, roles "
           f"{', '.join(trainer.agent.roles)}")
     print(f"  run {total:7.1f} s, update loop {updates_only:7.1f} s, probe {probe:6.2f} s in {trainer.probe_calls} "
           f"calls ({1e3 * probe / max(trainer.probe_calls, 1):.0f} ms/call)")

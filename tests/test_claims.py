@@ -168,8 +168,13 @@ def test_too_few_runs_is_inconclusive_not_an_error(tmp_path):
     ({**GROWS, "colour": "red"}, "unknown keys ['colour']"),
     ({**HIGHER_AT_RR1, "group": {"variant": "rr1"}}, "takes a and b"),
     ({**GROWS, "group": {"methods": "none"}}, "group is {'methods': 'none'}"),
-    ({**GROWS, "value": "median"}, "value is 'median'; valid: first, last, mean, max"),
+    ({**GROWS, "value": "median"}, "value is 'median'; valid: first, last, mean, max, slope"),
     ({**GAP, "minus": ""}, "needs `minus`"),
+    # a boolean is no threshold (YAML's `above: true` would read as "> 1")
+    ({**GROWS, "expect": {"above": True}}, "expect.above is True; give a finite number"),
+    ({**GROWS, "metric": "dormant_ratio@0.5"}, "metric 'dormant_ratio@0.5' is no metric the runs log; did you mean"),
+    ({**GAP, "minus": "grama_ratio@0.1"}, "minus 'grama_ratio@0.1' is no metric the runs log"),
+    ({**GROWS, "pool": "yes"}, "pool is 'yes'; give true or false"),
 ])
 def test_bad_claims_are_refused_with_the_reason(entry, message):
     with pytest.raises(ClaimError, match=message.replace("[", r"\[").replace("(", r"\(")):
@@ -179,6 +184,34 @@ def test_bad_claims_are_refused_with_the_reason(entry, message):
 def test_a_group_that_names_no_planned_run_is_refused():
     with pytest.raises(ClaimError, match="group group {'variant': 'rr2'} names no planned run"):
         check_claim_groups(parse_claims([{**GROWS, "group": {"variant": "rr2"}}]), rows())
+
+
+def test_a_group_must_resolve_to_one_setting_or_say_it_pools():
+    pooled = {**GROWS, "group": {"method": "none"}}  # both replay ratios
+    with pytest.raises(ClaimError, match=r"group group \{'method': 'none'\} pools 2 settings .*variant=rr025.*"
+                                         r"variant=rr1.*or set pool: true"):
+        check_claim_groups(parse_claims([pooled]), rows())
+    check_claim_groups(parse_claims([{**pooled, "pool": True}]), rows())
+
+
+def test_a_pooled_claim_names_what_it_pools(tmp_path):
+    planned = write_runs(tmp_path)
+    row = measure_claims([{**GROWS, "group": {"method": "none"}, "pool": True}], planned, tmp_path,
+                         scored(tmp_path), REPS, seed=0).iloc[0]
+    assert "group pools 2 settings" in row["detail"] and "variant=rr025" in row["detail"]
+
+
+def test_a_network_the_runs_do_not_train_is_refused_before_training():
+    with pytest.raises(ClaimError, match="network 'qq' is not one dqn trains; valid: q"):
+        check_claim_groups(parse_claims([{**GROWS, "network": "qq"}]), rows())
+
+
+def test_slope_is_the_least_squares_slope_per_1000_steps(tmp_path):
+    planned = write_runs(tmp_path)
+    slope = claim(statistic="level", value="slope", group={"variant": "rr1"}, expect={"above": 0})
+    row = measure_claims([slope], planned, tmp_path, scored(tmp_path), REPS, seed=0).iloc[0]
+    assert row["measured"] == pytest.approx(0.1)  # every rr1 curve rises by 0.1 per row, rows 1000 steps apart
+    assert row["holds"] == "yes"
 
 
 def test_validation_config_claims_name_planned_runs():

@@ -21,6 +21,7 @@ other side, ``inconclusive`` otherwise. Nothing here is tuned to make a claim ho
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,14 +32,18 @@ import pandas as pd
 
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.analysis.vocabulary import CLAIM_COLUMNS
+from plasticity_bench.metric_names import METRICS, ROLES
 
 STATISTICS = ("change", "level", "metric_gap", "difference", "score_iqm_difference")
-REDUCTIONS = ("first", "last", "mean", "max")
+# "slope": the least-squares slope of the metric over the run's rows, per 1000 steps.
+REDUCTIONS = ("first", "last", "mean", "max", "slope")
 # Expected side of a threshold → (phrase, holds when the CI is inside, fails when inside)
 EXPECTATIONS = ("above", "below", "at_least", "at_most")
 GROUP_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "task")
 CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
-              "expect"}
+              "expect", "pool"}
+# What makes two planned runs one setting: everything but the seed and the task.
+SETTING_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "steps")
 VERDICTS = ("yes", "no", "inconclusive")
 
 
@@ -59,6 +64,7 @@ class Claim:
     layer: str = "all"
     value: str = "last"
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # "group", or "a" and "b"
+    pool: bool = False  # a group may pool several settings (each is then named in the claim's detail)
 
     @property
     def two_groups(self) -> bool:
@@ -100,7 +106,7 @@ def parse_claims(entries: Sequence[Mapping[str, Any]]) -> list[Claim]:
             raise ClaimError(f"{where}.expect is {expect!r}; give one of {', '.join(EXPECTATIONS)} with a "
                              "threshold, e.g. {above: 0}")
         (side, threshold), = expect.items()
-        if not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not np.isfinite(threshold):
             raise ClaimError(f"{where}.expect.{side} is {threshold!r}; give a finite number")
         two = statistic in ("difference", "score_iqm_difference")
         group_keys = ("a", "b") if two else ("group",)
@@ -123,10 +129,18 @@ def parse_claims(entries: Sequence[Mapping[str, Any]]) -> list[Claim]:
         value = entry.get("value", "last")
         if value not in REDUCTIONS:
             raise ClaimError(f"{where}.value is {value!r}; valid: {', '.join(REDUCTIONS)}")
+        for key in ("metric", "minus") if needs_metric else ():
+            if entry.get(key) and entry[key] not in METRICS:
+                close = difflib.get_close_matches(str(entry[key]), list(METRICS), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; `plasticity-bench list` lists them"
+                raise ClaimError(f"{where}.{key} {entry[key]!r} is no metric the runs log{hint}")
+        if not isinstance(entry.get("pool", False), bool):
+            raise ClaimError(f"{where}.pool is {entry['pool']!r}; give true or false")
         claims.append(Claim(claim=str(entry["claim"]), source=str(entry["source"]), statistic=statistic,
                             expect=side, threshold=float(threshold), metric=entry.get("metric", ""),
                             minus=entry.get("minus", ""), network=entry.get("network", ""),
-                            layer=entry.get("layer", "all"), value=value, groups=groups))
+                            layer=entry.get("layer", "all"), value=value, groups=groups,
+                            pool=entry.get("pool", False)))
     return claims
 
 
@@ -135,12 +149,29 @@ def select(rows: Sequence[Mapping[str, Any]], group: Mapping[str, Any]) -> list[
     return [row for row in rows if all(str(row.get(key, "")) == str(value) for key, value in group.items())]
 
 
+def setting(row: Mapping[str, Any]) -> str:
+    """The setting a planned run belongs to: its SETTING_KEYS (not its seed or task), as text."""
+    return ", ".join(f"{key}={row[key]}" for key in SETTING_KEYS if row.get(key, "") != "")
+
+
 def check_claim_groups(claims: Sequence[Claim], rows: Sequence[Mapping[str, Any]]) -> None:
-    """Every group of every claim names planned runs (checked before any training)."""
+    """Before any training: every group of every claim names planned runs of one setting (or
+    the claim says ``pool: true``), and the claim's network is one those runs train."""
     for claim in claims:
         for name, group in claim.groups.items():
-            if not select(rows, group):
+            members = select(rows, group)
+            if not members:
                 raise ClaimError(f"claim {claim.claim!r}: group {name} {group} names no planned run")
+            settings = sorted({setting(row) for row in members})
+            if len(settings) > 1 and not claim.pool:
+                raise ClaimError(f"claim {claim.claim!r}: group {name} {group} pools {len(settings)} settings "
+                                 f"({'; '.join(settings)}); narrow it (label:, variant:, arch:, ...) or set pool: true")
+            if claim.network:
+                for algo in sorted({row["algo"] for row in members}):
+                    roles = ROLES.get(algo, ())
+                    if roles and claim.network not in roles:
+                        raise ClaimError(f"claim {claim.claim!r}: network {claim.network!r} is not one {algo} trains; "
+                                         f"valid: {', '.join(roles)}")
 
 
 def verdict(expect: str, threshold: float, low: float, high: float) -> str:
@@ -164,6 +195,11 @@ def _run_metric(metrics: pd.DataFrame, claim: Claim, metric: str) -> float | Non
         return None
     if claim.statistic == "change":
         return float(values[-1] - values[0])
+    if claim.value == "slope":
+        if values.size < 2:
+            return None
+        steps = rows.sort_values("step")["step"].to_numpy(dtype=float)
+        return float(np.polyfit(steps / 1000.0, values, 1)[0])
     return float({"first": values[0], "last": values[-1], "mean": values.mean(), "max": values.max()}[claim.value])
 
 
@@ -242,6 +278,11 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], scores: Mappi
     if claim.two_groups:
         details.append(f"a: {matrices['a'].mean():.4g} over {matrices['a'].size} runs, "
                        f"b: {matrices['b'].mean():.4g} over {matrices['b'].size}")
+    if claim.pool:
+        for name, group in claim.groups.items():
+            pooled = sorted({setting(row) for row in select(rows, group)})
+            if len(pooled) > 1:
+                details.append(f"{name} pools {len(pooled)} settings: {'; '.join(pooled)}")
     if left_out:
         details.append(f"{left_out} planned runs left out (no value, or unequal runs per task)")
     return {**row, "measured": measured, "ci_low": low, "ci_high": high,

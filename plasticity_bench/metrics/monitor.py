@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import torch
 
 from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.metric_names import MONITOR_TAUS
 from plasticity_bench.metrics.activity import probe
 from plasticity_bench.metrics.curvature import hessian_top_eigenvalue
 from plasticity_bench.metrics.norms import feature_norm, gradient_norm_of, weight_drift, weight_magnitude
@@ -17,10 +18,6 @@ from plasticity_bench.metrics.rank import (
     srank_from_singular_values,
 )
 
-# Thresholds at which the inactive ratios are logged: 0 (ReDo's strict dormancy and the
-# GraMa paper's ReLU proposition), 0.01 (ReGraMa's own threshold), 0.025 and 0.1 (the tau
-# values studied by ReDo and GraMa).
-MONITOR_TAUS: tuple[float, ...] = (0.0, 0.01, 0.025, 0.1)
 NETWORK_WIDE = "all"
 # The metric name of each GraMa variant's inactive ratio (activity.GRAMA_VARIANTS): the
 # default, pre-activation GraMa keeps the plain name.

@@ -22,9 +22,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from plasticity_bench.metric_names import SRANK_DELTA
 from plasticity_bench.metrics.activity import probe
-
-SRANK_DELTA = 0.01
 
 
 def singular_values(features: torch.Tensor) -> torch.Tensor:
