@@ -25,12 +25,13 @@ def build(root, cells, final_window: float):
 
 @pytest.fixture(scope="module")
 def reports(tmp_path_factory):
-    """A: none and regrama on mlp. B: also redo, and the residual arch; another final window."""
+    """A: none and regrama on mlp. B: also redo, and the residual arch."""
     root = tmp_path_factory.mktemp("compare")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("PLASTICITY_BENCH_SUITES_DIR", str(write_suite(root / "suites")))
         a = build(root / "A", [("none", "mlp"), ("regrama", "mlp")], 0.1)
-        b = build(root / "B", [(m, arch) for m in ("none", "regrama", "redo") for arch in ("mlp", "residual")], 0.5)
+        # the same final window: a different one makes every scope not comparable (test_red_team_compare.py)
+        b = build(root / "B", [(m, arch) for m in ("none", "regrama", "redo") for arch in ("mlp", "residual")], 0.1)
     return a, b
 
 
@@ -54,15 +55,19 @@ def test_compare_prints_and_writes_the_iqm_change_with_both_cis(reports, tmp_pat
         assert row.iqm_a == pytest.approx(board_a.loc[key, "iqm"]) and row.iqm_b == pytest.approx(board_b.loc[key, "iqm"])
         assert row.iqm_a_low == pytest.approx(board_a.loc[key, "iqm_low"])
         assert row.iqm_b_high == pytest.approx(board_b.loc[key, "iqm_high"])
-        assert row.change == pytest.approx(row.iqm_b - row.iqm_a)
+        if row.suite == "all":  # B's overall IQM also covers its residual scopes: not A's overall
+            assert not row.comparable and pd.isna(row.change)
+            assert row.differs == "scopes in one report only: toy/sac/residual"
+        else:
+            assert row.comparable and row.change == pytest.approx(row.iqm_b - row.iqm_a)
     # What only B has is listed, per scope in the table and overall in the text.
     assert set(zip(table.loc[table["present"] == "B only", "arch"], table.loc[table["present"] == "B only", "method"])) \
         == {("mlp", "redo"), ("residual", "none"), ("residual", "regrama"), ("residual", "redo"), ("all", "redo")}
     assert not (table["present"] == "A only").any()
     markdown = (tmp_path / "out" / "compare.md").read_text()
     assert "Only in B (B): scopes toy/sac/residual." in markdown and "Only in B (B): methods redo." in markdown
-    assert "Note: aggregate setting final_window differs: 0.1 in A, 0.5 in B." in markdown
     regrama = both[(both["arch"] == "mlp") & (both["method"] == "regrama")].iloc[0]
+    assert "Not comparable (no change computed): scopes in one report only: toy/sac/residual." in markdown
     assert (f"| regrama | {regrama.iqm_a:.3f} [{regrama.iqm_a_low:.3f}, {regrama.iqm_a_high:.3f}] | "
             f"{regrama.iqm_b:.3f} [{regrama.iqm_b_low:.3f}, {regrama.iqm_b_high:.3f}] | {regrama.change:+.3f} |") in markdown
     assert markdown in result.output  # printed as written
