@@ -65,8 +65,9 @@ from plasticity_bench.analysis.page import task_normalisations, version_page, ve
 from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.analysis.vocabulary import (AGGREGATE_SCORE_COLUMNS, FILES, LEARNED_ABOVE, SCOPE, SUMMARY,
                                                   Aggregate, AnalysisError, read_aggregate, scope_title)
-from plasticity_bench.provenance import code_version, default_version, package_versions
-from plasticity_bench.results import DIR_MODE, FILE_MODE, atomic_write_bytes, write_json, write_parquet
+from plasticity_bench.provenance import code_groups, code_version, default_version, package_versions
+from plasticity_bench.results import (DIR_MODE, FILE_MODE, CorruptRecordError, atomic_write_bytes, read_manifest,
+                                      write_json, write_parquet)
 
 PROVENANCE_KEYS = ("package_version", "git_sha", "git_dirty", "git_diff_sha256", "config_hash", "aggregate_sha256")
 REPORT_PACKAGES = ("plasticity-bench", "torch", "numpy", "pandas", "scipy", "rliable",
@@ -293,6 +294,17 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return buffer.getvalue().encode()
 
 
+def runs_code(runs_dir: Path, run_ids: Iterable[str]) -> dict[str, list[str]]:
+    """Package fingerprint → the runs of ``run_ids`` that it trained (provenance.code_groups)."""
+    manifests = {}
+    for run_id in run_ids:
+        try:
+            manifests[run_id] = read_manifest(runs_dir / run_id) or {}
+        except CorruptRecordError:
+            manifests[run_id] = {}
+    return code_groups(manifests)
+
+
 def build_report(
     aggregate_dir: Path,
     reports_root: Path,
@@ -300,6 +312,7 @@ def build_report(
     version: str | None = None,
     metrics: Iterable[str] | None = None,
     runs_dir: Path | None = None,
+    strict_code: bool = False,
 ) -> Path:
     """Assemble ``reports_root/<version>/`` from an aggregate dir; returns that directory.
 
@@ -312,6 +325,8 @@ def build_report(
         plot``); default the stored ones of ``plots.REPORT_METRICS``.
       runs_dir: the run records (``results/runs``); given, ``data/`` carries every run's metric
         curves too.
+        The report then also says which package code trained which runs when they differ
+        (``strict_code``: refuse such a report).
     Raises:
       ReportError: the aggregate belongs to another matrix, or ``version`` is taken by a
         report with another provenance.
@@ -328,6 +343,11 @@ def build_report(
         raise ReportError(f"aggregate {aggregate_dir} was made from config {aggregate.summary.get('config_hash')}, "
                           f"not the matrix's {config_hash}; rerun aggregate")
 
+    code = runs_code(Path(runs_dir), aggregate.scores["run_id"]) if runs_dir is not None else {}
+    mixed = "; ".join(f"{fingerprint[:12]}: {', '.join(ids)}" for fingerprint, ids in code.items()) if len(code) > 1 else ""
+    if mixed and strict_code:
+        raise ReportError(f"the runs were trained by different package code (fingerprint: runs): {mixed}; "
+                          "retrain them with one version of the code, or build without --strict-code")
     provenance = {"package_version": plasticity_bench.__version__, **code_version(exclude=reports_root),
                   "config_hash": config_hash, "aggregate_sha256": aggregate_digest(aggregate_dir)}
     name = choose_version(reports_root, provenance, version, config_hash)
@@ -352,6 +372,8 @@ def build_report(
     warnings = []
     if len(missing):
         warnings.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
+    if mixed:
+        warnings.append(f"WARNING: runs trained by different package code (fingerprint: runs): {mixed}.")
     if summary.get("unlearned_scopes"):
         warnings.append(f"Unlearned at this budget (no method's IQM CI upper bound above {learned_above:g}), flagged "
                         "below and left out of the overall scope: " + "; ".join(
@@ -399,6 +421,7 @@ def build_report(
             "aggregate": {key: summary.get(key) for key in AGGREGATE_SETTINGS},
             "reproduce": reproduction_note(summary),
             "run_ids": aggregate.scores["run_id"].tolist(),
+            "code": code,  # package fingerprint → the runs it trained (with runs_dir)
             "missing_run_ids": missing["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),
             "report_metrics": drawn_metrics,
