@@ -6,6 +6,10 @@ scope, other than the method itself; ties go to ``none`` first, then alphabetica
 Combinations (``redo+layer_norm``) and user methods (``module:Class`` or entry points) are
 never baselines; they are compared against the best built-in. Every method is also
 compared with ``none`` where its scope has it.
+
+A variant (``regrama[rr1]``: another replay ratio) is compared only within its variant: its
+``none`` is ``none[rr1]`` and its best baseline a built-in method of the same variant. A
+variant whose scope lacks ``none[rr1]`` has no P(> none).
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Iterable
 
 import pandas as pd
 
+from plasticity_bench.analysis.display import parse_label
 from plasticity_bench.analysis.vocabulary import BASELINE, SCOPE, method_order, scopes
 
 
@@ -22,6 +27,24 @@ def builtin_methods() -> set[str]:
     from plasticity_bench import registry  # a name table only; no heavy imports
 
     return set(registry.METHODS)
+
+
+def variant_of(method: str) -> str:
+    return parse_label(method).variant
+
+
+def variant_baseline(method: str, baseline: str = BASELINE) -> str:
+    """``baseline`` in ``method``'s variant: "none[rr1]" for "regrama[rr1]", "none" for "regrama"."""
+    variant = variant_of(method)
+    return f"{baseline}[{variant}]" if variant else baseline
+
+
+def _builtin_in_variant(method: str, builtin: set[str]) -> str | None:
+    """The variant of ``method`` when it is a built-in method (possibly of a variant), else None."""
+    label = parse_label(method)
+    if len(label.components) == 1 and not label.components[0][1] and label.components[0][0] in builtin:
+        return label.variant
+    return None
 
 
 def best_baselines(intervals: pd.DataFrame, builtin: Iterable[str] | None = None) -> pd.DataFrame:
@@ -40,9 +63,11 @@ def best_baselines(intervals: pd.DataFrame, builtin: Iterable[str] | None = None
     for scope, group in scopes(iqm):
         estimates = dict(zip(group["method"], group["estimate"]))
         # Stable sort on -IQM after the fixed method order: ties go to none, then alphabetical.
-        candidates = sorted((m for m in method_order(estimates) if m in builtin), key=lambda m: -estimates[m])
+        candidates = sorted((m for m in method_order(estimates) if _builtin_in_variant(m, builtin) is not None),
+                            key=lambda m: -estimates[m])
         for method in method_order(estimates):
-            best = next((m for m in candidates if m != method), None)
+            variant = variant_of(method)
+            best = next((m for m in candidates if m != method and _builtin_in_variant(m, builtin) == variant), None)
             rows.append({**dict(zip(SCOPE, scope)), "method": method, "best_baseline": best})
     return pd.DataFrame(rows, columns=SCOPE + ["method", "best_baseline"])
 
@@ -61,8 +86,9 @@ def comparisons(scores: pd.DataFrame, best: pd.DataFrame | None = None, baseline
         for method in method_order(present):
             best_name = best_of.get((*scope, method))
             pairs = []
-            if baseline in present and method != baseline:
-                pairs.append(baseline)
+            own = variant_baseline(method, baseline)
+            if own in present and method != own:
+                pairs.append(own)
             if best_name is not None and best_name not in pairs:
                 pairs.append(best_name)
             for other in pairs:

@@ -24,7 +24,8 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from plasticity_bench.analysis.vocabulary import (AUC_STATISTIC, BASELINE, LEARNED_ABOVE, MIN_SEEDS, OVERALL, SCOPE,
+from plasticity_bench.analysis.baselines import variant_baseline
+from plasticity_bench.analysis.vocabulary import (AUC_STATISTIC, LEARNED_ABOVE, MIN_SEEDS, OVERALL, SCOPE,
                                                   STATISTIC_NAMES, Aggregate, in_scopes, scope_title)
 
 LEADERBOARD_COLUMNS = [
@@ -134,7 +135,7 @@ def _scored_rows(aggregate: Aggregate, intervals: pd.DataFrame) -> pd.DataFrame:
     counts = score_rows.drop_duplicates(keys).set_index(keys)[["runs", "tasks"]]
     table = table.join(counts).reset_index()
     poi = aggregate.probability_of_improvement
-    for name, rows in (("none", poi[poi["baseline"] == BASELINE]),
+    for name, rows in (("none", poi[poi["baseline"] == poi["method"].map(variant_baseline)]),  # a variant's own none
                        ("best_baseline", poi[_is_true(poi.get("best_baseline"), len(poi))])):
         rows = rows[keys + ["probability", "low", "high"] + (["baseline"] if name == "best_baseline" else [])]
         prefix = f"prob_improvement_over_{name}"
