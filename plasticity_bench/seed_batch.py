@@ -446,6 +446,13 @@ class SeedGroup:
         held = {id(trainer) for trainer in self.stacked()} | self.apart
         return any(id(trainer) not in held for trainer in self.live)
 
+    def note(self, trainer: Trainer, stack: list[Trainer] | None) -> None:
+        """Record in the seed's manifest the stack it trains in from now on (its seeds; None:
+        unstacked), when that changes."""
+        seeds = None if stack is None else [other.spec.seed for other in stack]
+        if not trainer.trained_with or trainer.trained_with[-1]["stack"] != seeds:
+            trainer.trained_with.append({"from_step": trainer.env_steps, "from_update": trainer.updates, "stack": seeds})
+
     def restack(self, trainers: list[Trainer] | None = None) -> None:
         """Stack ``trainers`` (default: every live seed) anew, dropping the stacks that held
         them (a stack's replay buffers are kept when its seeds are the same and still hold)."""
@@ -457,6 +464,19 @@ class SeedGroup:
         trainers = [trainer for trainer in trainers if id(trainer) not in self.apart]
         if not trainers:
             return
+        count = len(self.stacks)
+        try:
+            self.stack_anew(trainers, previous)
+        finally:
+            for stack in self.stacks[count:]:
+                for trainer in stack.trainers:
+                    self.note(trainer, stack.trainers)
+            for trainer in trainers:
+                if id(trainer) in self.apart:
+                    self.note(trainer, None)
+
+    def stack_anew(self, trainers: list[Trainer], previous: list[SeedStack]) -> None:
+        """One stack of ``trainers``, or (the seeds differ) a stack of one each, or none."""
 
         def earlier(seeds: list[Trainer]) -> SeedStack | None:
             return next((stack for stack in previous if stack.trainers == seeds), None)

@@ -215,6 +215,9 @@ class Trainer:
         self.metric_rows: list[dict] = []
         self.wall_time = 0.0
         self.resumes = 0
+        # The seed stacks this run trained in, from which step (seed_batch.py): a seed's
+        # numbers depend in the last bits on its stack's size (docs/robustness.md).
+        self.trained_with: list[dict] = []
         self.episode_return, self.episode_length = 0.0, 0
         self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
@@ -536,7 +539,7 @@ class Trainer:
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
             "counters": {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
                          "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
-                         "resumes": self.resumes, "started": self.started},
+                         "resumes": self.resumes, "started": self.started, "trained_with": self.trained_with},
             "eval_rows": self.eval_rows,
             "metric_rows": self.metric_rows,
             "train_rows": self.log.rows,
@@ -571,6 +574,7 @@ class Trainer:
         self.next_checkpoint, self.wall_time = counters["next_checkpoint"], counters["wall_time"]
         self.started = counters["started"]
         self.resumes = counters["resumes"] + 1
+        self.trained_with = [entry for entry in counters.get("trained_with", []) if entry["from_step"] <= self.env_steps]
         # Records written after the checkpoint belong to the lost future: rewrite them. A
         # checkpoint from before training-time logging has no train rows: the run goes on.
         self.eval_rows, self.metric_rows = state["eval_rows"], state["metric_rows"]
@@ -595,6 +599,7 @@ class Trainer:
             "threads": self.threads,
             "wall_time_s": round(self.wall_time, 3),
             "resumes": self.resumes,
+            "trained_with": self.trained_with,
             "started": self.started,
             "updated": datetime.now(timezone.utc).isoformat(),
         }

@@ -305,6 +305,28 @@ def runs_code(runs_dir: Path, run_ids: Iterable[str]) -> dict[str, list[str]]:
     return code_groups(manifests)
 
 
+def runs_groupings(runs_dir: Path, run_ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
+    """Configurations (a spec without its seed) whose runs trained in stacks of different
+    sizes: cell → {stack sizes, e.g. "5" or "5,1" after a change: the runs}. A seed's numbers
+    depend in the last bits on its stack's size (seed_batch.py), so such runs are not
+    trained alike. Runs without the record (older manifests) are left out."""
+    cells: dict[str, dict[str, list[str]]] = {}
+    for run_id in run_ids:
+        try:
+            manifest = read_manifest(runs_dir / run_id) or {}
+        except CorruptRecordError:
+            continue
+        history, spec = manifest.get("trained_with"), manifest.get("spec")
+        if not isinstance(history, list) or not history or not isinstance(spec, dict):
+            continue
+        cell = json.dumps({key: value for key, value in spec.items() if key != "seed"}, sort_keys=True)
+        label = f"{spec.get('algo')}-{spec.get('arch')}-{spec.get('method')}-{spec.get('task')} {cell}"
+        sizes = ",".join(str(len(entry.get("stack") or [])) for entry in history if isinstance(entry, dict))
+        cells.setdefault(label, {}).setdefault(sizes, []).append(run_id)
+    return {cell: {sizes: sorted(ids) for sizes, ids in sorted(by_size.items())}
+            for cell, by_size in sorted(cells.items()) if len(by_size) > 1}
+
+
 def build_report(
     aggregate_dir: Path,
     reports_root: Path,
@@ -374,6 +396,12 @@ def build_report(
         warnings.append(f"WARNING: {len(missing)} expected runs are missing; see missing.md.")
     if mixed:
         warnings.append(f"WARNING: runs trained by different package code (fingerprint: runs): {mixed}.")
+    groupings = runs_groupings(Path(runs_dir), aggregate.scores["run_id"]) if runs_dir is not None else {}
+    if groupings:
+        warnings.append("WARNING: runs of one configuration trained in different seed groupings (stack sizes: "
+                        "runs; a seed's numbers depend in the last bits on its stack's size): " + "; ".join(
+                            " / ".join(f"{sizes}: {', '.join(ids)}" for sizes, ids in by_size.items())
+                            for by_size in groupings.values()) + ".")
     if summary.get("unlearned_scopes"):
         warnings.append(f"Unlearned at this budget (no method's IQM CI upper bound above {learned_above:g}), flagged "
                         "below and left out of the overall scope: " + "; ".join(
@@ -422,6 +450,7 @@ def build_report(
             "reproduce": reproduction_note(summary),
             "run_ids": aggregate.scores["run_id"].tolist(),
             "code": code,  # package fingerprint → the runs it trained (with runs_dir)
+            "seed_groupings": groupings,  # configurations whose runs trained in stacks of different sizes
             "missing_run_ids": missing["run_id"].tolist(),
             "dropped": matrix.get("dropped", []),
             "report_metrics": drawn_metrics,
