@@ -242,7 +242,14 @@ def expand(config: dict[str, Any]) -> tuple[list[PlannedRun], list[dict[str, Any
                     f"{'/'.join(map(str, cell))} with different settings ({cells[cell]} and "
                     f"{run.spec.run_id}); give the experiments disjoint cells or a `variant` label each"
                 )
-            runs.setdefault(run.spec.run_id, run)
+            first = runs.setdefault(run.spec.run_id, run)
+            if first.label != run.label and not run.reference:
+                # One run under two labels: the matrix holds a run once, so the second
+                # label would vanish from the leaderboard without a word.
+                raise SpecError(
+                    f"method entries {first.label or first.spec.method!r} and {run.label or run.spec.method!r} "
+                    f"resolve to one run ({run.spec.run_id}: the same method, options and settings); "
+                    "list it once (a sweep point at the default value stands for the plain method)")
         dropped.extend(d for d in block_dropped if d not in dropped)
     if not runs:
         reasons = "; ".join(sorted({d["reason"] for d in dropped})[:3]) or "no combination"
