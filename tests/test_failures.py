@@ -20,7 +20,7 @@ import yaml
 from typer.testing import CliRunner
 
 from plasticity_bench import registry, results
-from plasticity_bench.analysis import leaderboard, report
+from plasticity_bench.analysis import latex, leaderboard, report
 from plasticity_bench.analysis.aggregate import MissingRunsError, aggregate
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.analysis.scores import collect
@@ -352,7 +352,7 @@ def test_method_whose_runs_all_failed_keeps_a_marked_row(toy_runs, tmp_path):
         assert row["runs"] == 0 and row["missing_runs"] == 6 and math.isnan(row["iqm"])
         assert board.loc[(scope, "none"), "missing_runs"] == 0
     assert "| regrama | - |" in leaderboard.leaderboard_markdown(leaderboard.leaderboard(result), "t", [])
-    assert "0 (6 missing)" in leaderboard.leaderboard_tex(leaderboard.leaderboard(result))
+    assert "0 (6 missing)" in latex.leaderboard_tex(leaderboard.leaderboard(result))
     reasons = set(result.missing["reason"])
     assert reasons == {"status failed: NonFiniteError: diverged"}
 

@@ -73,7 +73,7 @@ def _scope_heading(scope: tuple, rows: pd.DataFrame, names: DisplayNames) -> str
     if len(scored) and scored.min() < MIN_SEEDS:
         marks.append(f"{int(scored.min())} seeds per task")
     if "scope_unlearned" in rows and rows["scope_unlearned"].astype(bool).any():
-        marks.append("not learned at this budget")
+        marks.append("not learned at this budget; not in Overall")
     return tex_escape(names.scope(scope)) + (f" ({'; '.join(marks)})" if marks else "")
 
 
