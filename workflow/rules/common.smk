@@ -63,6 +63,20 @@ REPORT_DIR = f"{config['reports_dir']}/{REPORT_VERSION}"
 # a forced rerun and after a failure, and a published report must survive both. The rule's
 # output is this copy of it (for `snakemake --report`); once the published one is gone
 # (moved away to rebuild it), the copy goes too, so the rule runs again.
-REPORT_COPY = f"{RESULTS}/reports/{REPORT_VERSION}"
+def report_copy():
+    """Where the rule's copy goes: never the published folder nor inside or around it, whatever
+    reports_dir says (with reports_dir: results/reports the copy would be the published report,
+    which Snakemake deletes with a failed job's output)."""
+    published = os.path.abspath(REPORT_DIR)
+
+    def apart(root):  # two sibling roots: the published folder can overlap one of them at most
+        copy = os.path.abspath(f"{root}/{REPORT_VERSION}")
+        return copy != published and not copy.startswith(published + os.sep) and not published.startswith(copy + os.sep)
+
+    root = next(root for root in (f"{RESULTS}/reports", f"{RESULTS}/report-copies") if apart(root))
+    return f"{root}/{REPORT_VERSION}"
+
+
+REPORT_COPY = report_copy()
 if os.path.isdir(REPORT_COPY) and not os.path.isdir(REPORT_DIR):
     shutil.rmtree(REPORT_COPY)
