@@ -324,3 +324,23 @@ def test_the_latex_table_of_a_published_leaderboard_fits_a_neurips_text_width(ve
     assert "Opt.\\ gap ($\\downarrow$)" in latex.leaderboard_tex(board, columns=["iqm", "optimality_gap"])
     with pytest.raises(ValueError, match="unknown table column 'sd'; valid: group, iqm, "):
         latex.leaderboard_tex(board, columns=["iqm", "sd"])
+
+
+def reports_with_data() -> list[Path]:
+    """Published reports that carry what their figures were drawn from (data/); older ones do not."""
+    return sorted(folder for folder in PUBLISHED.glob("v*") if (folder / report.DATA / SUMMARY).exists())
+
+
+@pytest.mark.parametrize("folder", reports_with_data(), ids=lambda folder: folder.name)
+def test_published_reports_are_redrawn_from_their_own_files(folder, tmp_path):
+    """Every figure of a published report, redrawn from the folder alone (new code may draw it
+    differently, so the names are compared, not the bytes), and the folder left as it was."""
+    from typer.testing import CliRunner
+
+    from plasticity_bench.cli import app
+
+    before = snapshot(folder)
+    result = CliRunner().invoke(app, ["plot", "--report", str(folder), "--out", str(tmp_path / "figures")])
+    assert result.exit_code == 0, result.output
+    assert {p.name for p in (tmp_path / "figures").iterdir()} == {p.name for p in (folder / "figures").iterdir()}
+    assert snapshot(folder) == before
