@@ -71,14 +71,20 @@ ARCH_DEFAULTS: dict[str, dict[str, Any]] = {
     # Residual blocks of critics / Q-networks and of the actor, and the SimBa pre-LayerNorm
     # variant (see networks/residual.py). Its width is hidden_sizes[0] and must be one
     # number; BRO's 256 also for DQN, whose CleanRL MLP widths (120, 84) differ.
-    "residual": {"residual_blocks": 1, "residual_actor_blocks": 1, "residual_pre_norm": False,
-                 "hidden_sizes": (256, 256)},
+    # BRO's shapes by default (Nauman et al. 2024, as the GraMa paper ran it): 2 critic
+    # blocks, 1 actor block, width 256, orthogonal initialisation.
+    "residual": {"residual_blocks": 2, "residual_actor_blocks": 1, "residual_pre_norm": False,
+                 "residual_init": "orthogonal", "hidden_sizes": (256, 256)},
     # The actor's reverse-diffusion steps K, its denoiser MLP's widths and the diffusers
     # beta schedule (see networks/diffusion.py).
-    "diffusion": {"diffusion_steps": 5, "denoiser_hidden_sizes": (256, 256), "beta_schedule": "squaredcos_cap_v2"},
+    # DACER's denoiser activation (Mish) by default.
+    "diffusion": {"diffusion_steps": 5, "denoiser_hidden_sizes": (256, 256), "denoiser_activation": "Mish",
+                  "beta_schedule": "squaredcos_cap_v2"},
 }
-ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_actor_blocks": "actor_blocks", "residual_pre_norm": "pre_norm", "diffusion_steps": "diffusion_steps",
-                      "denoiser_hidden_sizes": "denoiser_hidden_sizes", "beta_schedule": "beta_schedule"}
+RESIDUAL_INITS = ("orthogonal", "default")
+ARCH_CONFIG_FIELDS = {"residual_blocks": "blocks", "residual_actor_blocks": "actor_blocks", "residual_pre_norm": "pre_norm", "residual_init": "init",
+                      "diffusion_steps": "diffusion_steps", "denoiser_hidden_sizes": "denoiser_hidden_sizes",
+                      "denoiser_activation": "denoiser_activation", "beta_schedule": "beta_schedule"}
 
 # Hyperparameters as named in the CleanRL references, with their defaults.
 ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -444,6 +450,11 @@ def _check_values(hyperparams: dict[str, Any]) -> None:
         raise SpecError(f"unknown activation {hyperparams['activation']!r}; valid: {', '.join(ACTIVATIONS)}")
     if not hyperparams["hidden_sizes"]:
         raise SpecError("hidden_sizes must list at least one layer width")
+    if hyperparams.get("denoiser_activation", "Mish") not in ACTIVATIONS:
+        raise SpecError(f"unknown denoiser_activation {hyperparams['denoiser_activation']!r}; "
+                        f"valid: {', '.join(ACTIVATIONS)}")
+    if hyperparams.get("residual_init", "default") not in RESIDUAL_INITS:
+        raise SpecError(f"unknown residual_init {hyperparams['residual_init']!r}; valid: {', '.join(RESIDUAL_INITS)}")
     if hyperparams.get("denoiser_hidden_sizes") == ():
         raise SpecError("denoiser_hidden_sizes must list at least one layer width")
     if hyperparams.get("beta_schedule", BETA_SCHEDULES[0]) not in BETA_SCHEDULES:

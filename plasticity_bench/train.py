@@ -364,10 +364,13 @@ class Trainer:
     def measure_at_initialisation(self) -> None:
         """Before the first update: the monitor's and the probe's row at update 0, so that
         every change over training is measured from the initial networks (Lyle et al.'s
-        plasticity loss is P(theta_t) - P(theta_0); ReDo logs its ratio from step 0)."""
+        plasticity loss is P(theta_t) - P(theta_0); ReDo logs its ratio from step 0). The
+        probe's row only where a later probe compares with it: a run shorter than
+        probe_every_updates is not probed at all (a probe costs seconds, a short run less)."""
         if self.updates == 0:
             self.monitor()
-            if self.hp["probe_every_updates"]:
+            every = self.hp["probe_every_updates"]
+            if every and planned_updates(self.spec) >= every:
                 self.probe_plasticity()
 
     def after_update(self) -> None:

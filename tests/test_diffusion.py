@@ -169,8 +169,12 @@ def hand_chain(actor: DiffusionActor, obs: torch.Tensor):
     return torch.tanh(x), pre, hidden
 
 
+def test_the_denoiser_uses_dacers_mish_by_default():
+    assert [type(m) for m in make_actor().denoiser.layers if not isinstance(m, nn.Linear)] == [nn.Mish, nn.Mish]
+
+
 def test_grama_and_dormant_pool_the_k_denoiser_calls_as_a_hand_computation_does():
-    actor = make_actor(steps=2, widths=(3, 3), seed=2).double()
+    actor = make_actor(steps=2, widths=(3, 3), seed=2, denoiser_activation="ReLU").double()  # the hand chain's ReLU
     critic = FixedCritic().double()
     obs = observations(n=16, dtype=torch.float64)
 
@@ -218,7 +222,8 @@ def make_batch(n: int = 64) -> Batch:
 
 @pytest.mark.parametrize("method_name, options", [
     ("redo", {"tau": 0.6, "period": 1, "batch_size": 64}),
-    ("regrama", {"mode": "lowest_k_percent", "percent": 30.0, "period": 1, "batch_size": 64}),
+    ("regrama", {"mode": "lowest_k_percent", "percent": 30.0, "period": 1, "batch_size": 64,
+                 "variant": "pre_activation"}),  # the ReDo pipeline this test pins
 ])
 def test_recycling_resets_denoiser_neurons_and_their_adam_state(method_name, options):
     actor = make_actor(widths=(16, 16), seed=4)

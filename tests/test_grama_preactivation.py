@@ -113,7 +113,7 @@ def net_with_dead_units() -> MLP:
 def test_regrama_resets_the_value_networks_by_default(roles, expected):
     nets = {name: net_with_dead_units() for name in roles}
     before = {name: [p.detach().clone() for p in net.parameters()] for name, net in nets.items()}
-    ReGraMa(period=1).after_update({name: role_of(net) for name, net in nets.items()}, 1, batch_of)
+    ReGraMa(period=1, variant="pre_activation").after_update({name: role_of(net) for name, net in nets.items()}, 1, batch_of)
     changed = {name for name, net in nets.items()
                if any(not torch.equal(p, q) for p, q in zip(net.parameters(), before[name]))}
     assert changed == expected
@@ -126,10 +126,10 @@ def test_diagnostics_count_resets_and_units_flagged_again_at_the_next_event():
     every recycled unit again. The diagnostics must show exactly that."""
     net = net_with_dead_units()
     role = role_of(net)
-    method = ReGraMa(period=1, tau=0.0)
+    method = ReGraMa(period=1, tau=0.0, variant="pre_activation")
     first = method.after_update({"q": role}, 1, batch_of)
     assert first == {"reset_fraction/q": 4 / 16, "reset_neurons/q/layers.1": 3.0, "reset_neurons/q/layers.3": 1.0}
-    restored = ReGraMa(period=1, tau=0.0)
+    restored = ReGraMa(period=1, tau=0.0, variant="pre_activation")
     restored.load_state_dict(method.state_dict())  # the previous event's units survive a resume
     second = restored.after_update({"q": role}, 2, batch_of)
     assert second["reset_again_neurons/q/layers.1"] == 3.0

@@ -202,7 +202,7 @@ def test_regrama_recycles_exactly_the_neurons_without_gradient():
     role = make_role(net)
     batch = make_batch()
     before = {n: p.detach().clone() for n, p in net.named_parameters()}
-    stats = ReGraMa(tau=0.01, period=1).after_update({"critic": role}, 1, lambda: batch)
+    stats = ReGraMa(tau=0.01, period=1, variant="pre_activation").after_update({"critic": role}, 1, lambda: batch)
     assert stats == {"reset_fraction/critic": pytest.approx(3 / 11),
                      "reset_neurons/critic/layers.1": 2.0, "reset_neurons/critic/layers.3": 1.0}
     for layer, incoming in (("layers.1", "layers.0"), ("layers.3", "layers.2")):
@@ -214,10 +214,10 @@ def test_regrama_recycles_exactly_the_neurons_without_gradient():
 
 def test_regrama_modes_select_the_right_neurons():
     score = torch.tensor([0.5, 0.0, 0.02, 0.005, 3.0, 0.001, 1.0, 0.9, 0.8, 0.7] + [1.0] * 10)
-    threshold = ReGraMa(tau=0.01)
-    lowest = ReGraMa(mode="lowest_k_percent", percent=10.0)  # floor(20 * 10%) = 2 neurons
-    capped = ReGraMa(tau=0.01, mode="capped", percent=10.0)
-    capped_strict = ReGraMa(tau=0.0, mode="capped", percent=10.0)
+    threshold = ReGraMa(tau=0.01, variant="pre_activation")
+    lowest = ReGraMa(mode="lowest_k_percent", percent=10.0, variant="pre_activation")  # floor(20 * 10%) = 2 neurons
+    capped = ReGraMa(tau=0.01, mode="capped", percent=10.0, variant="pre_activation")
+    capped_strict = ReGraMa(tau=0.0, mode="capped", percent=10.0, variant="pre_activation")
     assert threshold.select(score).nonzero().flatten().tolist() == [1, 3, 5]
     assert lowest.select(score).nonzero().flatten().tolist() == [1, 5]
     assert capped.select(score).nonzero().flatten().tolist() == [1, 5]

@@ -443,7 +443,7 @@ def test_regrama_released_reset_keeps_outgoing_weights_and_adam_state():
         for key, value in role.optimizer.state[p].items():
             assert torch.equal(value, state_before[name][key]), (name, key)
     default = ReGraMa(mode="lowest_k_percent", percent=25.0, period=1)
-    assert default.variant == "pre_activation"
+    assert default.variant == "released"  # the released code's score and reset, its paper's Table 8 setting
     with pytest.raises(ValueError, match="variant"):
         ReGraMa(variant="code")
 

@@ -377,7 +377,7 @@ def test_regrama_recycles_neurons_without_gradient_inside_residual_blocks():
     fill_optimizer_state(role.optimizer)
     before, state_before = snapshot(role)
 
-    stats = ReGraMa(tau=0.01, period=1).after_update({"critic": role}, 1, lambda: batch)
+    stats = ReGraMa(tau=0.01, period=1, variant="pre_activation").after_update({"critic": role}, 1, lambda: batch)
     assert stats == {"reset_fraction/critic": pytest.approx(2 / 10), "reset_neurons/critic/input_activation": 1,
                      "reset_neurons/critic/blocks.0.activation": 1}
     rows = {"input_dense.weight": [0], "input_dense.bias": [0], "input_norm.weight": [0], "input_norm.bias": [0],

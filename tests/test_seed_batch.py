@@ -261,7 +261,8 @@ def test_sigkill_of_a_grouped_job_then_rerun_equals_uninterrupted(tmp_path):
 
 def test_probe_and_hessian_rows_match_too(tmp_path):
     """The plasticity probe and the Hessian monitor, off in the smoke cells, on a stack."""
-    specs = specs_of("sac", "mlp", "none", extra=["probe_every_updates=100", "monitor_hessian=true"])
+    specs = specs_of("sac", "mlp", "none", extra=["probe_every_updates=100", "probe_steps=30", "probe_targets=3",
+                                                 "monitor_hessian=true"])
     train_alone_and_together(tmp_path, specs)
     for spec in specs:
         metrics = pd.read_parquet(tmp_path / "together" / spec.run_id / results.METRICS)

@@ -24,8 +24,9 @@ class ReGraMa(NeuronRecycler):
     layer, whatever their score; ``capped`` those <= tau but at most floor(percent% of
     width) per layer, lowest first (the paper's SAC-Humanoid setting caps at 5%).
 
-    Variants (``metrics.activity.GRAMA_VARIANTS``; PAPERS.md section 1):
-    ``pre_activation`` (default) scores by GraMa at the pre-activation and recycles with the
+    Variants (``metrics.activity.GRAMA_VARIANTS``; docs/metrics.md): ``released`` (the
+    default, the released code's method and the setting that reproduces the paper's Table 8;
+    below); ``pre_activation`` scores by GraMa at the pre-activation and recycles with the
     ReDo pipeline; ``output`` scores by the gradient at the activation's output (the
     paper's notation read literally, an ablation: it flags no dead ReLU unit), same
     pipeline; ``released`` follows the released code: score = mean over the incoming weight
@@ -49,7 +50,7 @@ class ReGraMa(NeuronRecycler):
         roles: Any = "critics",
         mode: str = "threshold",
         percent: float = 5.0,
-        variant: str = "pre_activation",
+        variant: str = "released",
     ):
         # tau = 0.01 is the paper's setting for its main experiments (BRO-net and DACER,
         # App. A), and lies just above the ~0.0095 below which neurons were observed never

@@ -20,11 +20,16 @@ class NetworkConfig:
     blocks: int = 1
     actor_blocks: int = 1
     pre_norm: bool = False
+    # How a residual net's Linear weights start: "orthogonal" (BRO's: orthogonal weights, zero
+    # biases) or "default" (PyTorch's Kaiming-uniform). Re-initialisers (resets, recycling) use
+    # each layer's own reset_parameters either way, as the released GraMa/ReDo code does.
+    init: str = "default"
     # Architecture "diffusion" only (networks/diffusion.py): the actor is a K-step DDPM
     # reverse chain (K = diffusion_steps) of a denoiser MLP with denoiser_hidden_sizes,
     # on diffusers' DDPMScheduler with the named beta schedule; critics stay MLPs.
     diffusion_steps: int = 5
     denoiser_hidden_sizes: tuple[int, ...] = (256, 256)
+    denoiser_activation: str = "Mish"  # DACER's denoiser; the other networks use `activation`
     beta_schedule: str = "squaredcos_cap_v2"
 
     def for_actor(self) -> NetworkConfig:

@@ -105,8 +105,8 @@ def sinusoidal_embedding(timesteps: torch.Tensor, dim: int = TIME_EMBEDDING_DIM)
 class DiffusionActor(nn.Module):
     """Policy whose action is the output of a K-step DDPM reverse chain (see module doc).
 
-    ``config.denoiser_hidden_sizes`` sizes the denoiser MLP (activation and LayerNorm from
-    ``config``); ``config.diffusion_steps`` is K; ``config.beta_schedule`` names a diffusers
+    ``config.denoiser_hidden_sizes`` sizes the denoiser MLP, ``config.denoiser_activation`` is
+    its activation (DACER's Mish by default; LayerNorm from ``config``); ``config.diffusion_steps`` is K; ``config.beta_schedule`` names a diffusers
     beta schedule.
     """
 
@@ -116,7 +116,8 @@ class DiffusionActor(nn.Module):
         self.steps = config.diffusion_steps
         self.scheduler = make_scheduler(config.diffusion_steps, config.beta_schedule)
         self.timesteps = [int(t) for t in self.scheduler.timesteps]
-        denoiser_config = dataclasses.replace(config, arch="mlp", hidden_sizes=tuple(config.denoiser_hidden_sizes))
+        denoiser_config = dataclasses.replace(config, arch="mlp", hidden_sizes=tuple(config.denoiser_hidden_sizes),
+                                              activation=config.denoiser_activation)
         # Input: [noisy action x_t, observation, embedding of t]; output: predicted noise.
         self.denoiser = MLP(action_dim + obs_dim + TIME_EMBEDDING_DIM, action_dim, denoiser_config)
         # Not persistent: a function of the schedule, rebuilt at construction.

@@ -101,6 +101,13 @@ class ResidualNet(nn.Module):
             self.output_norm = nn.Identity()
         self.blocks = nn.Sequential(*blocks)
         self.output = nn.Linear(width, out_features)
+        if config.init == "orthogonal":  # BRO's initialisation
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.orthogonal_(module.weight)
+                    nn.init.zeros_(module.bias)
+        elif config.init != "default":
+            raise ValueError(f"unknown init {config.init!r}; valid: default, orthogonal")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input_activation(self.input_norm(self.input_dense(x)))
