@@ -20,6 +20,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 RUN_FAILED_EXIT = 3
+# The machine ran out of disk or memory (EX_TEMPFAIL): the runs stay resumable and a rerun
+# (the workflow's next start) resumes them; not a verdict on the runs, unlike RUN_FAILED_EXIT.
+RESOURCE_EXIT = 75
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -130,7 +133,7 @@ def train(
 
     from plasticity_bench.budget import ShortBudgetError
     from plasticity_bench.devices import DeviceError, select_training_device
-    from plasticity_bench.results import CorruptRecordError, RunLockedError
+    from plasticity_bench.results import CorruptRecordError, ResourceExhaustedError, RunLockedError
     from plasticity_bench.seed_batch import train_seeds
     from plasticity_bench.train import RunConflictError, RunFailedError
     from plasticity_bench.train import train as run_training
@@ -151,6 +154,9 @@ def train(
                                       tensorboard=tensorboard, track=track)]
     except (ShortBudgetError, RunConflictError, RunLockedError) as error:
         fail(str(error))
+    except ResourceExhaustedError as error:
+        fail(f"out of disk or memory: {error}; the runs are not failed: free space or memory and run the same "
+             "command again, they resume from their checkpoints", code=RESOURCE_EXIT)
     except OSError as error:  # before training started: the folder cannot be written
         fail(f"{folder_option} cannot be written: {error}")
     except CorruptRecordError as error:

@@ -13,6 +13,7 @@ and the manifest reader defined here; importing this module does not import torc
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import io
@@ -40,6 +41,29 @@ RECORD_FILES = (MANIFEST, EVAL, METRICS, TRAIN, CHECKPOINT)
 TMP_SUFFIX = ".tmp"
 FILE_MODE, DIR_MODE = 0o644, 0o755
 CHECKPOINT_MAGIC = b"plasticity-bench checkpoint sha256\n"
+
+
+class ResourceExhaustedError(Exception):
+    """The machine ran out of disk or memory while runs trained: not the runs' verdict. Their
+    manifests stay ``running`` and the next start resumes them from their checkpoints."""
+
+
+# A full disk or quota, exhausted memory: the machine's state, not the run's.
+RESOURCE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.ENOMEM})
+
+
+def is_resource_error(error: BaseException | None) -> bool:
+    """Whether ``error`` (or what caused it) is a full disk or exhausted memory (host or
+    CUDA: torch's OutOfMemoryError, matched by name so that this module needs no torch)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, (MemoryError, ResourceExhaustedError)) or type(error).__name__ == "OutOfMemoryError":
+            return True
+        if isinstance(error, OSError) and error.errno in RESOURCE_ERRNOS:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
 
 
 class CorruptRecordError(Exception):

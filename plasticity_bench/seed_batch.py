@@ -53,7 +53,7 @@ from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_request
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, open_run, train
+from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, one_line, open_run, train
 from plasticity_bench.training_log import TrainingLog
 
 STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
@@ -402,6 +402,8 @@ class SeedGroup:
             except KeyboardInterrupt:
                 raise
             except Exception as error:
+                if results.is_resource_error(error):  # the machine's, not the seed's: stop, resumable
+                    raise results.ResourceExhaustedError(f"{trainer.spec.run_id}: {one_line(error)}") from error
                 failed.append((trainer, error))
         if not failed:
             return
@@ -521,7 +523,7 @@ class SeedGroup:
                 self.each(lambda trainer: trainer.finish())
                 for trainer in self.live:
                     self.manifests[id(trainer)] = trainer.write_manifest("completed")
-        except KeyboardInterrupt:  # statuses stay running: the next start resumes
+        except (KeyboardInterrupt, results.ResourceExhaustedError):  # statuses stay running: the next start resumes
             for trainer in self.live:
                 trainer.tick_clock()
             raise

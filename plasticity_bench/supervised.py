@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from plasticity_bench import results
 from plasticity_bench.budget import planned_updates
 from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
 from plasticity_bench.environments import split_task
@@ -59,7 +60,7 @@ from plasticity_bench.networks import NetworkConfig, build_body
 from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import RunFailedError, Trainer
+from plasticity_bench.train import RunFailedError, Trainer, one_line
 from plasticity_bench.training_log import TrainingLog
 
 ROLE = "classifier"
@@ -177,6 +178,8 @@ class SupervisedTrainer(Trainer):
         return self.write_manifest("completed")
 
     def record_failure(self, error: Exception) -> None:
+        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
+            raise results.ResourceExhaustedError(f"{self.spec.run_id}: {one_line(error)}") from error
         reason = self.failure_reason(error)
         self.write_records()
         self.write_manifest("failed", error=reason)

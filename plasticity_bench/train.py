@@ -108,6 +108,8 @@ def open_run(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, p
     try:
         return make_trainer(spec, run_dir, threads, device, progress, log)
     except Exception as error:  # a method's setup, an environment, a network that cannot be built
+        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
+            raise results.ResourceExhaustedError(f"{spec.run_id}: {one_line(error)}") from error
         reason = one_line(error)
         results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
                                                         "seed": spec.seed, "status": "failed", "error": reason,
