@@ -134,6 +134,7 @@ class SupervisedTrainer(Trainer):
         self.env_steps = self.episodes = self.updates = 0
         self.eval_rows, self.metric_rows = [], []
         self.wall_time, self.resumes = 0.0, 0
+        self.trained_with: list[dict] = []  # supervised runs train seed by seed: never in a stack
         self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
