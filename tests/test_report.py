@@ -104,8 +104,8 @@ def test_report_contents(aggregated, tmp_path, monkeypatch):
     page = (target / "index.html").read_text()
     for png in (p for p in figures if p.suffix == ".png"):
         assert f'src="figures/{png.name}"' in page
-        # Shown at its physical size: PNG pixels at style.PNG_DPI, in CSS pixels (96 per inch).
-        width = round(page_module.png_size(png)[0] * 96 / PNG_DPI)
+        # Shown at its printed size (PNG pixels at style.PNG_DPI; 96 CSS pixels per inch) times the zoom.
+        width = round(page_module.png_size(png)[0] * 96 * page_module.FIGURE_ZOOM / PNG_DPI)
         assert f'src="figures/{png.name}" width="{width}"' in page
     # Captions say what a figure shows, never its file name.
     captions = [re.sub(r" \(<a href=[^)]*\)$", "", c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", page)]

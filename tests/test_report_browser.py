@@ -41,7 +41,8 @@ window.addEventListener('load', function () {
     var range = document.createRange();
     range.selectNodeContents(cell);
     var tops = {};
-    Array.prototype.forEach.call(range.getClientRects(), function (r) { if (r.width > 0) tops[Math.round(r.top)] = 1; });
+    Array.prototype.forEach.call(range.getClientRects(), function (r) {
+      if (r.width > 0) tops[Math.round(r.top)] = 1; });
     return Object.keys(tops).length;
   }
   var wrapped = Array.prototype.filter.call(document.querySelectorAll('td:not(.text)'), function (cell) {

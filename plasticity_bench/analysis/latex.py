@@ -140,7 +140,8 @@ def leaderboard_tex(board: pd.DataFrame, names: DisplayNames | None = None,
                                                         "highest-IQM built-in method",
                  "group": "Group: methods whose IQM CIs overlap that of the group's top method",
                  "run_score_std": "s.d.: standard deviation of the run scores"}
-    caption = (f"Normalised scores with {confidence * 100:.0f}\\% stratified-bootstrap confidence intervals in brackets. "
+    caption = (f"Normalised scores with {confidence * 100:.0f}\\% stratified-bootstrap confidence intervals in "
+               "brackets. "
                + "; ".join(text for key, text in explained.items() if key in columns)
                + ". A bold IQM is a scope's top method, separated from all others.")
     lines += ["\\bottomrule", "\\end{tabular}", f"\\caption{{{caption}}}", "\\end{table}"]

@@ -9,7 +9,8 @@ sources, the final score, the CI method, how to recompute a row, downloads) clos
 in a collapsible section. Every table sorts by a click on its header (``SORT_SCRIPT``; the
 script marks each table it made sortable with ``data-sortable="ready"``); number cells never
 wrap (a table wider than the window scrolls instead). Figures are shown at their physical
-size (``width``/``height`` from the PNG and its dpi), never wider than the page.
+size times ``FIGURE_ZOOM`` (``width``/``height`` from the PNG and its dpi), never wider than
+the page.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from plasticity_bench.analysis.style import PNG_DPI, Drawn, scope_slug
 from plasticity_bench.analysis.vocabulary import LEARNED_ABOVE, SCOPE
 
 CSS_PIXELS_PER_INCH = 96
+#: Figures are shown this much larger than their printed size: a paper read on a screen is
+#: zoomed about as much, and 8 pt text then reads at about 14 CSS px (10.7 px at 100%).
+FIGURE_ZOOM = 1.3
 
 STYLE = (
     "body{font-family:sans-serif;max-width:1340px;margin:1.5em auto;padding:0 1em;line-height:1.4}"
@@ -41,7 +45,8 @@ STYLE = (
     ".claims{display:flex;gap:1.5em;align-items:flex-start}.claims .scroll{flex:1 1 0;min-width:0}"
     ".claims figure{margin:0;flex:0 0 auto;width:min-content}.claims img{max-width:none}"
     ".claims td.text{min-width:9em}"
-    ".claims td.text:nth-child(2){min-width:16em}details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
+    ".claims td.text:nth-child(2){min-width:16em}"
+    "details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
     ".warning{background:#fff4e5;border-left:4px solid #D55E00;padding:0.4em 0.8em}"
     "table[data-sortable] th{cursor:pointer;user-select:none;background:#f4f4f4}"
     "th[aria-sort=ascending]::after{content:' \\25B2'}th[aria-sort=descending]::after{content:' \\25BC'}"
@@ -112,11 +117,12 @@ def png_size(path: Path) -> tuple[int, int]:
 
 
 def figure_html(figure: Drawn) -> str:
-    """The PNG at its physical size (capped by the page width), its caption and a link to the PDF."""
+    """The PNG at its printed size times FIGURE_ZOOM (capped by the page width), its caption and a
+    link to the PDF."""
     png = next((p for p in figure.paths if p.suffix == ".png"), None)
     if png is None:
         return ""
-    width, height = (round(n * CSS_PIXELS_PER_INCH / PNG_DPI) for n in png_size(png))
+    width, height = (round(n * CSS_PIXELS_PER_INCH * FIGURE_ZOOM / PNG_DPI) for n in png_size(png))
     pdf = next((p for p in figure.paths if p.suffix == ".pdf"), None)
     link = f" (<a href=\"figures/{_esc(pdf.name)}\">PDF</a>)" if pdf else ""
     return (f"<figure id=\"fig-{_esc(png.stem)}\"><img src=\"figures/{_esc(png.name)}\" width=\"{width}\" "

@@ -21,8 +21,8 @@ import pandas as pd
 
 from plasticity_bench.analysis import curve_plots
 from plasticity_bench.analysis.display import DisplayNames
-from plasticity_bench.analysis.style import (COLUMN_WIDTH, FONT_SIZE, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look, PlotError,
-                                             distinct_styles, is_baseline, legend_below, paper_style, save,
+from plasticity_bench.analysis.style import (COLUMN_WIDTH, FONT_SIZE, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look,
+                                             PlotError, distinct_styles, is_baseline, legend_below, paper_style, save,
                                              scope_slug, slug, steps_axis)
 from plasticity_bench.analysis.sweeps import sensitivity_series, series_rows
 from plasticity_bench.analysis.vocabulary import BASELINE, OVERALL, SCOPE, method_order, scopes
@@ -30,7 +30,8 @@ from plasticity_bench.analysis.vocabulary import BASELINE, OVERALL, SCOPE, metho
 import matplotlib.pyplot as plt  # noqa: E402,I001  (after style, which selects the Agg backend)
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-STATISTIC_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap\n(lower is better)"}
+STATISTIC_LABELS = {"iqm": "IQM", "mean": "Mean", "median": "Median",
+                    "optimality_gap": "Optimality gap\n(lower is better)"}
 MIN_SCORE_SPAN = 0.05  # normalised score: narrower panels would only magnify float noise
 #: Height (inches, 8 pt text) of one row of a figure that lists methods or claims on its y axis.
 ROW_HEIGHT = 0.2
