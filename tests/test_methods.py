@@ -283,7 +283,7 @@ def test_option_validation():
         make_method("redoo")
     assert ReGraMa.options() == {
         "tau": 0.01, "period": 1000, "batch_size": 256, "roles": "critics", "mode": "threshold", "percent": 5.0,
-        "variant": "pre_activation",
+        "variant": "released",
     }
     assert ReDo.options() == {"tau": 0.1, "period": 1000, "batch_size": 256, "roles": None, "reset_optimizer": True}
     defaults = make_method("regrama")
