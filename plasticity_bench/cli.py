@@ -76,7 +76,8 @@ def train(
     expect_run_id: Optional[str] = typer.Option(None, help="fail unless the resolved spec has this run id (workflow "
                                                 "check); with --seeds, the run ids comma-separated in the seeds' order"),
     restart: bool = typer.Option(False, "--restart", help="delete the run's records (manifest, eval, metrics, "
-                                 "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged"),
+                                 "checkpoint) and train it from scratch, e.g. after its checkpoint was damaged; with "
+                                 "--seeds, only the seeds whose records are damaged (all of them when none is)"),
     allow_short_budget: bool = typer.Option(
         False, "--allow-short-budget", envvar="PLASTICITY_BENCH_ALLOW_SHORT_BUDGET",
         help="train even when the budget makes no gradient update, never reaches eval_every_steps or monitor_every_updates, "
@@ -160,8 +161,9 @@ def train(
     except OSError as error:  # before training started: the folder cannot be written
         fail(f"{folder_option} cannot be written: {error}")
     except CorruptRecordError as error:
-        fail(f"{error}; rerun with --restart to train {'these runs' if several else 'this run'} from scratch "
-             f"(its records in {folder_option.split(' ', 1)[1]} are replaced)")
+        fail(f"{error}; rerun with --restart to train {'the runs whose records are damaged' if several else 'this run'} "
+             f"from scratch (their records in {folder_option.split(' ', 1)[1]} are replaced"
+             + ("; the other seeds resume or stay completed)" if several else ")"))
     except RunFailedError as error:
         # Recorded as failed in the manifest; a distinct code lets the workflow go on and
         # let aggregation report the run as failed instead of stopping every other job.

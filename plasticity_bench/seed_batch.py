@@ -83,11 +83,16 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
     with ExitStack() as locks:
         manifests: dict[int, dict] = {}
         trainers: list[Trainer] = []
-        for index, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
+        for run_dir in run_dirs:
             locks.enter_context(results.run_lock(Path(run_dir)))
+        # --restart with several seeds: only the seeds whose records are damaged start again
+        # (all of them when none is); the others resume, or stay completed.
+        damaged = [restart and (len(specs) == 1 or damaged_records(Path(run_dir))) for run_dir in run_dirs]
+        restarts = damaged if any(damaged) else [restart] * len(specs)
+        for index, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
             try:
                 opened = open_run(spec, Path(run_dir), threads, device, False,
-                                  restart, TrainingLog(Path(run_dir), tensorboard, track))
+                                  restarts[index], TrainingLog(Path(run_dir), tensorboard, track))
             except RunFailedError:
                 manifests[index] = results.read_manifest(Path(run_dir))
                 continue
@@ -100,6 +105,19 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
             for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
                 manifests[specs.index(trainer.spec)] = manifest
     return [manifests[index] for index in range(len(specs))]
+
+
+def damaged_records(run_dir: Path) -> bool:
+    """Whether the run's manifest or checkpoint cannot be read (so it cannot resume)."""
+    try:
+        manifest = results.read_manifest(run_dir)
+        if manifest is not None and manifest.get("status") == "completed":
+            return False  # a completed run is never resumed: its checkpoint is not read
+        if (run_dir / results.CHECKPOINT).exists():
+            results.load_checkpoint(run_dir / results.CHECKPOINT)
+    except results.CorruptRecordError:
+        return True
+    return False
 
 
 def ready(trainer: Trainer) -> None:
