@@ -225,6 +225,8 @@ def status(folder: Path = typer.Argument(Path("results"), help="a results folder
         statuses = workflow_status(folder)
     except FileNotFoundError as error:
         fail(str(error))
+    except OSError as error:  # the folder itself cannot be listed
+        fail(f"{folder} cannot be read: {error.strerror or error}")
     typer.echo(status_table(statuses))
 
 
