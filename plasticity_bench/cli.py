@@ -7,6 +7,7 @@ value and the valid choices, and exit with status 2 before anything is built or 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -129,6 +130,9 @@ def train(
             check_tracking_available()
         except TrackingUnavailableError as error:
             fail(str(error))
+        if not wandb_credentials():
+            fail("--track logs to Weights & Biases, but no W&B API key is set: run `wandb login`, set "
+                 "WANDB_API_KEY, or set WANDB_MODE=offline to log locally (nothing was written)")
 
     import traceback
 
@@ -189,7 +193,8 @@ def train(
 def parse_seeds(text: str) -> list[int]:
     """``"0,1,2"`` → [0, 1, 2]; anything else fails with one line (exit 2)."""
     parts = [part.strip() for part in text.split(",")]
-    if not all(part.lstrip("-").isdigit() for part in parts):
+    # ASCII digits only: str.isdigit also accepts "²" and "٣", which int() refuses or reads
+    if not all(re.fullmatch(r"-?[0-9]+", part) for part in parts):
         fail(f"--seeds {text!r} is not a list of seeds; give non-negative integers separated by ',', e.g. 0,1,2")
     seed_list = [int(part) for part in parts]
     negative = [value for value in seed_list if value < 0]
@@ -199,6 +204,23 @@ def parse_seeds(text: str) -> list[int]:
     if duplicates:
         fail(f"--seeds {text} names seed {', '.join(map(str, duplicates))} more than once; give each seed once")
     return seed_list
+
+
+def wandb_credentials() -> bool:
+    """Whether wandb.init would find a key, or needs none (offline or disabled mode): checked
+    before training, since wandb's own refusal comes after the run's records are written."""
+    if os.environ.get("WANDB_MODE", "").lower() in ("offline", "disabled", "dryrun"):
+        return True
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    import netrc
+    from urllib.parse import urlparse
+
+    host = urlparse(os.environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    try:
+        return netrc.netrc(os.environ.get("NETRC")).authenticators(host) is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
 
 
 def check_writable_folder(path: Path, option: str) -> None:

@@ -162,6 +162,10 @@ def parse_method_entry(entry: str) -> MethodEntry:
         pairs = [pair for pair in match["options"].split(",") if pair.strip()]
         if not pairs or any("=" not in pair for pair in pairs):
             raise SpecError(f"method entry {entry!r}: options of {name!r} must be key=value pairs separated by ','")
+        keys = [pair.split("=", 1)[0].strip() for pair in pairs]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise SpecError(f"method entry {entry!r} gives option {repeated[0]!r} twice; give each option once")
         options[name] = {key.strip(): yaml.safe_load(value.strip()) for key, value in
                          (pair.split("=", 1) for pair in pairs)}
     return MethodEntry(entry.strip(), tuple(names), options)

@@ -207,6 +207,11 @@ def agent_hyperparams(algo: str, hyperparams: dict[str, Any]) -> dict[str, Any]:
 def parse_methods(method: str) -> tuple[str, ...]:
     names = tuple(part.strip() for part in method.split("+"))
     for name in names:
+        bracket = re.fullmatch(r"([^\[\]]+)\[([^\[\]]*)\]", name)
+        if bracket and "=" in bracket[2]:  # a config's method entry: options go in --set here
+            sets = " ".join(f"--set {bracket[1]}.{pair.strip()}" for pair in bracket[2].split(",") if pair.strip())
+            raise SpecError(f"method {name!r}: options in brackets are for a config's method entries; on the "
+                            f"command line write --method {bracket[1]} {sets}")
         try:
             registry.method_class(name)
         except ValueError as error:
@@ -246,6 +251,8 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
                 pass
         ok = isinstance(value, (int, float)) and not isinstance(value, bool)
         value = float(value) if ok else value
+        if ok and not math.isfinite(value) and math.isfinite(default):
+            raise SpecError(f"{key}={raw!r} is not a finite number; give one like {default!r}")
     elif isinstance(default, tuple):
         ok = isinstance(value, list) and all(isinstance(v, int) and v > 0 for v in value)
         value = tuple(value) if ok else value
@@ -253,6 +260,9 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
         ok = True
     else:
         ok = isinstance(value, type(default))
+    if not ok and isinstance(default, tuple):  # "(64,64)" reads as a string: show the list form
+        example = ",".join(re.findall(r"\d+", str(raw))) or ",".join(map(str, default))
+        raise SpecError(f"{key}={raw!r} is not a list of positive integers; write it as {key}=[{example}]")
     if not ok:
         raise SpecError(f"{key}={raw!r} has the wrong type; expected {type(default).__name__} like {default!r}")
     return value

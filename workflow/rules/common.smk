@@ -9,6 +9,23 @@ from plasticity_bench.analysis.claims import check_claim_groups, parse_claims
 from plasticity_bench.provenance import default_version
 from plasticity_bench.matrix import config_hash, expand as expand_config, train_jobs
 
+def check_top_level_keys(config):
+    """A misspelt top-level key named in one line with the nearest setting (the schema's own
+    refusal prints the whole schema)."""
+    import difflib
+
+    import yaml
+
+    with open(os.path.join(workflow.current_basedir, "..", "schemas", "config.schema.yaml")) as handle:
+        settings = sorted(yaml.safe_load(handle)["properties"])
+    for key in config:
+        if key not in settings:
+            near = difflib.get_close_matches(str(key), settings, n=1)
+            hint = f"did you mean {near[0]!r}?" if near else f"settings: {', '.join(settings)}"
+            sys.exit(f"error: config key {key!r} is not a setting; {hint}")
+
+
+check_top_level_keys(config)
 validate(config, "../schemas/config.schema.yaml")
 
 PLANNED, DROPPED = expand_config(config)
