@@ -68,3 +68,27 @@ def test_a_setup_that_differs_is_named_and_not_subtracted(reports, other, words)
     overall = table[table["suite"] == "all"]
     assert all(differs == "scopes not comparable: toy/sac/mlp" for differs in overall["differs"])
     assert "not comparable" in comparison_markdown(comparison)
+
+
+@pytest.mark.parametrize("damage", ["manifest", "empty board", "board without columns"])
+def test_a_damaged_report_is_a_one_line_error(reports, tmp_path, damage):
+    import shutil
+
+    import typer
+    from typer.testing import CliRunner
+
+    from plasticity_bench.cli_pipeline import compare_command
+
+    broken = tmp_path / "broken"
+    shutil.copytree(reports["a"], broken)
+    if damage == "manifest":
+        (broken / "manifest.json").write_text("{truncated")
+    elif damage == "empty board":
+        (broken / "leaderboard.csv").write_text("")
+    else:
+        (broken / "leaderboard.csv").write_text("a,b\n1,2\n")
+    app = typer.Typer()
+    app.command("compare")(compare_command)
+    result = CliRunner().invoke(app, [str(reports["a"]), str(broken), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.count("\n") == 1 and str(broken) in result.stderr, result.stderr
