@@ -27,3 +27,11 @@ def test_the_published_report_is_never_the_report_rules_output(tmp_path, reports
     assert published.startswith(f"{reports_dir}/v")
     # neither is inside the other: Snakemake may delete the output, never the published report
     assert output != published and not output.startswith(published + "/") and not published.startswith(output + "/")
+
+
+def test_a_report_asked_for_before_training_says_what_to_run(tmp_path):
+    result = snakemake(tmp_path, "--report", str(tmp_path / "report.html"), "--configfile", str(SMOKE))
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "error: nothing to report yet" in output and "snakemake --cores all" in output, output[-2000:]
+    assert not (tmp_path / "report.html").exists()

@@ -95,5 +95,10 @@ def report_copy():
 
 
 REPORT_COPY = report_copy()
+# `snakemake --report` renders the report rule's output: before any training there is none,
+# and Snakemake's own answer is a bare missing-file error.
+if any(arg == "--report" or arg.startswith("--report=") for arg in sys.argv[1:]) and not os.path.isdir(REPORT_COPY):
+    sys.exit(f"error: nothing to report yet: {REPORT_COPY} does not exist; run the workflow first "
+             "(snakemake --cores all, with the same --configfile), then snakemake --report")
 if os.path.isdir(REPORT_COPY) and not os.path.isdir(REPORT_DIR):
     shutil.rmtree(REPORT_COPY)
