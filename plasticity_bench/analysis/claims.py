@@ -276,8 +276,8 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], scores: Mappi
         probability, p_low, p_high = _bootstrap(data, IMPROVEMENT_PROBABILITY, reps, seed)
         details.append(f"P(a > b) = {probability:.2f} [{p_low:.2f}, {p_high:.2f}]")
     if claim.two_groups:
-        details.append(f"a: {matrices['a'].mean():.4g} over {matrices['a'].size} runs, "
-                       f"b: {matrices['b'].mean():.4g} over {matrices['b'].size}")
+        details.append(f"a: {matrices['a'].mean():.3g} over {matrices['a'].size} runs, "
+                       f"b: {matrices['b'].mean():.3g} over {matrices['b'].size}")
     if claim.pool:
         for name, group in claim.groups.items():
             pooled = sorted({setting(row) for row in select(rows, group)})
@@ -321,8 +321,8 @@ def claim_rows(table: pd.DataFrame) -> list[list[str]]:
     """Display cells of each claim (CLAIM_HEADER), for claims.md and index.html."""
     rows = []
     for row in table.itertuples():
-        interval = "" if pd.isna(row.ci_low) else f"[{row.ci_low:.4g}, {row.ci_high:.4g}]"
-        measured = "" if pd.isna(row.measured) else f"{row.measured:.4g}"
+        interval = "" if pd.isna(row.ci_low) else f"[{row.ci_low:.3g}, {row.ci_high:.3g}]"
+        measured = "" if pd.isna(row.measured) else f"{row.measured:.3g}"
         detail = "" if pd.isna(row.detail) else str(row.detail)
         rows.append([row.claim, row.source, row.statistic, row.expected, measured, interval, row.holds,
                      str(row.runs), detail])
