@@ -2,12 +2,13 @@
 
 Each seed is an ordinary Trainer (train.py): its own environments, replay buffer, agent,
 methods, numpy generator, records and run folder, under the run id a one-seed run has. What
-the seeds share is the gradient update: ``SeedStack`` stacks their networks, optimizer
-states, SAC's log alpha and replay buffers along a leading seed axis
-(networks/stacked.py), and every seed's tensors become views of the stack's. One update
-then trains every seed with one set of kernels, and everything else a seed does (act,
-step its environment, monitor, probe, let its methods act, evaluate, checkpoint) runs on
-its own modules as in a one-seed run, seeing the stack's numbers through the views.
+the seeds share is the gradient update: ``SeedStack`` stacks their networks, SAC's log alpha
+and replay buffers along a leading seed axis (networks/stacked.py), and every seed's
+tensors become views of the stack's. The stack's optimizer steps every seed's own
+parameters and optimizer state in one call (``SeedwiseOptimizer``). One update then trains
+every seed with one set of kernels, and everything else a seed does (act, step its
+environment, monitor, probe, let its methods act, evaluate, checkpoint) runs on its own
+modules as in a one-seed run, seeing the stack's numbers through the views.
 
 Randomness. A seed's torch draws come from a generator of its own that continues its
 one-seed run's global stream: the replay indices and update noise are drawn from it
@@ -15,11 +16,19 @@ directly, in the one-seed order, and everything else a seed does runs with the g
 generator swapped to the seed's state (``seed_rng``). So seed s draws the numbers its
 one-seed run draws.
 
-Exactness. The stack computes what the one-seed runs compute, per seed, with batched
-kernels whose float rounding can differ in the last bit (a 1-output layer, the unfused
-LayerNorm affine): after 200 updates parameters agree within 1e-5 relative, the same reset
-events and metric rows (tests/test_seed_batch.py). Over long runs such differences grow
-like any float perturbation of RL training; a seed's numbers never depend on another seed's.
+Exactness. The stack computes what the one-seed runs compute, per seed: batched matmuls,
+per-seed reductions, a one-output layer as a product and a sum (networks/stacked.py), and an
+optimizer step that hands each seed's parameters to the kernel as tensors of their own
+(before, the fused Adam kernel split the flattened [seeds, ...] tensor into vector and scalar
+parts by its total size, so a seed's rounding depended on how many seeds it shared a stack
+with). On CPU a seed trained in a stack of 4 equals its one-seed run bit for bit
+(tests/test_seed_batch.py, tests/test_red_team_seed_stack.py; docs/robustness.md gives the
+measured runs). Manifests record the stacks a run trained in (``trained_with``).
+
+What a method does to a seed's modules takes effect as in its one-seed run: in-place edits
+reach the stack through the views; a replaced tensor or dropped optimizer state, a changed
+requires_grad or optimizer setting make the stack rebuild (``SeedStack.intact``), and seeds
+that then differ train apart, each as a stack of one (its one-seed run).
 
 What does not stack trains seed by seed in the same process, with the same records (a
 ``NotStackableError`` says why): supervised runs, networks with modules other than
@@ -57,7 +66,6 @@ from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, one_lin
 from plasticity_bench.training_log import TrainingLog
 
 STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
-MOMENT_KEYS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
 
 
 def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, device: str | torch.device = "auto",
@@ -197,6 +205,40 @@ def acts_inside_update(method: Method) -> bool:
             or kind.observe_loss is not Method.observe_loss)
 
 
+class SeedwiseOptimizer:
+    """The stack's optimizer as the agent uses it (zero_grad, step): ``inner`` is an optimizer
+    of the seeds' kind (Adam or AdamW, fused where theirs are) over every seed's own parameters,
+    whose state is each seed's own state dict; a step hands each seed parameter its slice of
+    the stacked gradient and steps them all in one call. Each seed's parameter is a tensor of
+    its own to the kernel, so the kernel splits it into vector and scalar parts as it does in
+    the seed's one-seed run (on the flattened [seeds, ...] tensor that split, and so the
+    rounding of a seed's elements, depended on the number of seeds), and each seed keeps its
+    own step count, which a method may reset. ``pairs``: (stacked parameter, its seeds' parameters)."""
+
+    def __init__(self, inner: torch.optim.Optimizer, pairs: list[tuple[torch.Tensor, list[torch.Tensor]]]):
+        self.inner, self.pairs = inner, pairs
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.inner.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for stacked, _ in self.pairs:
+            stacked.grad = None
+
+    def step(self) -> None:
+        for stacked, seed_params in self.pairs:
+            grad = stacked.grad
+            for index, seed_param in enumerate(seed_params):
+                seed_param.grad = None if grad is None else grad[index]
+        try:
+            self.inner.step()
+        finally:
+            for _, seed_params in self.pairs:
+                for seed_param in seed_params:
+                    seed_param.grad = None
+
+
 class SeedStack:
     """The seeds' agents as one agent whose tensors carry a leading seed axis (module doc).
     Built from the trainers' current state; raises NotStackableError (changing nothing)
@@ -230,10 +272,6 @@ class SeedStack:
         # whether each seed tensor takes gradients, and each seed optimizer's group settings.
         self.grad_flags: list[tuple[torch.Tensor, bool]] = []
         self.group_settings: list[tuple[torch.optim.Optimizer, list[tuple[tuple[int, ...], dict]]]] = []
-        # Each seed keeps a step count of its own (a method may reset one seed's), copied from
-        # the stack's after every step of its optimizer; its version counter shows an in-place change.
-        self.seed_steps: list[torch.Tensor] = []
-        self.step_versions: list[int] = []
         agent = copy.copy(agents[0])
         for attribute, value in vars(agents[0]).items():  # diagnostics dicts: the stack's own
             if isinstance(value, dict) and attribute != "hp":
@@ -258,7 +296,6 @@ class SeedStack:
             setattr(agent, name, stacked)
         for name in type(agent).stacked_optimizers:
             setattr(agent, name, self.stack_optimizer([getattr(seed_agent, name) for seed_agent in agents], counterpart))
-        self.step_versions = [step._version for step in self.seed_steps]
         agent.hooks = TrainingHooks()  # no stacked seed has a method inside the update
         agent.seeds = len(agents)
         agent.draw_normal = self.draw_normal
@@ -279,61 +316,35 @@ class SeedStack:
         self.counts: dict[str, int] = {}
 
     def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
-                        ) -> torch.optim.Optimizer:
-        """One optimizer of the same kind over the stacked parameters; each seed's moment
-        estimates become views of its, and each seed's step count follows the stack's (they
-        step together). Raises NotStackableError when the seeds' settings or step counts differ."""
+                        ) -> SeedwiseOptimizer:
+        """The stack's optimizer: one optimizer of the seeds' kind over every seed's own
+        parameters and state (step count and moments), stepped with the stacked gradients
+        (SeedwiseOptimizer). Raises NotStackableError when the seeds' settings differ."""
         first = optimizers[0]
-        seed_steps: list[torch.Tensor] = []  # each seed's step count, and the stack's it follows
-        stacked_steps: list[torch.Tensor] = []
         if len({len(optimizer.param_groups) for optimizer in optimizers}) != 1:
             raise NotStackableError("the seeds' optimizers differ in parameter groups")
-        groups = []
+        groups, pairs = [], []
         for position, group in enumerate(first.param_groups):
             settings = group_settings(group)
             for optimizer in optimizers[1:]:
                 other = optimizer.param_groups[position]
                 if not same_settings(group_settings(other), settings) or len(other["params"]) != len(group["params"]):
                     raise NotStackableError("the seeds' optimizer settings differ")
-            groups.append({"params": [counterpart[id(param)] for param in group["params"]], **settings})
+            params = []
+            for index in range(len(group["params"])):
+                seed_params = [optimizer.param_groups[position]["params"][index] for optimizer in optimizers]
+                pairs.append((counterpart[id(seed_params[0])], seed_params))
+                params += seed_params
+            groups.append({"params": params, **settings})
+        inner = type(first)(groups)
         for optimizer in optimizers:
             self.group_settings.append((optimizer, settings_of(optimizer)))
-        stacked_optimizer = type(first)(groups)
-        for position, group in enumerate(first.param_groups):
-            for index, param in enumerate(group["params"]):
-                seed_params = [optimizer.param_groups[position]["params"][index] for optimizer in optimizers]
-                states = [optimizer.state[seed_param] for optimizer, seed_param in zip(optimizers, seed_params)]
-                for state, seed_param in zip(states, seed_params):
-                    if not state:  # Adam's own first-step initialisation, made now so it can be shared
-                        # (fused or capturable Adam keeps its step count on the parameter's device)
-                        on_device = group.get("fused") or group.get("capturable")
-                        state["step"] = torch.zeros((), dtype=torch.float32, device=seed_param.device if on_device else "cpu")
-                        state["exp_avg"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
-                        state["exp_avg_sq"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
-                        if group.get("amsgrad"):
-                            state["max_exp_avg_sq"] = torch.zeros_like(seed_param, memory_format=torch.preserve_format)
-                steps = {float(state["step"]) for state in states}
-                if len(steps) != 1:
-                    raise NotStackableError("the seeds' optimizer step counts differ")
-                step = states[0]["step"].clone()
-                stacked_state = {"step": step}
-                for key in MOMENT_KEYS:
-                    if key in states[0]:
-                        stacked_state[key] = stack_tensors([state[key] for state in states], False)
-                for optimizer, seed_param, state in zip(optimizers, seed_params, states):
-                    seed_steps.append(state["step"])
-                    stacked_steps.append(step)
+            for group in optimizer.param_groups:
+                for seed_param in group["params"]:
+                    state = optimizer.state[seed_param]  # the same dict: the seed's state is the stack's
+                    inner.state[seed_param] = state
                     self.states.append((optimizer, seed_param, state, dict(state)))
-                    self.views += [(state[key], state[key].data_ptr()) for key in MOMENT_KEYS if key in state]
-                stacked_optimizer.state[counterpart[id(param)]] = stacked_state
-        self.seed_steps += seed_steps
-
-        def follow(*_) -> None:  # after each step of the stack's optimizer: one copy for every seed and parameter
-            torch._foreach_copy_(seed_steps, stacked_steps)
-            self.step_versions = [step._version for step in self.seed_steps]
-
-        stacked_optimizer.register_step_post_hook(follow)
-        return stacked_optimizer
+        return SeedwiseOptimizer(inner, pairs)
 
     def draw_normal(self, shape: torch.Size) -> torch.Tensor:
         """Standard normal noise of ``shape`` = [seeds, ...], each seed's from its generator."""
@@ -346,15 +357,16 @@ class SeedStack:
 
     def intact(self) -> bool:
         """Whether the stack still trains what each seed's own modules say: every seed's
-        tensors still view the stack (a method that replaced a tensor or dropped an optimizer
-        state, e.g. a reset, breaks that), no seed tensor's requires_grad, optimizer group
-        setting (a learning rate) or step count has changed. Else restack, which carries the
-        change into the new stack or, where the seeds now differ, trains them apart."""
+        tensors still view the stack and its optimizer states are the ones the stack steps (a
+        method that replaced a tensor or dropped an optimizer state, e.g. a reset, breaks
+        that), no seed tensor's requires_grad or optimizer group setting (a learning rate) has
+        changed. Else restack, which carries the change into the new stack or, where the seeds
+        now differ, trains them apart. (A step count or moment changed in place needs nothing:
+        the stack steps each seed's own.)"""
         return (self.replay_intact() and all(tensor.data_ptr() == address for tensor, address in self.views)
                 and all(optimizer.state.get(param) is state and all(state.get(key) is value for key, value in held.items())
                         for optimizer, param, state, held in self.states)
                 and all(tensor.requires_grad == flag for tensor, flag in self.grad_flags)
-                and all(step._version == version for step, version in zip(self.seed_steps, self.step_versions))
                 and all(same_groups(settings_of(optimizer), held) for optimizer, held in self.group_settings))
 
     def update(self) -> None:

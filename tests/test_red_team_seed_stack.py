@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 
 from plasticity_bench import results
@@ -131,4 +132,23 @@ def test_an_adam_step_count_reset_in_one_seed_stays_in_that_seed(tmp_path):
         decisions.append(metrics[metrics.metric == "step_reset"]["value"].tolist())
     assert decisions == [[0.0], [1.0]], decisions  # the seeds disagree: the case under test
     for spec in group:
+        assert_bit_for_bit(tmp_path / "alone" / spec.run_id, tmp_path / "together" / spec.run_id)
+
+
+@pytest.mark.parametrize("algo,arch,method,task,steps", [
+    ("dqn", "mlp", "none", "gym:CartPole-v1", 2100),       # 2000 updates
+    ("sac", "mlp", "layer_norm", "gym:Pendulum-v1", 700),  # 600 updates, LayerNorm's affine stacked
+    ("td3", "residual", "none", "gym:Pendulum-v1", 700),
+])
+def test_a_seed_in_a_stack_of_four_is_its_one_seed_run_bit_for_bit(tmp_path, algo, arch, method, task, steps):
+    """Past the few hundred updates after which the fused Adam kernel's split of the
+    flattened [seeds, ...] tensor used to change a seed's rounding (docs/robustness.md)."""
+    overrides = [*OVERRIDES, "monitor_every_updates=100", "checkpoint_every_steps=1000", "eval_every_steps=350"]
+    group = [build_spec(algo, arch, method, task, seed, steps, overrides) for seed in (0, 1, 2, 3)]
+    for spec in group[:2]:
+        train(spec, tmp_path / "alone" / spec.run_id, progress=False, allow_short_budget=True, tensorboard=False)
+    manifests = train_seeds(group, [tmp_path / "together" / spec.run_id for spec in group], progress=False,
+                            allow_short_budget=True, tensorboard=False)
+    assert all(manifest["trained_with"][0]["stack"] == [0, 1, 2, 3] for manifest in manifests)
+    for spec in group[:2]:
         assert_bit_for_bit(tmp_path / "alone" / spec.run_id, tmp_path / "together" / spec.run_id)
