@@ -22,8 +22,8 @@ optimizer step that hands each seed's parameters to the kernel as tensors of the
 (before, the fused Adam kernel split the flattened [seeds, ...] tensor into vector and scalar
 parts by its total size, so a seed's rounding depended on how many seeds it shared a stack
 with). On CPU a seed trained in a stack of 4 equals its one-seed run bit for bit
-(tests/test_seed_batch.py, tests/test_red_team_seed_stack.py; docs/robustness.md gives the
-measured runs). Manifests record the stacks a run trained in (``trained_with``).
+(tests/test_red_team_seed_stack.py, up to 2000 updates; docs/robustness.md gives the
+measured runs; on a GPU this is not measured). Manifests record the stacks a run trained in (``trained_with``).
 
 What a method does to a seed's modules takes effect as in its one-seed run: in-place edits
 reach the stack through the views; a replaced tensor or dropped optimizer state, a changed
