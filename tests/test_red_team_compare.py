@@ -27,6 +27,7 @@ def test_published_reports_of_other_suites_seeds_and_overrides_are_not_compared(
     assert "seeds" in overall.differs or "scopes" in overall.differs
     dqn = both[(both["suite"] == "classic_control") & (both["algo"] == "dqn")].iloc[0]
     assert "seeds [0, 1, 2] in A, [0, 1, 2, 3, 4] in B" in dqn.differs
+    assert "tasks" not in dqn.differs  # the same tasks, listed in another order
     assert "aggregation" in dqn.differs
     markdown = comparison_markdown(comparison)
     assert "+0.294" not in markdown and "not comparable" in markdown

@@ -102,9 +102,11 @@ def _setup(scope: tuple, manifest: dict, scores: pd.DataFrame | None) -> dict:
     config = manifest.get("config") or {}
     mine = None if scores is None else scores[(scores["suite"] == suite) & (scores["algo"] == algo)
                                               & (scores["arch"] == scope[2])]
-    setup = {
-        "tasks": sorted(mine["task"].unique()) if mine is not None else _in_suite(config.get("tasks"), suite),
-        "seeds": sorted(int(x) for x in mine["seed"].unique()) if mine is not None else config.get("seeds"),
+    tasks, seeds = _in_suite(config.get("tasks"), suite), config.get("seeds")
+    setup = {  # sets, as sorted lists: the order a config lists them in changes nothing
+        "tasks": sorted(mine["task"].unique()) if mine is not None else sorted(tasks) if isinstance(tasks, list) else tasks,
+        "seeds": sorted(int(x) for x in mine["seed"].unique()) if mine is not None
+        else sorted(seeds) if isinstance(seeds, list) else seeds,
         "steps": _in_suite(config.get("steps"), suite),
         "hyperparameters": {"overrides": _in_suite(config.get("overrides"), algo),
                             "suite_overrides": _in_suite(config.get("suite_overrides"), suite),
