@@ -107,9 +107,10 @@ def test_paper_config_dry_run_lists_the_full_matrix(tmp_path):
 
 
 def test_default_config_can_separate_methods():
-    """Issue 11's default: every scope (suite x algo x arch) runs the four seed methods on at
-    least 2 tasks with at least 5 seeds; it cuts cells (TD3, residual, diffusion: the smoke
-    and validation configs run those) rather than seeds."""
+    """Issue 25's default: every scope (suite x algo x arch) runs the four seed methods and
+    resets with at least 5 seeds; an RL scope has at least 2 leaderboard tasks (a continual
+    run's segments after the first are tasks of its scope); the supervised control is one
+    task. The fresh-agent references of the continual scope are method none."""
     runs, _ = expand(yaml.safe_load((ROOT / "workflow" / "config" / "default.yaml").read_text()))
     scopes: dict[tuple, list] = {}
     for run in runs:
