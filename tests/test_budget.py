@@ -112,17 +112,17 @@ def test_environment_variable_lets_workflow_jobs_through(cli, tmp_path, monkeypa
     assert json.loads((out / "manifest.json").read_text())["updates"] == 0
 
 
-# Run ids since the cadence keys name their units (eval_every_steps, monitor_every_updates,
-# ...: the renamed keys changed every hash). A change of a spec's hash orphans every run
+# Run ids since the plasticity probe follows Lyle et al. (probe_steps 2000, probe_targets 10,
+# probe_every_updates 5000, probe_lr 0 = the network's own: the new defaults changed every hash). A change of a spec's hash orphans every run
 # already trained, so it must be deliberate: update these only with such a change.
 PINNED_RUN_IDS = [
     (("dqn", "mlp", "redo", "gym:CartPole-v1", 0, 2000, ["learning_starts=500"]),
-     "dqn-mlp-redo-gym_CartPole_v1-s0-283f49205a"),
+     "dqn-mlp-redo-gym_CartPole_v1-s0-abd725c04a"),
     (("sac", "mlp", "none", "gym:Pendulum-v1", 1, 600, {"learning_starts": 200}),
-     "sac-mlp-none-gym_Pendulum_v1-s1-6d9d1500d5"),
+     "sac-mlp-none-gym_Pendulum_v1-s1-aaa02f57f7"),
     (("sl", "mlp", "reset", "sl:digits-random-labels", 0, 800, {"task_steps": 100, "reset.period": 100}),
-     "sl-mlp-reset-sl_digits_random_labels-s0-e6989259eb"),
-    (("sac", "mlp", "regrama", "dmc:cheetah-run", 0, 1_000_000, ()), "sac-mlp-regrama-dmc_cheetah_run-s0-dcb0e35fbf"),
+     "sl-mlp-reset-sl_digits_random_labels-s0-33aa3d1b47"),
+    (("sac", "mlp", "regrama", "dmc:cheetah-run", 0, 1_000_000, ()), "sac-mlp-regrama-dmc_cheetah_run-s0-57f3c7a6ce"),
 ]
 
 
