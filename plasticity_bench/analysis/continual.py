@@ -39,6 +39,8 @@ from plasticity_bench.analysis.scores import Normaliser, learning_curve_auc
 from plasticity_bench.analysis.vocabulary import RUN_COLUMNS, SCOPE, SCORE_COLUMNS, AnalysisError
 
 FAMILY = "continual:"
+#: The start of a missing reference's reason in the aggregate's missing table.
+REFERENCE_REASON = "fresh-agent reference: "
 #: A reference normalised score at or below this leaves the plasticity ratio undefined.
 MIN_REFERENCE_SCORE = 0.05
 SEGMENT_COLUMNS = RUN_COLUMNS + ["segment", "segment_task", "base_task", "step", "return", "score",
@@ -141,7 +143,7 @@ def continual_scores(matrix: Mapping, runs_dir: Path, normaliser: Normaliser) ->
     runs, missing = read_runs(continual_matrix, runs_dir)
     references, missing_references = read_runs(reference_matrix, runs_dir)
     if len(missing_references):
-        missing_references = missing_references.assign(reason="fresh-agent reference: " + missing_references["reason"])
+        missing_references = missing_references.assign(reason=REFERENCE_REASON + missing_references["reason"])
     rows = {run["run_id"]: run for run in matrix["runs"]}
     segments = segment_table(runs, references, runs_dir, normaliser, rows)
     return {"segments": segments, "scores": leaderboard_scores(segments),

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from plasticity_bench.analysis.baselines import variant_baseline
+from plasticity_bench.analysis.continual import REFERENCE_REASON
 from plasticity_bench.analysis.vocabulary import (AUC_STATISTIC, LEARNED_ABOVE, MIN_SEEDS, OVERALL, SCOPE,
                                                   STATISTIC_NAMES, Aggregate, in_scopes, scope_title)
 
@@ -65,6 +66,8 @@ def leaderboard(aggregate: Aggregate) -> pd.DataFrame:
     unlearned = {tuple(scope[column] for column in SCOPE) for scope in aggregate.summary.get("unlearned_scopes", [])}
     table = _scored_rows(aggregate, intervals)
     missing = aggregate.missing
+    # A missing fresh-agent reference leaves plasticity ratios undefined, not a method's row short.
+    missing = missing[~missing["reason"].astype(str).str.startswith(REFERENCE_REASON)] if len(missing) else missing
     in_learned = ~in_scopes(missing, unlearned)
     counts = {key: len(rows) for key, rows in missing.groupby(keys)} if len(missing) else {}
     if (table[SCOPE] == OVERALL).all(axis=1).any():
