@@ -153,21 +153,30 @@ def _learner(network: nn.Module) -> nn.Module:
     return learner
 
 
+def _fit(learner: nn.Module, losses: Callable[[], torch.Tensor], make_optimizer: OptimizerFactory,
+         steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(losses before, losses after) ``steps`` full-batch steps of ``learner``; ``losses()`` gives
+    the loss of each copy it holds (one, or a stack's), whose sum's gradient is each copy's own."""
+    optimizer = make_optimizer([p for p in learner.parameters() if p.requires_grad])
+    history = []
+    for step in range(steps + 1):
+        loss = losses()
+        history.append(loss.detach())
+        if step == steps:
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        optimizer.step()
+    return history[0], history[-1]
+
+
 def _fit_one(network: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor, noise_seed: int,
              make_optimizer: OptimizerFactory, steps: int) -> tuple[float, float]:
     """(loss before, loss after) ``steps`` full-batch steps of a copy of ``network``."""
     learner = _learner(network)
-    optimizer = make_optimizer([p for p in learner.parameters() if p.requires_grad])
-    losses = []
-    for step in range(steps + 1):
-        loss = (_forward(learner, inputs, noise_seed) - targets).square().mean()
-        losses.append(loss.detach())
-        if step == steps:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-    return losses[0].item(), losses[-1].item()
+    before, after = _fit(learner, lambda: (_forward(learner, inputs, noise_seed) - targets).square().mean(),
+                         make_optimizer, steps)
+    return before.item(), after.item()
 
 
 def _fit_stacked(network: nn.Module, inputs: tuple[torch.Tensor, ...], targets: torch.Tensor,
@@ -185,18 +194,9 @@ def _fit_stacked(network: nn.Module, inputs: tuple[torch.Tensor, ...], targets: 
         if not torch.allclose(_forward(stacked, stacked_inputs, 0, leading=2)[0], _forward(_learner(network), inputs, 0),
                               rtol=1e-4, atol=1e-6):
             return None
-    optimizer = make_optimizer([p for p in stacked.parameters() if p.requires_grad])
-    losses = []
-    for step in range(steps + 1):
-        # One loss per copy; their sum's gradient is each copy's own (the copies share nothing).
-        per_copy = (_forward(stacked, stacked_inputs, 0, leading=2) - targets).square().mean(dim=(1, 2))
-        losses.append(per_copy.detach())
-        if step == steps:
-            break
-        optimizer.zero_grad(set_to_none=True)
-        per_copy.sum().backward()
-        optimizer.step()
-    return losses[0], losses[-1]
+    # One loss per copy (the copies share nothing).
+    return _fit(stacked, lambda: (_forward(stacked, stacked_inputs, 0, leading=2) - targets).square().mean(dim=(1, 2)),
+                make_optimizer, steps)
 
 
 def fit_random_targets(network: nn.Module, inputs: tuple[torch.Tensor, ...], *, steps: int,
