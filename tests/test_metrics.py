@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from plasticity_bench.metric_names import TASK_METRICS
 from plasticity_bench.metrics.plasticity_probe import PROBE_METRICS
 from torch import nn
 
@@ -310,7 +311,7 @@ def test_monitor_rows_from_one_probe_pass():
     # drift needs theta0, the Hessian is opt-in, the probe has its own cadence (test_probe.py)
     # (and an MLP has no residual block outputs)
     assert {r["metric"] for r in rows} == {m for m in set(METRICS) - {"weight_drift", "hessian_top_eigenvalue"}
-                                           - set(PROBE_METRICS) if ":block_out" not in m}
+                                           - set(PROBE_METRICS) - set(TASK_METRICS) if ":block_out" not in m}
     assert {r["layer"] for r in rows if r["metric"] not in released} == {"layers.1", "layers.3", "all"}
     assert {r["layer"] for r in rows if r["metric"] in released} == {"layers.0", "layers.2", "layers.4", "all"}
     assert all(isinstance(r["value"], float) for r in rows)

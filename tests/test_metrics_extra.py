@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+from plasticity_bench.metric_names import TASK_METRICS
 from plasticity_bench.metrics.plasticity_probe import PROBE_METRICS
 from torch import nn
 from torch.func import functional_call
@@ -236,7 +237,7 @@ def test_monitor_rows_of_the_hand_network():
     assert len(forwards) == 2
     table = {(r["layer"], r["metric"]): r["value"] for r in rows}
     # probe: train.py; block outputs: residual nets only
-    assert {r["metric"] for r in rows} == {m for m in set(METRICS) - {"hessian_top_eigenvalue"} - set(PROBE_METRICS)
+    assert {r["metric"] for r in rows} == {m for m in set(METRICS) - {"hessian_top_eigenvalue"} - set(PROBE_METRICS) - set(TASK_METRICS)
                                            if ":block_out" not in m}
     expected = {
         ("layers.1", "srank"): 2, ("layers.1", "effective_rank"): ERANK_H1,
