@@ -367,12 +367,15 @@ def _released_parameter(layer: NeuronLayer) -> torch.Tensor:
 def _released_scores(layers: list[NeuronLayer], params: list[torch.Tensor],
                      gradients: list[torch.Tensor | None]) -> dict[str, torch.Tensor]:
     """Per unit: |dL/dgamma_i|, or the mean over incoming row i of |dL/dW|; layer-normalised."""
-    scores = {}
-    for layer, param, gradient in zip(layers, params, gradients):
-        gradient = torch.zeros_like(param) if gradient is None else gradient.detach()
-        magnitude = gradient.abs() if gradient.dim() == 1 else gradient.abs().mean(dim=1)
-        scores[layer.name] = normalise(magnitude)
-    return scores
+    return {layer.name: released_score(param, gradient) for layer, param, gradient in zip(layers, params, gradients)}
+
+
+def released_score(param: torch.Tensor, gradient: torch.Tensor | None) -> torch.Tensor:
+    """The released code's per-unit score from ``dL/dparam`` (None: no gradient reached it):
+    |dL/dgamma_i| for a 1-D gain, the mean over incoming row i of |dL/dW| for a weight;
+    layer-normalised."""
+    gradient = torch.zeros_like(param) if gradient is None else gradient.detach()
+    return normalise(gradient.abs() if gradient.dim() == 1 else gradient.abs().mean(dim=1))
 
 
 def probe_activity(

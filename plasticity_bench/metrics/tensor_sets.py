@@ -36,7 +36,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity_bench.metrics.activity import _eval_mode, _per_neuron_sum, normalise
+from plasticity_bench.metrics.activity import (_eval_mode, _mean_gradient_magnitude, _per_neuron_sum, normalise,
+                                               released_score)
 from plasticity_bench.networks.residual import ResidualNet
 
 TENSOR_SETS = ("inner", "block_out", "released_all")
@@ -97,23 +98,21 @@ def tensor_set_scores(net: nn.Module, loss_fn: Callable[[nn.Module, Any], torch.
             handle.remove()
     gradient_of = {id(tensor): grad for tensor, grad in zip(wanted, found)} if found else {}
 
+    activation = (lambda y: y.clamp(min=0)) if tensor_set == "released_all" else (lambda y: y)
     scores: dict[str, dict[str, torch.Tensor]] = {}
     for index, (name, _) in enumerate(modules):
         calls = outputs[name]
         if not calls:
             continue  # a module this loss never runs (e.g. an unused head)
-        activation = (lambda y: y.clamp(min=0)) if tensor_set == "released_all" else (lambda y: y)
         sums = [_per_neuron_sum(activation(out.detach()).abs()) for out in calls]
         count = sum(n for _, n in sums)
         entry = {"dormant": normalise(sum(s for s, _ in sums) / count)}
         if tensor_set == "block_out":
-            magnitude = sum(_per_neuron_sum(gradient_of[id(out)].abs())[0] if gradient_of.get(id(out)) is not None
-                            else torch.zeros_like(sums[0][0]) for out in calls)
-            entry["grama"] = normalise(magnitude / count)
+            # A zero first: a block none of whose calls reaches the loss scores zeros.
+            gradients = [torch.zeros_like(calls[0].detach())] + [gradient_of.get(id(out)) for out in calls]
+            entry["grama"] = normalise(_mean_gradient_magnitude(gradients, count))
         else:
             param = parameters[index]
-            gradient = gradient_of.get(id(param))
-            gradient = torch.zeros_like(param) if gradient is None else gradient.detach()
-            entry["grama_released"] = normalise(gradient.abs() if gradient.dim() == 1 else gradient.abs().mean(dim=1))
+            entry["grama_released"] = released_score(param, gradient_of.get(id(param)))
         scores[name] = entry
     return scores
