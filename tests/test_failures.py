@@ -206,9 +206,9 @@ def test_damaged_table_is_missing_with_its_reason(toy_runs, tmp_path, table):
     ("gamma=5", "gamma=5.0 is out of range; valid: [0, 1]"),
     ("learning_starts=-100", "learning_starts=-100 is out of range; valid: [0, inf)"),
     ("tau=-3", "tau=-3.0 is out of range; valid: (0, 1]"),
-    ("q_lr=inf", "q_lr=inf is out of range; valid: (0, inf)"),
+    ("q_lr=inf", "q_lr='inf' is not a finite number; give one like 0.001"),  # refused when parsed (docs/robustness.md)
     ("q_lr=-0.001", "q_lr=-0.001 is out of range; valid: (0, inf)"),
-    ("policy_lr=.nan", "policy_lr=nan is out of range; valid: (0, inf)"),
+    ("policy_lr=.nan", "policy_lr='.nan' is not a finite number; give one like 0.0003"),
 ])
 def test_out_of_range_hyperparameter_names_value_and_range(override, message):
     with pytest.raises(SpecError) as error:
