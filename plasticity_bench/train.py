@@ -62,6 +62,7 @@ RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm
 EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
 EVAL_POLICY_STREAM = 3  # an evaluation episode's policy draws (DQN's ε), apart from its env seed
 PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no state to checkpoint
+MONITOR_STREAM = 5  # the monitor's batch, seeded per monitor call: measuring never moves training's RNG
 
 
 def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
@@ -469,7 +470,11 @@ class Trainer:
             raise NonFiniteError(f"evaluation return is {value} at env step {self.env_steps}")
 
     def monitor(self) -> None:
-        batch = self.replay.sample(self.hp["monitor_batch_size"])
+        """The monitor's row; its batch is drawn from a generator of this call, so how often a
+        run is measured never changes what it trains (returns do not depend on the cadence)."""
+        generator = torch.Generator(self.replay.device).manual_seed(
+            derived_seed(self.spec.seed, MONITOR_STREAM, self.updates))
+        batch = self.replay.sample(self.hp["monitor_batch_size"], generator=generator)
         rows = monitor_roles(self.agent.roles, batch, self.initial_params, hessian=self.hp["monitor_hessian"],
                              hessian_iterations=self.hp["hessian_iterations"])
         for row in rows:

@@ -87,3 +87,26 @@ def test_replay_sampling_and_state_round_trip():
     copy = ReplayBuffer(5, (2,), (1,), discrete=False)
     copy.load_state_dict(replay.state_dict())
     assert torch.equal(copy.obs, replay.obs) and copy.position == replay.position and copy.size == replay.size
+
+
+def test_how_often_a_run_is_measured_never_changes_what_it_trains(tmp_path):
+    """The monitor draws its batch from a generator of its own call: a run measured every
+    10 updates and the same run measured every 20 evaluate to the same returns and end with
+    the same parameters (only their metric rows differ)."""
+    from plasticity_bench.train import train
+    from plasticity_bench.analysis.runs import RunRecord
+
+    ends = []
+    for every in (10, 20):
+        spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=800,
+                          overrides=["hidden_sizes=[16]", "learning_starts=200", "eval_every_steps=400",
+                                     "eval_episodes=2", f"monitor_every_updates={every}"])
+        run_dir = tmp_path / str(every)
+        assert train(spec, run_dir, device="cpu", progress=False)["status"] == "completed"
+        record = RunRecord(run_dir)
+        ends.append((record.eval()["return"].tolist(), record.metrics()))
+    (returns_10, metrics_10), (returns_20, metrics_20) = ends
+    assert returns_10 == returns_20
+    drift = metrics_10[(metrics_10["metric"] == "weight_drift") & (metrics_10["step"] == 800)]
+    assert len(drift) and drift["value"].tolist() == metrics_20[
+        (metrics_20["metric"] == "weight_drift") & (metrics_20["step"] == 800)]["value"].tolist()
