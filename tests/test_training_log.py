@@ -54,6 +54,9 @@ def recorded_train_run(tmp_path, spec, monkeypatch) -> tuple[pd.DataFrame, list[
 
 
 def test_dqn_logs_cleanrl_tags_with_the_means_of_its_updates(tmp_path, monkeypatch):
+    # Other tests in this worker may have imported wandb (--track): forget it for this run.
+    for name in [name for name in sys.modules if name == "wandb" or name.startswith("wandb.")]:
+        monkeypatch.delitem(sys.modules, name)
     spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", 0, 600, DQN)
     logged, per_update = recorded_train_run(tmp_path, spec, monkeypatch)
     assert list(logged.columns) == results.TRAIN_COLUMNS
