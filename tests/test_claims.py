@@ -260,3 +260,163 @@ def test_aggregate_and_report_publish_the_config_claims(tmp_path, monkeypatch):
     page = (target / "index.html").read_text()
     assert "Claims of the seed papers, re-measured" in page and "regrama scores above none" in page
     assert "regrama[tau=0.1]" in pd.read_csv(target / "leaderboard.csv")["method"].tolist()
+
+
+# ----------------------------------------------------------------------------- continual claims
+
+SEQUENCE = "continual:pendulum-permuted"
+SEGMENT_STEPS = 1000
+SEGMENT_COUNT = 4
+# Hand plasticity ratios per method and seed, segments 0..3: none falls, reset stays near 1.
+RATIOS = {
+    "none": [[1.0, 0.6, 0.5, 0.4], [1.0, 0.7, 0.5, 0.3], [1.0, 0.5, 0.6, 0.4]],
+    "reset": [[1.0, 0.9, 1.0, 0.95], [1.0, 1.0, 0.9, 1.0], [1.0, 0.95, 0.95, 0.9]],
+}
+
+
+def continual_rows() -> list[dict]:
+    return [{"run_id": f"{method}-{seed}", "algo": "sac", "arch": "mlp", "method": method, "task": SEQUENCE,
+             "seed": seed, "suite": "continual_classic", "steps": SEGMENT_STEPS * SEGMENT_COUNT,
+             "references": [f"ref-{seed}-{k}" for k in range(SEGMENT_COUNT)]}
+            for method in RATIOS for seed in SEEDS]
+
+
+def dormant_at(method: str, seed: int, k: int) -> float:
+    """none's dormant ratio at segment k's end grows by 0.05 per segment; reset's stays flat."""
+    return 0.2 + 0.01 * seed + (0.05 * k if method == "none" else 0.0)
+
+
+def write_continual_runs(runs_dir: Path) -> tuple[list[dict], pd.DataFrame]:
+    """Monitor rows every 250 steps; the row at each segment's end holds ``dormant_at``, the
+    rows before it inside the segment a decoy (1.0) a reading off the segment's end would pick
+    up; segment 2 of seed 0 has no row at its end, its last row is 2750 (-> 2.5 x its value)."""
+    planned, segment_rows = continual_rows(), []
+    for row in planned:
+        method, seed = row["method"], row["seed"]
+        steps, values = [], []
+        for k in range(SEGMENT_COUNT):
+            for step in range(k * SEGMENT_STEPS + 250, (k + 1) * SEGMENT_STEPS + 1, 250):
+                at_end = step == (k + 1) * SEGMENT_STEPS
+                if method == "none" and seed == 0 and k == 2 and at_end:
+                    continue
+                steps.append(step)
+                values.append(dormant_at(method, seed, k) if at_end else
+                              2.5 * dormant_at(method, seed, k) if (seed, k, step) == (0, 2, 2750) else 1.0)
+            segment_rows.append({"run_id": row["run_id"], "segment": k, "step": (k + 1) * SEGMENT_STEPS,
+                                 "score": 0.8 * RATIOS[method][seed][k],
+                                 "plasticity_ratio": RATIOS[method][seed][k]})
+        frame = pd.DataFrame({"step": steps, "network": "critic", "layer": "all", "metric": "dormant_ratio@0.1",
+                              "value": values})
+        (runs_dir / row["run_id"]).mkdir(parents=True)
+        write_parquet(runs_dir / row["run_id"] / METRICS, frame)
+    return planned, pd.DataFrame(segment_rows)
+
+
+def continual_scored(planned: list[dict]) -> pd.DataFrame:
+    return pd.DataFrame({"run_id": [row["run_id"] for row in planned], "score": 0.0})
+
+
+RATIO_BELOW_ONE = {"claim": "none's ratio < 1", "source": "paper", "statistic": "level", "value": "mean",
+                   "metric": "plasticity_ratio", "group": {"method": "none"}, "expect": {"below": 1}}
+RESET_RAISES = {"claim": "reset raises the ratio", "source": "paper", "statistic": "difference", "value": "mean",
+                "metric": "plasticity_ratio", "a": {"method": "reset"}, "b": {"method": "none"},
+                "expect": {"above": 0}}
+DORMANT_GROWS = {"claim": "dormant grows", "source": "paper", "statistic": "change", "metric": "dormant_ratio@0.1",
+                 "network": "critic", "segments": "all", "group": {"method": "none"}, "expect": {"above": 0}}
+
+
+def late_means(method: str) -> np.ndarray:
+    """Per-run mean plasticity ratio over segments 1..3, a (seeds x 1 task) matrix."""
+    return np.array([[np.mean(RATIOS[method][seed][1:])] for seed in SEEDS])
+
+
+def test_continual_ratio_claims_match_hand_values_and_rliable(tmp_path):
+    planned, segments = write_continual_runs(tmp_path)
+    table = measure_claims([RATIO_BELOW_ONE, RESET_RAISES], planned, tmp_path, continual_scored(planned), REPS,
+                           seed=0, segments=segments)
+    below, raises = table.to_dict("records")
+    none, reset = late_means("none"), late_means("reset")
+    assert below["measured"] == pytest.approx(none.mean())  # (0.5 + 0.5 + 0.5) / 3
+    np.random.seed(0)
+    _, interval = rly.get_interval_estimates({"x": none}, lambda x: np.array([x.mean()]), reps=REPS)
+    assert (below["ci_low"], below["ci_high"]) == pytest.approx(tuple(interval["x"][:, 0]))
+    assert below["holds"] == "yes" and below["runs"] == 3
+    assert "plasticity_ratio, segments 1..: mean of each run" in below["statistic"]
+    assert raises["measured"] == pytest.approx(reset.mean() - none.mean())
+    np.random.seed(0)
+    _, interval = rly.get_interval_estimates({"x": [reset, none]}, lambda a, b: np.array([a.mean() - b.mean()]),
+                                             reps=REPS)
+    assert (raises["ci_low"], raises["ci_high"]) == pytest.approx(tuple(interval["x"][:, 0]))
+    assert raises["holds"] == "yes"
+
+
+def test_a_continual_claim_against_the_data_is_no(tmp_path):
+    """none's ratio is not above 1, and reset does not lower it: both read "no"."""
+    planned, segments = write_continual_runs(tmp_path)
+    wrong = [{**RATIO_BELOW_ONE, "expect": {"above": 1}}, {**RESET_RAISES, "expect": {"below": 0}}]
+    table = measure_claims(wrong, planned, tmp_path, continual_scored(planned), REPS, seed=0, segments=segments)
+    assert list(table["holds"]) == ["no", "no"]
+
+
+def test_a_segment_selection_picks_the_segments_it_names(tmp_path):
+    planned, segments = write_continual_runs(tmp_path)
+    last_two = {**RATIO_BELOW_ONE, "segments": [2, 3]}
+    first = {**RATIO_BELOW_ONE, "segments": [0], "expect": {"below": 1}}
+    table = measure_claims([last_two, first], planned, tmp_path, continual_scored(planned), REPS, seed=0,
+                           segments=segments)
+    assert table.loc[0, "measured"] == pytest.approx(np.mean([np.mean(r[2:]) for r in RATIOS["none"]]))
+    # segment 0 is a fresh agent's in every run: ratio 1 exactly, never below it
+    assert table.loc[1, "measured"] == pytest.approx(1.0) and table.loc[1, "holds"] == "no"
+
+
+def test_monitor_metrics_are_read_at_segment_ends(tmp_path):
+    """change: value at the last segment's end minus the first's; slope: per segment. Seed 0's
+    segment 2 has no row at its end: its last row inside the segment stands in."""
+    planned, segments = write_continual_runs(tmp_path)
+    slope = {**DORMANT_GROWS, "statistic": "level", "value": "slope", "claim": "dormant slope"}
+    flat = {**DORMANT_GROWS, "group": {"method": "reset"}, "claim": "reset's dormant grows"}
+    table = measure_claims([DORMANT_GROWS, slope, flat], planned, tmp_path, continual_scored(planned), REPS,
+                           seed=0, segments=segments)
+    grows, per_segment, reset = table.to_dict("records")
+    assert grows["measured"] == pytest.approx(0.15) and grows["holds"] == "yes"  # 3 segments x 0.05
+    values = {seed: [dormant_at("none", seed, k) for k in range(SEGMENT_COUNT)] for seed in SEEDS}
+    values[0][2] *= 2.5
+    hand = np.mean([np.polyfit(np.arange(SEGMENT_COUNT), values[seed], 1)[0] for seed in SEEDS])
+    assert per_segment["measured"] == pytest.approx(hand)
+    assert "at segment ends, every segment: slope per segment" in per_segment["statistic"]
+    # reset's ratio is flat: its change is exactly 0, a CI of [0, 0] is not above 0
+    assert reset["measured"] == pytest.approx(0.0) and reset["holds"] == "no"
+
+
+@pytest.mark.parametrize("entry, message", [
+    ({**RATIO_BELOW_ONE, "segments": "middle"}, "segments is 'middle'; valid: all, late"),
+    ({**RATIO_BELOW_ONE, "segments": [1, 1]}, "segments is [1, 1]; valid: all, late"),
+    ({**RATIO_BELOW_ONE, "segments": [-1]}, "segments is [-1]"),
+    ({**RATIO_BELOW_ONE, "metric": "plasticity_raito"}, "metric 'plasticity_raito' is no metric the runs log; "
+                                                        "did you mean plasticity_ratio"),
+    ({**RATIO_BELOW_ONE, "network": "critic"}, "per-segment score, not a network's: drop `network`"),
+    ({**DORMANT_GROWS, "statistic": "metric_gap", "minus": "dormant_ratio@0"}, "cannot be read per segment"),
+])
+def test_bad_continual_claims_are_refused_with_the_reason(entry, message):
+    with pytest.raises(ClaimError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        parse_claims([entry])
+
+
+def test_a_continual_claim_on_stationary_runs_or_absent_segments_is_refused_before_training():
+    with pytest.raises(ClaimError, match="names 'gym:CartPole-v1', no continual run"):
+        check_claim_groups(parse_claims([{**RATIO_BELOW_ONE, "group": {"variant": "rr1"}}]), rows())
+    with pytest.raises(ClaimError, match="segment 4 is not one of 'continual:pendulum-permuted''s 4 segments; "
+                                         "valid: 0..3"):
+        check_claim_groups(parse_claims([{**RATIO_BELOW_ONE, "segments": [1, 4]}]), continual_rows())
+    check_claim_groups(parse_claims([RATIO_BELOW_ONE, RESET_RAISES, DORMANT_GROWS]), continual_rows())
+
+
+@pytest.mark.parametrize("path", ["workflow/config/default.yaml", "workflow/config/validation.yaml"])
+def test_continual_claims_of_the_configs_name_planned_continual_runs(path):
+    with open(path) as handle:
+        config = yaml.safe_load(handle)
+    planned, _ = expand(config)
+    claims = parse_claims(config["claims"])
+    check_claim_groups(claims, [run.row() for run in planned])
+    continual = [claim for claim in claims if claim.per_segment]
+    assert {claim.metric for claim in continual} >= {"plasticity_ratio", "dormant_ratio@0.1"}

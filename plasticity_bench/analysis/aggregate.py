@@ -135,7 +135,7 @@ def aggregate(
         run_curves=run_curves,
         # The config's claims, on every planned run that has a record (its own checks).
         claims=measure_claims((matrix.get("config") or {}).get("claims", []), matrix["runs"], Path(runs_dir),
-                              scores, reps=reps, seed=seed),
+                              scores, reps=reps, seed=seed, segments=segments),
         summary={
             "overall": overall_summary,
             "builtin_methods": sorted(builtin_methods()),

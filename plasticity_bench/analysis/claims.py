@@ -12,6 +12,17 @@ reduce to one value: ``first``, ``last``, ``mean`` or ``max`` over the run. The 
 - ``score_iqm_difference``: IQM of normalised final scores (the aggregate's ``score``),
   group ``a`` minus group ``b``, with P(a > b) and its CI beside it.
 
+Continual scopes (``continual:<sequence>`` runs; analysis/continual.py) add a claim key
+``segments:`` (``all``, ``late`` = every segment after the first, or a list of segment
+indices) and two per-segment metrics of the aggregate's segment table (continual_segments.csv):
+``plasticity_ratio`` and ``segment_score`` (end-of-segment normalised score), no network. Per
+run, their values over the selected segments (default ``late``) reduce as above, over segment
+index: ``mean``, ``first``, ``last``, ``max``, ``slope`` (least squares, per segment), and
+``change`` is the last selected segment minus the first. A monitor metric with ``segments:``
+is read at each selected segment's end (its last monitor row inside the segment, at or
+before the segment's nominal end) and reduces the same way: ``change`` is then last segment
+minus first segment, ``value: slope`` the slope per segment.
+
 Each group is a (runs x tasks) matrix, seeds in rows and tasks in columns, and the 95% CI
 is rliable's stratified percentile bootstrap over runs, tasks as strata (the two groups
 of a difference resampled independently). The verdict follows the CI alone: ``yes`` when
@@ -41,7 +52,11 @@ REDUCTIONS = ("first", "last", "mean", "max", "slope")
 EXPECTATIONS = ("above", "below", "at_least", "at_most")
 GROUP_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "task")
 CLAIM_KEYS = {"claim", "source", "statistic", "metric", "minus", "network", "layer", "value", "group", "a", "b",
-              "expect", "pool"}
+              "expect", "pool", "segments"}
+# Per-run, per-segment values of continual runs (the aggregate's segment table), not monitor rows.
+SEGMENT_METRICS = {"plasticity_ratio": "plasticity_ratio", "segment_score": "score"}  # name -> segment table column
+SEGMENT_SELECTIONS = ("all", "late")
+CONTINUAL_FAMILY = "continual:"  # analysis.continual.FAMILY (not imported: the workflow parses this module)
 # What makes two planned runs one setting: everything but the seed and the task.
 SETTING_KEYS = ("suite", "algo", "arch", "method", "label", "variant", "steps")
 VERDICTS = ("yes", "no", "inconclusive")
@@ -65,6 +80,18 @@ class Claim:
     value: str = "last"
     groups: dict[str, dict[str, Any]] = field(default_factory=dict)  # "group", or "a" and "b"
     pool: bool = False  # a group may pool several settings (each is then named in the claim's detail)
+    segments: str | tuple[int, ...] | None = None  # continual claims: "all", "late" or indices; None: not per segment
+
+    @property
+    def per_segment(self) -> bool:
+        return self.segments is not None
+
+    def segment_text(self) -> str:
+        if self.segments == "late":
+            return "segments 1.."
+        if self.segments == "all":
+            return "every segment"
+        return "segments " + ", ".join(str(k) for k in self.segments)
 
     @property
     def two_groups(self) -> bool:
@@ -78,6 +105,16 @@ class Claim:
         if self.statistic == "score_iqm_difference":
             return "IQM of normalised final score, a - b"
         where = f"{self.network}/{self.layer}"
+        if self.per_segment:
+            what = (self.metric if self.metric in SEGMENT_METRICS
+                    else f"{self.metric} ({where}) at segment ends")
+            what = f"{what}, {self.segment_text()}"
+            if self.statistic == "change":
+                return f"{what}: last - first segment, mean over runs"
+            per_run = "slope per segment" if self.value == "slope" else self.value
+            if self.statistic == "level":
+                return f"{what}: {per_run} of each run, mean over runs"
+            return f"{what}: {per_run} of each run, mean of a - mean of b"
         if self.statistic == "change":
             return f"{self.metric} ({where}), last - first monitor row, mean over runs"
         if self.statistic == "metric_gap":
@@ -122,26 +159,49 @@ def parse_claims(entries: Sequence[Mapping[str, Any]]) -> list[Claim]:
                 raise ClaimError(f"{where}.{key} is {group!r}; a non-empty mapping of {', '.join(GROUP_KEYS)}")
             groups[key] = dict(group)
         needs_metric = statistic != "score_iqm_difference"
-        if needs_metric and not (entry.get("metric") and entry.get("network")):
+        segment_metric = entry.get("metric") in SEGMENT_METRICS
+        for key in ("metric", "minus") if needs_metric else ():
+            if entry.get(key) and entry[key] not in METRICS and not (key == "metric" and segment_metric):
+                close = difflib.get_close_matches(str(entry[key]), list(METRICS) + list(SEGMENT_METRICS), n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else "; `plasticity-bench list` lists them"
+                raise ClaimError(f"{where}.{key} {entry[key]!r} is no metric the runs log{hint}")
+        segments = _parse_segments(entry, where, segment_metric)
+        if segments is not None and statistic not in ("change", "level", "difference"):
+            raise ClaimError(f"{where} ({statistic}) cannot be read per segment; with segments: use change, level "
+                             "or difference")
+        if segment_metric and entry.get("network"):
+            raise ClaimError(f"{where}.metric {entry['metric']!r} is a per-segment score, not a network's: "
+                             "drop `network`")
+        if needs_metric and not (entry.get("metric") and (entry.get("network") or segment_metric)):
             raise ClaimError(f"{where} ({statistic}) needs a metric and a network")
         if statistic == "metric_gap" and not entry.get("minus"):
             raise ClaimError(f"{where} (metric_gap) needs `minus`, the metric subtracted")
         value = entry.get("value", "last")
         if value not in REDUCTIONS:
             raise ClaimError(f"{where}.value is {value!r}; valid: {', '.join(REDUCTIONS)}")
-        for key in ("metric", "minus") if needs_metric else ():
-            if entry.get(key) and entry[key] not in METRICS:
-                close = difflib.get_close_matches(str(entry[key]), list(METRICS), n=3)
-                hint = f"; did you mean {', '.join(close)}?" if close else "; `plasticity-bench list` lists them"
-                raise ClaimError(f"{where}.{key} {entry[key]!r} is no metric the runs log{hint}")
         if not isinstance(entry.get("pool", False), bool):
             raise ClaimError(f"{where}.pool is {entry['pool']!r}; give true or false")
         claims.append(Claim(claim=str(entry["claim"]), source=str(entry["source"]), statistic=statistic,
                             expect=side, threshold=float(threshold), metric=entry.get("metric", ""),
                             minus=entry.get("minus", ""), network=entry.get("network", ""),
                             layer=entry.get("layer", "all"), value=value, groups=groups,
-                            pool=entry.get("pool", False)))
+                            pool=entry.get("pool", False), segments=segments))
     return claims
+
+
+def _parse_segments(entry: Mapping[str, Any], where: str, segment_metric: bool) -> str | tuple[int, ...] | None:
+    """The claim's segment selection: None (not per segment), "all", "late" or indices; a
+    per-segment metric reads the late segments unless told."""
+    if "segments" not in entry:
+        return "late" if segment_metric else None
+    value = entry["segments"]
+    if value in SEGMENT_SELECTIONS:
+        return value
+    if (isinstance(value, list) and value and len(set(value)) == len(value)
+            and all(isinstance(k, int) and not isinstance(k, bool) and k >= 0 for k in value)):
+        return tuple(sorted(value))
+    raise ClaimError(f"{where}.segments is {value!r}; valid: {', '.join(SEGMENT_SELECTIONS)} (segments after the "
+                     "first) or a list of distinct segment indices, e.g. [1, 2]")
 
 
 def select(rows: Sequence[Mapping[str, Any]], group: Mapping[str, Any]) -> list[Mapping[str, Any]]:
@@ -166,12 +226,29 @@ def check_claim_groups(claims: Sequence[Claim], rows: Sequence[Mapping[str, Any]
             if len(settings) > 1 and not claim.pool:
                 raise ClaimError(f"claim {claim.claim!r}: group {name} {group} pools {len(settings)} settings "
                                  f"({'; '.join(settings)}); narrow it (label:, variant:, arch:, ...) or set pool: true")
+            if claim.per_segment:
+                _check_continual_members(claim, name, group, members)
             if claim.network:
                 for algo in sorted({row["algo"] for row in members}):
                     roles = ROLES.get(algo, ())
                     if roles and claim.network not in roles:
                         raise ClaimError(f"claim {claim.claim!r}: network {claim.network!r} is not one {algo} trains; "
                                          f"valid: {', '.join(roles)}")
+
+
+def _check_continual_members(claim: Claim, name: str, group: Mapping[str, Any],
+                              members: Sequence[Mapping[str, Any]]) -> None:
+    """A per-segment claim names continual runs (not fresh-agent references) whose sequences
+    have every segment it selects (a continual row plans one reference per segment)."""
+    for row in members:
+        task = str(row.get("task", ""))
+        if not task.startswith(CONTINUAL_FAMILY) or "/" in task or row.get("reference"):
+            raise ClaimError(f"claim {claim.claim!r}: group {name} {group} names {task!r}, no continual run; "
+                             f"segments: and {', '.join(SEGMENT_METRICS)} need continual:<sequence> tasks")
+        count = len(row.get("references", ()))
+        if isinstance(claim.segments, tuple) and count and claim.segments[-1] >= count:
+            raise ClaimError(f"claim {claim.claim!r}: segment {claim.segments[-1]} is not one of {task!r}'s "
+                             f"{count} segments; valid: 0..{count - 1}")
 
 
 def verdict(expect: str, threshold: float, low: float, high: float) -> str:
@@ -203,14 +280,62 @@ def _run_metric(metrics: pd.DataFrame, claim: Claim, metric: str) -> float | Non
     return float({"first": values[0], "last": values[-1], "mean": values.mean(), "max": values.max()}[claim.value])
 
 
+def _selected(claim: Claim, table: pd.DataFrame) -> pd.DataFrame:
+    """A run's rows of the segment table that the claim selects, in segment order."""
+    if claim.segments == "late":
+        table = table[table["segment"] >= 1]
+    elif claim.segments != "all":
+        table = table[table["segment"].isin(claim.segments)]
+    return table.sort_values("segment")
+
+
+def _segment_series(run_id: str, claim: Claim, segments: pd.DataFrame,
+                    metrics: Callable[[str], pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """(segment indices, values) of one continual run: a per-segment metric's column of the
+    segment table, or a monitor metric's last row inside each selected segment (a segment
+    with no defined value is left out)."""
+    chosen = _selected(claim, segments[segments["run_id"] == run_id])
+    if claim.metric in SEGMENT_METRICS:
+        values = chosen[SEGMENT_METRICS[claim.metric]].to_numpy(dtype=float)
+        keep = np.isfinite(values)
+        return chosen["segment"].to_numpy(dtype=float)[keep], values[keep]
+    frame = metrics(run_id)
+    rows = frame[(frame["metric"] == claim.metric) & (frame["network"] == claim.network)
+                 & (frame["layer"] == claim.layer)].sort_values("step")
+    indices, values = [], []
+    for k, end in zip(chosen["segment"], chosen["step"]):
+        start = end / (k + 1) * k  # the segment's nominal start: segments are equally long
+        inside = rows[(rows["step"] > start) & (rows["step"] <= end)]
+        if len(inside):
+            indices.append(float(k))
+            values.append(float(inside["value"].iloc[-1]))
+    return np.array(indices), np.array(values)
+
+
+def _reduce_segments(claim: Claim, indices: np.ndarray, values: np.ndarray) -> float | None:
+    if claim.statistic == "change" or claim.value == "slope":
+        if values.size < 2:  # one segment has no change and no slope
+            return None
+        if claim.statistic == "change":
+            return float(values[-1] - values[0])
+        return float(np.polyfit(indices, values, 1)[0])
+    if values.size == 0:
+        return None
+    return float({"first": values[0], "last": values[-1], "mean": values.mean(), "max": values.max()}[claim.value])
+
+
 def _run_value(run_id: str, claim: Claim, scores: Mapping[str, float],
-               metrics: Callable[[str], pd.DataFrame]) -> float | None:
+               metrics: Callable[[str], pd.DataFrame], segments: pd.DataFrame | None = None) -> float | None:
     """The claim's value of one run; None for a run aggregation did not score (missing,
     failed or trained under another spec), so no claim stands on an unchecked record."""
     if run_id not in scores:
         return None
     if claim.statistic == "score_iqm_difference":
         return scores[run_id]
+    if claim.per_segment:
+        if segments is None or segments.empty:
+            return None
+        return _reduce_segments(claim, *_segment_series(run_id, claim, segments, metrics))
     value = _run_metric(metrics(run_id), claim, claim.metric)
     if value is None or claim.statistic != "metric_gap":
         return value
@@ -246,13 +371,14 @@ def _bootstrap(data: np.ndarray | list[np.ndarray], func, reps: int, seed: int) 
 
 
 def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], scores: Mapping[str, float],
-                  metrics: Callable[[str], pd.DataFrame], reps: int, seed: int) -> dict[str, Any]:
+                  metrics: Callable[[str], pd.DataFrame], reps: int, seed: int,
+                  segments: pd.DataFrame | None = None) -> dict[str, Any]:
     from plasticity_bench.analysis.stats import IMPROVEMENT_PROBABILITY, STATISTICS
 
     matrices, left_out = {}, 0
     for name, group in claim.groups.items():
         members = select(rows, group)
-        values = {row["run_id"]: _run_value(row["run_id"], claim, scores, metrics) for row in members}
+        values = {row["run_id"]: _run_value(row["run_id"], claim, scores, metrics, segments) for row in members}
         matrices[name], missing = group_matrix(members, values)
         left_out += missing
     used = sum(matrix.size for matrix in matrices.values())
@@ -290,10 +416,12 @@ def measure_claim(claim: Claim, rows: Sequence[Mapping[str, Any]], scores: Mappi
 
 
 def measure_claims(entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[str, Any]], runs_dir: Path,
-                   scores: pd.DataFrame, reps: int, seed: int) -> pd.DataFrame:
+                   scores: pd.DataFrame, reps: int, seed: int, segments: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim (CLAIM_COLUMNS). ``rows``: the matrix's planned runs; ``scores``:
     the aggregate's per-run table (run_id, score): the runs it checked and scored, the only
-    ones claims read (their scores for the return claims, their metrics for the others)."""
+    ones claims read (their scores for the return claims, their metrics for the others);
+    ``segments``: the aggregate's segment table of continual runs (continual.segment_table),
+    which per-segment claims read."""
     claims = parse_claims(entries)
     check_claim_groups(claims, rows)
     by_run = dict(zip(scores["run_id"], scores["score"])) if len(scores) else {}
@@ -304,7 +432,7 @@ def measure_claims(entries: Sequence[Mapping[str, Any]], rows: Sequence[Mapping[
             read[run_id] = RunRecord(Path(runs_dir) / run_id).metrics()
         return read[run_id]
 
-    measured = [measure_claim(claim, rows, by_run, metrics, reps, seed) for claim in claims]
+    measured = [measure_claim(claim, rows, by_run, metrics, reps, seed, segments) for claim in claims]
     return pd.DataFrame(measured, columns=CLAIM_COLUMNS)
 
 
