@@ -22,7 +22,7 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
-from plasticity_bench.methods import make_method
+from plasticity_bench.methods import build_methods
 from plasticity_bench.spec import RunSpec, SpecError
 
 OVERRIDE_FLAG = "--allow-short-budget"
@@ -54,9 +54,7 @@ def _updates_formula(spec: RunSpec) -> str:
 def first_actions(spec: RunSpec, updates: int) -> Iterator[tuple[str, str, Any, int]]:
     """(method, option, its value, the update at which the method first acts by it) for each
     of the run's methods planned over ``updates`` (Method.first_action_updates)."""
-    for name in spec.methods:
-        method = make_method(name, **spec.method_options.get(name, {}))
-        method.plan(updates)
+    for name, method in zip(spec.methods, build_methods(spec.methods, spec.method_options, updates)):
         for option, first in method.first_action_updates().items():
             yield name, option, spec.method_options[name][option], first
 

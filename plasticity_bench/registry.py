@@ -6,8 +6,6 @@ method's description is therefore kept here only, not on its class."""
 from __future__ import annotations
 
 import importlib
-import os
-import sys
 from typing import Any
 
 ALGOS: dict[str, tuple[str, str]] = {
@@ -70,32 +68,3 @@ def installed_methods() -> dict[str, Any]:
 def method_names() -> list[str]:
     """Every method a run may name without a "module:Class" reference."""
     return [*METHODS, *(name for name in installed_methods() if name not in METHODS)]
-
-
-def method_class(name: str) -> type:
-    """The Method class a run names: a built-in, an installed entry point, or a user's
-    ``"package.module:Class"``; raises ValueError naming the bad value and the choices."""
-    from plasticity_bench.methods.base import Method
-
-    if name in METHODS:
-        return load(METHODS[name][0])
-    if ":" in name:
-        module_name, _, attribute = name.partition(":")
-        # Like `python -m`, resolve a user's module from the working directory too.
-        if os.getcwd() not in sys.path:
-            sys.path.append(os.getcwd())
-        try:
-            cls = load(name)
-        except ModuleNotFoundError as error:
-            raise ValueError(f"method {name!r}: cannot import module {module_name!r} ({error})") from None
-        except AttributeError:
-            raise ValueError(f"method {name!r}: module {module_name!r} has no attribute {attribute!r}") from None
-    else:
-        installed = installed_methods()
-        if name not in installed:
-            raise ValueError(f"unknown method {name!r}; valid: {', '.join(method_names())}, "
-                             "or a user method as 'package.module:Class'")
-        cls = installed[name].load()
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise ValueError(f"method {name!r} is not a subclass of plasticity_bench.methods.Method")
-    return cls

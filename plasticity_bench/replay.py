@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from plasticity_bench.agents.base import Batch
+from plasticity_bench.roles import Batch
 
 
 class ReplayBuffer:

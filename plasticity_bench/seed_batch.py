@@ -55,7 +55,8 @@ import torch
 from tqdm import tqdm
 
 from plasticity_bench import results
-from plasticity_bench.agents.base import Agent, Batch, TrainingHooks
+from plasticity_bench.agents.base import Agent, TrainingHooks
+from plasticity_bench.roles import Batch
 from plasticity_bench.budget import check_budget, updates_after
 from plasticity_bench.devices import resolve_device
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested

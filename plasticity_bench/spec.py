@@ -21,6 +21,7 @@ from plasticity_bench import registry
 from plasticity_bench.environments import continual, is_discrete, is_supervised, validate_task
 from plasticity_bench.environments.continual import is_continual, named_sequences, parse_name
 from plasticity_bench.environments.supervised import DIGITS_COUNT
+from plasticity_bench.methods import method_class
 from plasticity_bench.networks.diffusion import BETA_SCHEDULES
 from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.layers import ACTIVATIONS
@@ -213,7 +214,7 @@ def parse_methods(method: str) -> tuple[str, ...]:
             raise SpecError(f"method {name!r}: options in brackets are for a config's method entries; on the "
                             f"command line write --method {bracket[1]} {sets}")
         try:
-            registry.method_class(name)
+            method_class(name)
         except ValueError as error:
             raise SpecError(str(error)) from None
     if len(set(names)) != len(names):
@@ -296,7 +297,7 @@ def build_spec(
     if seed not in SEED_RANGE:
         raise SpecError(f"seed={seed} is out of range; valid: integers in {SEED_RANGE}")
 
-    method_classes = {name: registry.method_class(name) for name in methods}
+    method_classes = {name: method_class(name) for name in methods}
     validate_method_combination(method_classes, arch)
 
     hyperparams = default_hyperparams(algo, arch)

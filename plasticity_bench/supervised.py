@@ -50,11 +50,12 @@ from tqdm import tqdm
 
 from plasticity_bench import results
 from plasticity_bench.budget import planned_updates
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks
+from plasticity_bench.agents.base import Agent, TrainingHooks
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
-from plasticity_bench.methods import make_method
+from plasticity_bench.methods import build_methods
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.networks import NetworkConfig, build_body
 from plasticity_bench.provenance import package_versions, run_code
@@ -117,9 +118,7 @@ class SupervisedTrainer(Trainer):
         self.rng = np.random.default_rng(spec.seed)
 
         inputs = task_inputs(split_task(spec.task)[1], self.hp["samples"])
-        self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        for method in self.methods:
-            method.plan(planned_updates(spec))
+        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
         network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)

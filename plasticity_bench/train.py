@@ -29,8 +29,9 @@ from plasticity_bench import registry, results
 from plasticity_bench.agents.base import TrainingHooks
 from plasticity_bench.budget import check_budget, planned_updates, updates_after
 from plasticity_bench.devices import resolve_device
-from plasticity_bench.environments.continual import ContinualEnv, make_task_envs
-from plasticity_bench.methods import make_method
+from plasticity_bench.environments import make_task_envs
+from plasticity_bench.environments.continual import ContinualEnv
+from plasticity_bench.methods import build_methods
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.metrics.plasticity_probe import probe_roles
@@ -194,9 +195,7 @@ class Trainer:
         action_dim = int(self.env.action_space.n) if self.discrete else int(np.prod(self.env.action_space.shape))
         action_shape = () if self.discrete else (action_dim,)
 
-        self.methods = [make_method(name, **spec.method_options.get(name, {})) for name in spec.methods]
-        for method in self.methods:
-            method.plan(planned_updates(spec))
+        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
         network = spec.network_config()
         for method in self.methods:
             network = method.network_config(network)

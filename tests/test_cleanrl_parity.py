@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from plasticity_bench.agents.base import Batch
+from plasticity_bench.roles import Batch
 from plasticity_bench.agents.dqn import DQN
 from plasticity_bench.agents.sac import SAC
 from plasticity_bench.networks import NetworkConfig

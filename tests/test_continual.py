@@ -14,11 +14,12 @@ import pytest
 
 from plasticity_bench.analysis.aggregate import aggregate
 from plasticity_bench.analysis.continual import CONTINUAL_SEGMENTS_FILE, MIN_REFERENCE_SCORE, segment_label
-from plasticity_bench.analysis.continual_plots import plot_continual, segment_lengths
-from plasticity_bench.analysis.plots import aggregate_look
+from plasticity_bench.analysis.continual_plots import segment_lengths
+from plasticity_bench.analysis.plots import aggregate_look, plot_all
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.environments import make_env
-from plasticity_bench.environments.continual import ContinualEnv, Sequence, make_task_envs
+from plasticity_bench.environments import make_task_envs
+from plasticity_bench.environments.continual import ContinualEnv, Sequence
 from plasticity_bench.environments.suites import load_suites
 from plasticity_bench.matrix import expand, train_jobs, write_matrix
 from plasticity_bench.results import load_checkpoint
@@ -215,7 +216,8 @@ def test_plasticity_ratio_row_recomputed_from_the_records(tmp_path):
     assert "continual" in result.summary and result.summary["continual"]["segments_file"] == CONTINUAL_SEGMENTS_FILE
     # the two continual figures, one each for the scope, with the segment boundaries at 400 and 800
     assert segment_lengths(result) == {("continual_classic", "sac", "mlp"): 400}
-    drawn = plot_continual(result, tmp_path / "figures", aggregate_look(result), formats=("png",))
+    drawn = plot_all(result, tmp_path / "figures", figures=["plasticity_ratio", "sequence_returns"], formats=("png",),
+                     look=aggregate_look(result))
     assert sorted(d.kind for d in drawn) == ["plasticity_ratio", "sequence_returns"]
     assert all(path.exists() for d in drawn for path in d.paths)
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods import make_method
 from plasticity_bench.metrics import dormant_scores, grama_scores
 from plasticity_bench.networks import NetworkConfig, neuron_layers

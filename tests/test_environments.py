@@ -331,3 +331,9 @@ def test_real_suite_normalisation_uses_random_and_reference():
     assert score.reference == 1000.0
     assert normalise("dmc:cheetah-run", score.random) == pytest.approx(0.0)
     assert normalise("dmc:cheetah-run", 1000.0) == pytest.approx(1.0)
+
+
+def test_base_task_module_names_the_package_families():
+    from plasticity_bench.environments.tasks import FAMILY_NAMES
+
+    assert FAMILY_NAMES == tuple(TASK_FAMILIES)

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from plasticity_bench import registry
-from plasticity_bench.agents.base import Batch, Role
-from plasticity_bench.methods import Method, make_method
+from plasticity_bench.roles import Batch, Role
+from plasticity_bench.methods import Method, make_method, method_class
 from plasticity_bench.methods.layer_norm import LayerNormMethod
 from plasticity_bench.methods.recycling import concatenate_batches, recycle_neurons
 from plasticity_bench.methods.redo import ReDo
@@ -296,7 +296,7 @@ def test_options_are_the_constructor_defaults():
     # options() reads them from there (same names, values and order), and no method
     # keeps a hand-written copy that could drift.
     for name in registry.METHODS:
-        cls = registry.method_class(name)
+        cls = method_class(name)
         declared = {p.name: p.default for p in inspect.signature(cls).parameters.values()
                     if p.default is not inspect.Parameter.empty}
         assert list(cls.options().items()) == list(declared.items()), name

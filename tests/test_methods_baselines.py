@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role, TrainingHooks
+from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods import make_method
 from plasticity_bench.methods.base import Method
 from plasticity_bench.methods.c_chain import CChain

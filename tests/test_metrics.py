@@ -9,7 +9,7 @@ from plasticity_bench.metric_names import TASK_METRICS
 from plasticity_bench.metrics.plasticity_probe import PROBE_METRICS
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.metrics import (
     METRICS,
     active_fraction,

@@ -13,7 +13,7 @@ from torch import nn
 from torch.func import functional_call
 
 from plasticity_bench import results
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.agents.common import TwinQ
 from plasticity_bench.metrics import (
     METRICS,

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.recycling import recycle_neurons
 from plasticity_bench.methods.redo import ReDo
 from plasticity_bench.methods.regrama import ReGraMa

@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from plasticity_bench import results
-from plasticity_bench.agents.base import Batch
+from plasticity_bench.roles import Batch
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, stack_networks
 from plasticity_bench.seed_batch import SeedGroup, SeedStack, acts_inside_update, ready, train_seeds

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch
+from plasticity_bench.roles import Batch
 from plasticity_bench.agents.common import TwinQ
 from plasticity_bench.agents.common import DeterministicActor
 from plasticity_bench.agents.td3 import TD3

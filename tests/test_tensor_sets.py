@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.tensor_sets import released_modules, residual_blocks, tensor_set_scores
 from plasticity_bench.networks import NetworkConfig

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from plasticity_bench.agents.base import Batch
+from plasticity_bench.roles import Batch
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import build_spec
 from plasticity_bench.train import Trainer

@@ -1,5 +1,6 @@
-"""Agents: SAC and DQN (CleanRL-faithful updates), each naming its networks by role."""
+"""Agents: SAC, TD3 and DQN (CleanRL-faithful updates), each naming its networks by role
+(plasticity_bench/roles.py)."""
 
-from plasticity_bench.agents.base import Agent, Batch, Role
+from plasticity_bench.agents.base import Agent
 
-__all__ = ["Agent", "Batch", "Role"]
+__all__ = ["Agent"]

@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
-from plasticity_bench.agents.common import NoiseDraw, batch_mean
+from plasticity_bench.agents.common import batch_mean
+from plasticity_bench.networks.distributions import NoiseDraw
 from plasticity_bench.optim import adam
-
-
-class Batch(NamedTuple):
-    """A replay sample; first dimension is the batch. ``terminations`` is 1.0 only when the
-    episode truly ended (not on time-limit truncation), so TD targets bootstrap otherwise."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    rewards: torch.Tensor
-    next_obs: torch.Tensor
-    terminations: torch.Tensor
-
-
-LossFn = Callable[[nn.Module, Batch], torch.Tensor]
+from plasticity_bench.roles import Batch, Role
 
 
 def backward(loss: torch.Tensor) -> None:
@@ -44,21 +31,6 @@ def frozen(network: nn.Module) -> Iterator[None]:
         yield
     finally:
         network.requires_grad_(True)
-
-
-@dataclass
-class Role:
-    """One trained network of an agent, seen through the narrow interface that metrics and
-    methods use: the module, its optimizer, the loss it is trained on, and how a replay
-    batch becomes the module's forward inputs. ``targets`` are the agent's target copies of
-    this network (same structure), which methods that reset or restructure the network
-    keep consistent."""
-
-    network: nn.Module
-    optimizer: torch.optim.Optimizer
-    loss_fn: LossFn
-    forward_inputs: Callable[[Batch], tuple[torch.Tensor, ...]]
-    targets: tuple[nn.Module, ...] = ()
 
 
 class TrainingHooks:

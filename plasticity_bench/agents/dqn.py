@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward
+from plasticity_bench.agents.base import Agent, TrainingHooks, backward
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.agents.common import soft_update
 from plasticity_bench.networks import NetworkConfig, build_body
 

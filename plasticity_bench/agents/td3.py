@@ -23,8 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Agent, Batch, Role, TrainingHooks, backward, frozen
-from plasticity_bench.agents.common import TwinQ, global_normal, make_actor, soft_update, twin_q_loss
+from plasticity_bench.agents.base import Agent, TrainingHooks, backward, frozen
+from plasticity_bench.roles import Batch, Role
+from plasticity_bench.agents.common import TwinQ, make_actor, soft_update, twin_q_loss
+from plasticity_bench.networks.distributions import global_normal
 from plasticity_bench.networks import NetworkConfig
 
 

@@ -27,7 +27,12 @@ os.environ.setdefault("MUJOCO_GL", "disable")
 
 import functools  # noqa: E402
 
-__all__ = ["TASK_FAMILIES", "validate_task", "is_discrete", "is_supervised", "make_env", "split_task"]
+from plasticity_bench.environments import continual  # noqa: E402
+from plasticity_bench.environments.tasks import (  # noqa: E402
+    MINATAR_GAMES, SUPERVISED_FAMILY, SUPERVISED_TASKS, dmc_tasks, make_base_env, split_task, validate_base_task)
+
+__all__ = ["TASK_FAMILIES", "MINATAR_GAMES", "SUPERVISED_TASKS", "dmc_tasks", "validate_task", "is_discrete",
+           "is_supervised", "make_env", "make_task_envs", "split_task"]
 
 TASK_FAMILIES: dict[str, str] = {
     "mujoco": "gymnasium MuJoCo v5 locomotion, e.g. mujoco:HalfCheetah-v5",
@@ -40,79 +45,6 @@ TASK_FAMILIES: dict[str, str] = {
           "scikit-learn's digits with labels re-drawn per task",
 }
 
-MINATAR_GAMES: tuple[str, ...] = ("asterix", "breakout", "freeway", "seaquest", "space_invaders")
-SUPERVISED_FAMILY = "sl"
-SUPERVISED_TASKS: tuple[str, ...] = ("digits-random-labels",)
-
-
-def split_task(task: str) -> tuple[str, str]:
-    """``"dmc:cheetah-run"`` → ``("dmc", "cheetah-run")``; ValueError if malformed."""
-    if not isinstance(task, str) or ":" not in task:
-        raise ValueError(
-            f"task {task!r} is not of the form '<family>:<name>'; "
-            f"families: {', '.join(TASK_FAMILIES)}"
-        )
-    family, name = task.split(":", 1)
-    return family, name
-
-
-@functools.cache
-def _gymnasium_names(family: str) -> tuple[str, ...]:
-    from gymnasium.envs.registration import registry
-
-    package = {"mujoco": "gymnasium.envs.mujoco", "gym": "gymnasium.envs.classic_control"}[family]
-    names = []
-    for env_id, spec in registry.items():
-        entry = spec.entry_point
-        module = entry if isinstance(entry, str) else getattr(entry, "__module__", "")
-        if module.startswith(package):
-            names.append(env_id)
-    return tuple(names)
-
-
-@functools.cache
-def dmc_tasks() -> tuple[str, ...]:
-    """Every ``domain-task`` of the installed dm_control suite, without importing it.
-
-    Reads the suite's source: each domain module registers its tasks with
-    ``@SUITE.add(...)`` on a function named after the task. tests/test_environments.py
-    checks this list against ``dm_control.suite.ALL_TASKS``.
-    """
-    import ast
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.find_spec("dm_control")
-    if spec is None or not spec.submodule_search_locations:
-        return ()
-    suite_dir = Path(next(iter(spec.submodule_search_locations))) / "suite"
-    tasks = []
-    for path in sorted(suite_dir.glob("*.py")):
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in tree.body:
-            if isinstance(node, ast.FunctionDef) and any(_is_suite_add(d) for d in node.decorator_list):
-                tasks.append(f"{path.stem}-{node.name}")
-    return tuple(tasks)
-
-
-def _is_suite_add(decorator) -> bool:
-    target = decorator.func if hasattr(decorator, "func") else decorator
-    return (
-        getattr(target, "attr", None) == "add"
-        and getattr(getattr(target, "value", None), "id", None) == "SUITE"
-    )
-
-
-def _valid_names(family: str) -> tuple[str, ...]:
-    if family in ("mujoco", "gym"):
-        return _gymnasium_names(family)
-    if family == "dmc":
-        return dmc_tasks()
-    if family == SUPERVISED_FAMILY:
-        return SUPERVISED_TASKS
-    return MINATAR_GAMES
-
-
 def validate_task(task: str) -> None:
     """Raise a one-line ValueError naming the bad value and the valid choices."""
     family, name = split_task(task)
@@ -121,15 +53,9 @@ def validate_task(task: str) -> None:
             f"unknown task family {family!r} in task {task!r}; families: {', '.join(TASK_FAMILIES)}"
         )
     if family == "continual":  # a sequence is named by a suite or defined by the run's spec (continual.resolve)
-        from plasticity_bench.environments.continual import parse_name
-
-        parse_name(task)
+        continual.parse_name(task)
         return
-    valid = _valid_names(family)
-    if name not in valid:
-        raise ValueError(
-            f"unknown {family} task {name!r} in {task!r}; valid {family} names: {', '.join(valid)}"
-        )
+    validate_base_task(task)
 
 
 def is_supervised(task: str) -> bool:
@@ -146,9 +72,7 @@ def is_discrete(task: str) -> bool:
     if family == SUPERVISED_FAMILY:
         raise ValueError(f"task {task!r} is a supervised task: it has no action space")
     if family == "continual":
-        from plasticity_bench.environments.continual import named_sequences, parse_name
-
-        sequence = named_sequences().get(parse_name(task)[0])
+        sequence = continual.named_sequences().get(continual.parse_name(task)[0])
         if sequence is None:
             raise ValueError(f"continual task {task!r}: its sequence is defined by the run's spec; ask is_discrete of its tasks")
         return is_discrete(sequence["tasks"][0])
@@ -168,21 +92,18 @@ def is_discrete(task: str) -> bool:
 def make_env(task: str):
     """A ``gymnasium.Env`` for ``task`` following the conventions in the module docstring."""
     validate_task(task)
-    family, name = split_task(task)
-    if family == SUPERVISED_FAMILY:
-        raise ValueError(f"task {task!r} is a supervised task, not an environment; algorithm 'sl' trains on it")
-    if family in ("mujoco", "gym"):
-        from plasticity_bench.environments.gym_tasks import make_gymnasium_env
+    if split_task(task)[0] == "continual":  # a suite's named sequence; a run's own sequence: make_task_envs
+        return continual.make_continual_env(task, continual.named_sequences().get(continual.parse_name(task)[0]))
+    return make_base_env(task)
 
-        return make_gymnasium_env(name)
-    if family == "continual":  # a suite's named sequence; a run's own sequence: continual.make_task_envs
-        from plasticity_bench.environments.continual import make_continual_env, named_sequences, parse_name
 
-        return make_continual_env(task, named_sequences().get(parse_name(task)[0]))
-    if family == "dmc":
-        from plasticity_bench.environments.dmc import make_dmc_env
-
-        return make_dmc_env(name)
-    from plasticity_bench.environments.minatar import make_minatar_env
-
-    return make_minatar_env(name)
+def make_task_envs(task: str, hyperparams: dict):
+    """The training and evaluation environments of a run: for a continual task (its sequence
+    named by a suite or given as the run's ``sequence`` setting) the evaluation env follows
+    the training env's segment."""
+    if not continual.is_continual(task):
+        return make_env(task), make_env(task)
+    train_env = continual.make_continual_env(task, hyperparams.get("sequence"))
+    eval_env = continual.make_continual_env(task, hyperparams.get("sequence"))
+    eval_env.follow(train_env)
+    return train_env, eval_env

@@ -48,6 +48,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 
+from plasticity_bench.environments.tasks import make_base_env, validate_base_task
+
 FAMILY = "continual"
 TRANSFORMS: dict[str, dict[str, Any]] = {  # transform -> its options with their defaults
     "none": {},
@@ -102,8 +104,6 @@ class Sequence:
     @classmethod
     def from_dict(cls, data: Any, where: str = "sequence") -> Sequence:
         """Validate a sequence's definition (not its spaces: ``check_spaces``)."""
-        from plasticity_bench.environments import validate_task
-
         if not isinstance(data, dict):
             raise SequenceError(f"{where} must be a mapping with keys {', '.join(SEQUENCE_KEYS)}, got {data!r}")
         unknown = sorted(set(data) - set(SEQUENCE_KEYS))
@@ -117,7 +117,7 @@ class Sequence:
                 raise SequenceError(f"{where}.tasks: {task!r} cannot be a segment; valid: reinforcement-learning tasks "
                                     "of the families mujoco, dmc, gym, minatar")
             try:
-                validate_task(task)
+                validate_base_task(task)
             except ValueError as error:
                 raise SequenceError(f"{where}.tasks: {error}") from None
         steps = data.get("segment_steps")
@@ -203,9 +203,7 @@ class Sequence:
 @functools.cache
 def space_of(task: str) -> tuple[tuple[int, ...], str]:
     """(observation shape, action space as text) of a base task; built once per process."""
-    from plasticity_bench.environments import make_env
-
-    env = make_env(task)
+    env = make_base_env(task)
     try:
         action = env.action_space
         text = f"Discrete({action.n})" if hasattr(action, "n") else f"Box(shape={tuple(action.shape)})"
@@ -293,9 +291,7 @@ def check_budget(task: str, sequence: Sequence, steps: int, hyperparams: dict[st
 
 
 def _base_env(task: str) -> gymnasium.Env:
-    from plasticity_bench.environments import make_env
-
-    return make_env(task)
+    return make_base_env(task)
 
 
 class ContinualEnv(gymnasium.Env):
@@ -417,16 +413,3 @@ def set_dynamics(env, values: dict[str, Any]) -> None:
 def make_continual_env(task: str, sequence: dict[str, Any] | None) -> ContinualEnv:
     name, segment, resolved = resolve(task, sequence)
     return ContinualEnv(name, resolved, only_segment=segment)
-
-
-def make_task_envs(task: str, hyperparams: dict[str, Any]):
-    """The training and evaluation environments of a run: for a continual task the
-    evaluation env follows the training env's segment."""
-    from plasticity_bench.environments import make_env
-
-    if not is_continual(task):
-        return make_env(task), make_env(task)
-    train_env = make_continual_env(task, hyperparams.get("sequence"))
-    eval_env = make_continual_env(task, hyperparams.get("sequence"))
-    eval_env.follow(train_env)
-    return train_env, eval_env

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.networks import NetworkConfig
 
 

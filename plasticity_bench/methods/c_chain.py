@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
 from plasticity_bench.methods.recycling import chosen_roles, non_negative, positive_int, role_names
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
 from plasticity_bench.methods.recycling import chosen_roles, positive_int, role_names
 from plasticity_bench.networks import NetworkConfig

@@ -14,20 +14,19 @@ both outgoing columns i and i + width. Per-output scores (the metrics score each
 2 * width outputs) are folded to one score per unit by their maximum: a unit is only as
 dormant as its livelier half, since re-drawing the row resets both halves.
 
-The module also holds the helpers that whole-layer interventions share (``fresh_copy``,
-``reinitialise``, ``forget_parameters``, ``sync_targets``, ``chosen_roles``).
+The module also holds the helpers that whole-layer interventions share (``forget_parameters``,
+``sync_targets``, ``chosen_roles``; fresh copies are networks/reinit.py).
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.layers import NeuronLayer, neuron_layers
 
@@ -181,26 +180,6 @@ def chosen_roles(method: str, roles: Mapping[str, Role], names: tuple[str, ...] 
 
 
 # --- whole-module re-initialisation (reset, shrink & perturb) ----------------------------
-
-
-def fresh_copy(network: nn.Module) -> nn.Module:
-    """A copy of ``network`` with every module re-drawn by its own initialiser
-    (``reset_parameters``: nn.Linear's Kaiming-uniform weights and uniform biases,
-    LayerNorm's ones and zeros), in module order, from torch's global generator."""
-    fresh = copy.deepcopy(network)
-    reinitialise(fresh.modules())
-    return fresh
-
-
-def reinitialise(modules: Iterable[nn.Module]) -> list[nn.Parameter]:
-    """Re-draw each module that has an initialiser; returns the parameters it re-drew."""
-    touched: list[nn.Parameter] = []
-    with torch.no_grad():
-        for module in modules:
-            if hasattr(module, "reset_parameters"):
-                module.reset_parameters()
-                touched += list(module.parameters(recurse=False))
-    return touched
 
 
 def forget_parameters(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter]) -> None:

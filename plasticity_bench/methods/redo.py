@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.recycling import NeuronRecycler, recycle_neurons
 from plasticity_bench.metrics.activity import dormant_scores
 

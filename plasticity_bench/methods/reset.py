@@ -23,9 +23,9 @@ from typing import Any
 
 from torch import nn
 
-from plasticity_bench.agents.base import Role
-from plasticity_bench.methods.recycling import (PeriodicRoleMethod, forget_parameters, positive_int, reinitialise,
-                                                role_names, sync_targets)
+from plasticity_bench.roles import Role
+from plasticity_bench.methods.recycling import PeriodicRoleMethod, forget_parameters, positive_int, role_names, sync_targets
+from plasticity_bench.networks.reinit import reinitialise
 
 
 def bodies(net: nn.Module) -> list[nn.Module]:

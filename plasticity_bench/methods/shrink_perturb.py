@@ -31,8 +31,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Role
-from plasticity_bench.methods.recycling import PeriodicRoleMethod, fresh_copy, positive_int, role_names
+from plasticity_bench.roles import Role
+from plasticity_bench.methods.recycling import PeriodicRoleMethod, positive_int, role_names
+from plasticity_bench.networks.reinit import fresh_copy
 
 FORMS = ("noise", "fresh")
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from plasticity_bench.agents.base import Batch, Role
+from plasticity_bench.roles import Batch, Role
 from plasticity_bench.metric_names import MONITOR_TAUS
 from plasticity_bench.metrics.activity import probe
 from plasticity_bench.metrics.curvature import hessian_top_eigenvalue

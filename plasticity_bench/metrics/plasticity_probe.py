@@ -46,8 +46,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from plasticity_bench.agents.base import Role
-from plasticity_bench.methods.recycling import fresh_copy
+from plasticity_bench.roles import Role
+from plasticity_bench.networks.reinit import fresh_copy
 from plasticity_bench.networks.stacked import NotStackableError, stack_networks
 from plasticity_bench.optim import adam
 from plasticity_bench.replay import ReplayBuffer

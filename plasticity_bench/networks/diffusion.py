@@ -67,7 +67,7 @@ import math
 import torch
 from torch import nn
 
-from plasticity_bench.agents.common import NoiseDraw, squash_log_std, tanh_gaussian
+from plasticity_bench.networks.distributions import NoiseDraw, squash_log_std, tanh_gaussian
 from plasticity_bench.networks.config import NetworkConfig
 from plasticity_bench.networks.mlp import MLP
 
