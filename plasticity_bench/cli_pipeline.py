@@ -86,9 +86,9 @@ def report_command(
     typer.echo(f"report at {target}")
 
 
-FIGURE_NAMES = ("interval_estimates", "performance_profile", "probability_of_improvement", "sample_efficiency",
-                "task_curves", "run_curves", "sensitivity", "inactive_vs_dormant",
-                "metric_curves", "claims")  # plots.FIGURES, without importing matplotlib here
+FIGURE_NAMES = ("interval_estimates", "plasticity_ratio", "sequence_returns", "performance_profile",
+                "probability_of_improvement", "sample_efficiency", "task_curves", "run_curves", "sensitivity",
+                "inactive_vs_dormant", "metric_curves", "claims")  # plots.FIGURES, without importing matplotlib here
 COLUMNS = ("single", "double")  # style.WIDTHS
 
 

@@ -24,7 +24,7 @@ from plasticity_bench.environments.suites import load_suites
 from plasticity_bench.matrix import expand, train_jobs, write_matrix
 from plasticity_bench.results import load_checkpoint
 from plasticity_bench.spec import SpecError, build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 PENDULUM4 = {"tasks": ["gym:Pendulum-v1"] * 4, "segment_steps": 400}
 SAC_SMALL = {"learning_starts": 200, "eval_every_steps": 200, "eval_episodes": 1, "hidden_sizes": [32, 32],

@@ -121,6 +121,73 @@ def swept(tmp_path_factory):
         return aggregate(matrix, runs, reps=REPS, seed=0)
 
 
+CONTINUAL_SCOPE = ("continual_classic", "sac", "mlp")
+SEGMENT_STEPS = 1000
+
+
+def with_continual(result):
+    """``result`` plus a continual scope: the mlp scope's IQM curves as its whole-sequence
+    curves (5 segments of 1000 steps) and per-segment plasticity ratios computed by the
+    aggregate's own ``ratio_intervals`` from a toy segment table (none's ratio falls by 0.2
+    per segment, every other method's stays at 1, seeds 0.02 apart)."""
+    from dataclasses import replace
+
+    from plasticity_bench.analysis.continual import ratio_intervals
+
+    curves = result.sample_efficiency
+    sequence = curves[curves["arch"] == "mlp"].assign(suite=CONTINUAL_SCOPE[0], algo=CONTINUAL_SCOPE[1])
+    methods = sorted(set(sequence["method"]))
+    segments = pd.DataFrame([{"suite": CONTINUAL_SCOPE[0], "algo": CONTINUAL_SCOPE[1], "arch": CONTINUAL_SCOPE[2],
+                              "method": method, "task": "continual:toy", "seed": seed, "segment": k,
+                              "run_id": f"{method}-{seed}",
+                              "plasticity_ratio": (1 - 0.2 * k if method == "none" else 1.0) + 0.02 * seed}
+                             for method in methods for seed in range(3) for k in range(5)])
+    continual = {"ratios": ratio_intervals(segments, reps=REPS, seed=0, confidence=0.95).to_dict("records"),
+                 "leaderboard": [], "segment_steps": [{"suite": CONTINUAL_SCOPE[0], "algo": CONTINUAL_SCOPE[1],
+                                                       "arch": CONTINUAL_SCOPE[2], "task": "continual:toy",
+                                                       "segment_steps": SEGMENT_STEPS}]}
+    return replace(result, sample_efficiency=pd.concat([curves, sequence], ignore_index=True),
+                   summary={**result.summary, "continual": continual})
+
+
+def test_continual_figures_are_drawn_for_continual_scopes_in_the_pages_order(swept, tmp_path):
+    """plot_all draws the plasticity ratio and the return over the sequence for the continual
+    scope only, right after its ranking (the page shows a scope's figures in this order), and
+    no sample-efficiency curve there (the return over the sequence is that curve with the
+    segment ends); a stationary scope keeps its sample-efficiency curve."""
+    toy = with_continual(swept)
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        drawn = plots.plot_all(toy, tmp_path, formats=["svg"])
+    kinds = [figure.kind for figure in drawn if figure.scope is not None and tuple(figure.scope) == CONTINUAL_SCOPE]
+    assert kinds == ["plasticity_ratio", "sequence_returns"]  # the toy scope has no leaderboard rows of its own
+    order = [figure.kind for figure in drawn]
+    assert (max(i for i, kind in enumerate(order) if kind == "interval_estimates") < order.index("plasticity_ratio")
+            < order.index("sequence_returns") < order.index("performance_profile"))
+    others = {(figure.kind, tuple(figure.scope)) for figure in drawn if figure.scope is not None}
+    assert ("sample_efficiency", ("toy", "sac", "mlp")) in others
+    assert not {kind for kind, scope in others if scope != CONTINUAL_SCOPE} & {"plasticity_ratio", "sequence_returns"}
+    sequence = next(figure for figure in drawn if figure.kind == "sequence_returns")
+    text = sequence.paths[0].read_text()
+    # one dotted grey line per segment end inside the sequence: 1000, 2000, 3000, 4000
+    assert len(re.findall(r"stroke: #999999", text)) == 4
+    assert "segment ends" not in sequence.caption and "dotted lines mark each segment" in sequence.caption
+    ratio = next(figure for figure in drawn if figure.kind == "plasticity_ratio")
+    assert "below 1 = lost plasticity" in ratio.caption
+    assert f">{plots.DisplayNames().task('continual:toy')}<" in ratio.paths[0].read_text()
+
+
+def test_continual_figures_keep_to_the_methods_asked_for(swept, tmp_path):
+    toy = with_continual(swept)
+    look = plots.aggregate_look(toy)
+    drawn = plots.plot_all(toy, tmp_path, figures=["plasticity_ratio", "sequence_returns"], formats=["svg"],
+                           look=look, methods=["none", "redo"])
+    assert sorted(figure.kind for figure in drawn) == ["plasticity_ratio", "sequence_returns"]
+    for figure in drawn:
+        text = figure.paths[0].read_text()
+        assert set(re.findall(r'id="method:([^"]+)"', text)) == {"none", "redo"}, figure.kind
+    assert plots.plot_all(swept, tmp_path, figures=["plasticity_ratio", "sequence_returns"]) == []
+
+
 def test_a_method_has_the_same_style_in_every_figure(swept, tmp_path):
     with matplotlib.rc_context({"svg.fonttype": "none"}):  # text as <text>, to read the labels
         drawn = plots.plot_all(swept, tmp_path, figures=["sample_efficiency", "task_curves", "metric_curves"],
@@ -278,7 +345,7 @@ def draw_every_figure(result, out, **look_options):
     from dataclasses import replace
 
     claims = pd.read_csv(CLAIMS_CSV, keep_default_na=False, na_values=[""])
-    with_claims = replace(result, claims=claims)
+    with_claims = replace(with_continual(result), claims=claims)
     look = plots.aggregate_look(with_claims, **look_options)
     with matplotlib.rc_context({"svg.fonttype": "none"}):
         return plots.plot_all(with_claims, out, formats=["svg"], look=look)

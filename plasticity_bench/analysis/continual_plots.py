@@ -4,7 +4,8 @@ sequence with the segment boundaries drawn, and the plasticity ratio per segment
 Both read an ``Aggregate``: its ``sample_efficiency`` (for a continual scope, the IQM over
 runs of each run's whole-sequence curve, every evaluation normalised with its segment's
 task) and its summary's ``continual`` entry (the per-segment ratios and segment lengths).
-Each writes one figure per continual scope and returns the ``style.Drawn`` records.
+Each writes one figure per continual scope and returns the ``style.Drawn`` records;
+``plots.plot_all`` draws them (``plots.FIGURES``: ``sequence_returns``, ``plasticity_ratio``).
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def plot_sequence_returns(aggregate, out_dir: Path, look: Look, formats: Sequenc
         drawn.append(Drawn("sequence_returns", scope, (
             "Normalised evaluation return over the whole task sequence (each evaluation normalised with its "
             f"segment's task): IQM over runs with its {look.ci} band; dotted lines mark each segment's nominal "
-            "end, after which the task changes at the next episode boundary."), paths, fig.get_figwidth()))
+            "end, after which the task changes at the next episode boundary. Read the climb after each line: a "
+            "method that keeps its plasticity recovers within each segment as in the first; one that loses it "
+            "recovers less with every switch."), paths, fig.get_figwidth()))
     return drawn
 
 
@@ -97,12 +100,7 @@ def plot_plasticity_ratio(aggregate, out_dir: Path, look: Look, formats: Sequenc
         drawn.append(Drawn("plasticity_ratio", scope, (
             "Plasticity ratio per segment: the end-of-segment normalised score over that of a fresh agent (method "
             f"none, new network) trained as long on the segment's task alone, mean over seeds with its {look.ci}; "
-            "1 (dashed) = learns the segment as well as a new network, below 1 = lost plasticity."), paths,
+            "1 (dashed) = learns the segment as well as a new network, below 1 = lost plasticity (or interference "
+            "from earlier segments). Segment 0 is every method's first task; read the later segments."), paths,
             fig.get_figwidth()))
     return drawn
-
-
-def plot_continual(aggregate, out_dir: Path, look: Look, formats: Sequence[str] = FORMATS) -> list[Drawn]:
-    """Both continual figures of every continual scope of ``aggregate`` (none without one)."""
-    return plot_sequence_returns(aggregate, out_dir, look, formats) + plot_plasticity_ratio(aggregate, out_dir, look,
-                                                                                           formats)

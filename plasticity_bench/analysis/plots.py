@@ -8,7 +8,9 @@ saying what to read from the figure, the width it is meant to be printed at). Ea
 one column (``style.COLUMN_WIDTH``) or both (``style.PAGE_WIDTH``) wide, at ``Look.font_size``.
 ``FIGURES`` maps the figure names of ``plasticity-bench plot --figure`` to their functions;
 ``plot_all`` draws any subset of them with one look for every figure. The curve figures are
-``curve_plots``'s.
+``curve_plots``'s; the continual figures (return over the sequence, plasticity ratio per
+segment) ``continual_plots``'s, drawn for continual scopes only, where the return over the
+sequence replaces the sample-efficiency curve (the same IQM curve, without the segment ends).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Callable, Iterable, Sequence
 
 import pandas as pd
 
-from plasticity_bench.analysis import curve_plots
+from plasticity_bench.analysis import continual_plots, curve_plots
 from plasticity_bench.analysis.display import DisplayNames
 from plasticity_bench.analysis.style import (COLUMN_WIDTH, FONT_SIZE, FORMATS, KEY_COLOUR, PAGE_WIDTH, Drawn, Look,
                                              PlotError, distinct_styles, is_baseline, legend_below, paper_style, save,
@@ -328,9 +330,17 @@ def plot_claims(claims: pd.DataFrame, out_dir: Path, look: Look, formats: Sequen
         paths, fig.get_figwidth())]
 
 
-#: figure name (``plasticity-bench plot --figure``) -> (Aggregate table it draws, function).
+#: FIGURES' table of a figure that reads the whole aggregate (the continual figures also read
+#: its summary's ``continual`` entry).
+WHOLE_AGGREGATE = ""
+
+#: figure name (``plasticity-bench plot --figure``) -> (Aggregate table it draws, function), in
+#: the order a report page shows a scope's figures: the ranking, then (continual scopes) the
+#: plasticity ratio per segment and the return over the sequence, then the rest.
 FIGURES: dict[str, tuple[str, Callable[..., list[Drawn]]]] = {
     "interval_estimates": ("interval_estimates", plot_interval_estimates),
+    "plasticity_ratio": (WHOLE_AGGREGATE, continual_plots.plot_plasticity_ratio),
+    "sequence_returns": (WHOLE_AGGREGATE, continual_plots.plot_sequence_returns),
     "performance_profile": ("performance_profiles", plot_performance_profiles),
     "probability_of_improvement": ("probability_of_improvement", plot_probability_of_improvement),
     "sample_efficiency": ("sample_efficiency", plot_sample_efficiency),
@@ -387,6 +397,11 @@ def only_methods(aggregate, methods: Iterable[str]):
                 keep &= table["baseline"].isin(methods) | table["baseline"].map(is_baseline)
             table = table[keep]
         tables[name] = table
+    continual = aggregate.summary.get("continual")
+    if continual:  # the continual figures' per-segment ratios live in the summary
+        continual = {**continual, **{key: [row for row in continual.get(key, []) if row["method"] in methods]
+                                     for key in ("ratios", "leaderboard")}}
+        return replace(aggregate, **tables, summary={**aggregate.summary, "continual": continual})
     return replace(aggregate, **tables)
 
 
@@ -403,12 +418,19 @@ def plot_all(aggregate, out_dir: Path, figures: Iterable[str] | None = None, for
     if methods is not None:
         aggregate = only_methods(aggregate, methods)
     drawn: list[Drawn] = []
-    for name in (list(FIGURES) if figures is None else list(figures)):
+    names = list(FIGURES) if figures is None else list(figures)
+    continual_scopes = set(continual_plots.segment_lengths(aggregate))
+    for name in names:
         if name not in FIGURES:
             raise PlotError(f"unknown figure {name!r}; valid: {', '.join(FIGURES)}")
         table, function = FIGURES[name]
+        if table == WHOLE_AGGREGATE:
+            drawn += function(aggregate, out_dir, look, formats=formats)
+            continue
         options = {"metrics": metrics} if name == "metric_curves" else {}
         frame = getattr(aggregate, table)
+        if name == "sample_efficiency" and "sequence_returns" in names and continual_scopes and not frame.empty:
+            frame = frame[~frame[SCOPE].apply(tuple, axis=1).isin(continual_scopes)]
         if frame.empty:
             continue
         drawn += function(_without_redundant_overall(frame), out_dir, look, formats=formats, **options)
