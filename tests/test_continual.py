@@ -182,6 +182,13 @@ def test_fresh_agent_references_are_planned_once_per_segment_task_and_seed(tmp_p
 def test_plasticity_ratio_row_recomputed_from_the_records(tmp_path):
     config = trained_config(tmp_path)
     config["methods"] = ["none"]
+    # the continual claims read the aggregate's segment table and the runs' monitor rows
+    config["claims"] = [
+        {"claim": "ratio below 1", "source": "s", "statistic": "level", "value": "mean", "metric": "plasticity_ratio",
+         "group": {"method": "none", "task": "continual:mine"}, "expect": {"below": 1}},
+        {"claim": "dormant grows", "source": "s", "statistic": "change", "metric": "dormant_ratio@0.1",
+         "network": "critic", "segments": "all", "group": {"method": "none", "task": "continual:mine"},
+         "expect": {"above": 0}}]
     runs, dropped = expand(config)
     runs_dir = tmp_path / "runs"
     for run in runs:
@@ -210,6 +217,19 @@ def test_plasticity_ratio_row_recomputed_from_the_records(tmp_path):
     assert row["score"] == pytest.approx(score) and row["reference_score"] == pytest.approx(reference_score)
     assert row["plasticity_ratio"] == pytest.approx(score / reference_score)
     assert row["reference_run_id"] == run.references[1]
+    # the claims, by hand from the segment table and the monitor rows at each segment's end
+    ratio, dormant = result.claims.to_dict("records")
+    late = segments[segments["segment"] >= 1].groupby("seed")["plasticity_ratio"].mean()
+    assert ratio["measured"] == pytest.approx(late.mean()) and ratio["runs"] == 2
+    changes = []
+    for continual_run in (r for r in runs if not r.reference):
+        metrics = RunRecord(runs_dir / continual_run.spec.run_id).metrics()
+        rows = metrics[(metrics["metric"] == "dormant_ratio@0.1") & (metrics["network"] == "critic")
+                       & (metrics["layer"] == "all")].sort_values("step")
+        first, last = (rows[(rows["step"] > start) & (rows["step"] <= start + 400)]["value"].iloc[-1]
+                       for start in (0, 800))
+        changes.append(last - first)
+    assert dormant["measured"] == pytest.approx(np.mean(changes))
     # the leaderboard scores segments 1 and 2 as tasks; segment 0 is not ranked
     tasks = set(result.scores.loc[result.scores["suite"] == "continual_classic", "task"])
     assert tasks == {segment_label("continual:mine", 1), segment_label("continual:mine", 2)}
