@@ -1,0 +1,690 @@
+"""Several seeds of one cell trained by one process, the seeds a batch dimension.
+
+Each seed is an ordinary Trainer (train.py): its own environments, replay buffer, agent,
+methods, numpy generator, records and run folder, under the run id a one-seed run has. What
+the seeds share is the gradient update: ``SeedStack`` stacks their networks, SAC's log alpha
+and replay buffers along a leading seed axis (networks/stacked.py), and every seed's
+tensors become views of the stack's. The stack's optimizer steps every seed's own
+parameters and optimizer state in one call (``SeedwiseOptimizer``). One update then trains
+every seed with one set of kernels, and everything else a seed does (act, step its
+environment, monitor, probe, let its methods act, evaluate, checkpoint) runs on its own
+modules as in a one-seed run, seeing the stack's numbers through the views.
+
+Randomness. A seed's torch draws come from a generator of its own that continues its
+one-seed run's global stream: the replay indices and update noise are drawn from it
+directly, in the one-seed order, and everything else a seed does runs with the global
+generator swapped to the seed's state (``seed_rng``). So seed s draws the numbers its
+one-seed run draws.
+
+Exactness. The stack computes what the one-seed runs compute, per seed: batched matmuls,
+per-seed reductions, a one-output layer as a product and a sum (networks/stacked.py), and an
+optimizer step that hands each seed's parameters to the kernel as tensors of their own
+(before, the fused Adam kernel split the flattened [seeds, ...] tensor into vector and scalar
+parts by its total size, so a seed's rounding depended on how many seeds it shared a stack
+with). On CPU a seed trained in a stack of 4 equals its one-seed run bit for bit
+(tests/test_red_team_seed_stack.py, up to 2000 updates; docs/robustness.md gives the
+measured runs; on a GPU this is not measured). Manifests record the stacks a run trained in (``trained_with``).
+
+What a method does to a seed's modules takes effect as in its one-seed run: in-place edits
+reach the stack through the views; a replaced tensor or dropped optimizer state, a changed
+requires_grad or optimizer setting make the stack rebuild (``SeedStack.intact``), and seeds
+that then differ train apart, each as a stack of one (its one-seed run).
+
+What does not stack trains seed by seed in the same process, with the same records (a
+``NotStackableError`` says why): supervised runs, networks with modules other than
+Linear/LayerNorm holding parameters (the diffusion actor), optimizers other than Adam/AdamW
+(TRAC), and methods that act inside the update (loss terms, training-forward hooks, a
+mid-run change of network structure): ``Method.batches_across_seeds``.
+
+Failures and resumption. A seed whose loss or parameters turn non-finite fails alone at its
+next health check; the stack is rebuilt without it. Every seed checkpoints as a one-seed run
+does (own file, own episode boundary); after a kill, seeds behind the furthest one catch up
+alone, and the stack forms again once they are level.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from plasticity_bench import results
+from plasticity_bench.agents.base import Agent, TrainingHooks
+from plasticity_bench.roles import Batch
+from plasticity_bench.budget import check_budget, updates_after
+from plasticity_bench.devices import resolve_device
+from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
+from plasticity_bench.methods.base import Method
+from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
+from plasticity_bench.spec import RunSpec
+from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, one_line, open_run, train
+from plasticity_bench.training_log import TrainingLog
+
+STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
+
+
+def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, device: str | torch.device = "auto",
+                progress: bool = True, restart: bool = False, allow_short_budget: bool = False,
+                tensorboard: bool = True, track: bool = False) -> list[dict]:
+    """Train the runs ``specs`` (one cell, seeds differing) into ``run_dirs``; return every
+    run's final manifest, a failed seed's included (status failed, its reason in ``error``).
+
+    Raises, before anything is trained, what ``train.train`` raises before it trains
+    (ShortBudgetError, RunConflictError, RunLockedError, CorruptRecordError).
+    """
+    cells = {json.dumps({key: value for key, value in spec.to_dict().items() if key != "seed"}, sort_keys=True)
+             for spec in specs}
+    if len(cells) != 1:
+        raise ValueError("train_seeds trains the seeds of one cell: the specs differ in more than their seed")
+    if not allow_short_budget:
+        for spec in specs:
+            check_budget(spec)
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    if specs[0].algo == "sl":  # the supervised trainer has its own loop: one seed after another
+        return [_train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track)
+                for spec, run_dir in zip(specs, run_dirs)]
+    with ExitStack() as locks:
+        manifests: dict[int, dict] = {}
+        trainers: list[Trainer] = []
+        for run_dir in run_dirs:
+            locks.enter_context(results.run_lock(Path(run_dir)))
+        # --restart with several seeds: only the seeds whose records are damaged start again
+        # (all of them when none is); the others resume, or stay completed.
+        damaged = [restart and (len(specs) == 1 or damaged_records(Path(run_dir))) for run_dir in run_dirs]
+        restarts = damaged if any(damaged) else [restart] * len(specs)
+        for index, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
+            try:
+                opened = open_run(spec, Path(run_dir), threads, device, False,
+                                  restarts[index], TrainingLog(Path(run_dir), tensorboard, track))
+            except RunFailedError:
+                manifests[index] = results.read_manifest(Path(run_dir))
+                continue
+            if isinstance(opened, dict):
+                manifests[index] = opened
+            else:
+                ready(opened)
+                trainers.append(opened)
+        if trainers:  # none when every seed had completed
+            for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
+                manifests[specs.index(trainer.spec)] = manifest
+    return [manifests[index] for index in range(len(specs))]
+
+
+def damaged_records(run_dir: Path) -> bool:
+    """Whether the run's manifest or checkpoint cannot be read (so it cannot resume)."""
+    try:
+        manifest = results.read_manifest(run_dir)
+        if manifest is not None and manifest.get("status") == "completed":
+            return False  # a completed run is never resumed: its checkpoint is not read
+        if (run_dir / results.CHECKPOINT).exists():
+            results.load_checkpoint(run_dir / results.CHECKPOINT)
+    except results.CorruptRecordError:
+        return True
+    return False
+
+
+def ready(trainer: Trainer) -> None:
+    """Resume the trainer and give it its generators, from the global state its
+    construction and checkpoint left (before the next seed's trainer is built)."""
+    trainer.resume()
+    trainer.generators = SeedGenerators(trainer.device)
+
+
+def _train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track) -> dict:
+    try:
+        return train(spec, run_dir, threads=threads, device=device, progress=progress, restart=restart,
+                     allow_short_budget=True, tensorboard=tensorboard, track=track)
+    except RunFailedError:
+        return results.read_manifest(Path(run_dir))
+
+
+class SeedGenerators:
+    """A seed's torch generators (host, and the device's on CUDA), created from torch's
+    global state at construction: the state the seed's one-seed run would go on with."""
+
+    def __init__(self, device: torch.device):
+        self.host = torch.Generator()
+        self.host.set_state(torch.get_rng_state())
+        self.device = None
+        if device.type == "cuda":
+            self.device = torch.Generator(device=device)
+            self.device.set_state(torch.cuda.get_rng_state(device))
+        self.device_type = device
+
+    @property
+    def for_device(self) -> torch.Generator:
+        """The generator of tensors on the training device."""
+        return self.device if self.device is not None else self.host
+
+
+@contextmanager
+def seed_rng(generators: SeedGenerators) -> Iterator[None]:
+    """torch's global generator(s) at the seed's state inside; the seed's state after."""
+    torch.set_rng_state(generators.host.get_state())
+    if generators.device is not None:
+        torch.cuda.set_rng_state(generators.device.get_state(), generators.device_type)
+    try:
+        yield
+    finally:
+        generators.host.set_state(torch.get_rng_state())
+        if generators.device is not None:
+            generators.device.set_state(torch.cuda.get_rng_state(generators.device_type))
+
+
+def group_settings(group: dict) -> dict:
+    return {key: value for key, value in group.items() if key != "params"}
+
+
+def settings_of(optimizer: torch.optim.Optimizer) -> list[tuple[tuple[int, ...], dict]]:
+    """Each parameter group's parameters (by identity) and a copy of its settings."""
+    return [(tuple(map(id, group["params"])), group_settings(group)) for group in optimizer.param_groups]
+
+
+def same_settings(a: dict, b: dict) -> bool:
+    """Group settings equal, a tensor setting (a tensor learning rate) only when the same object."""
+    return a.keys() == b.keys() and all(
+        a[key] is b[key] or (not isinstance(a[key], torch.Tensor) and not isinstance(b[key], torch.Tensor)
+                             and a[key] == b[key]) for key in a)
+
+
+def same_groups(now: list[tuple[tuple[int, ...], dict]], held: list[tuple[tuple[int, ...], dict]]) -> bool:
+    return len(now) == len(held) and all(ids == held_ids and same_settings(settings, held_settings)
+                                         for (ids, settings), (held_ids, held_settings) in zip(now, held))
+
+
+def acts_inside_update(method: Method) -> bool:
+    """Whether a method changes the update itself (loss terms, a look at the loss, hooks on
+    the training forward, new network structure): such seeds cannot share a stacked update."""
+    kind = type(method)
+    return (not kind.batches_across_seeds or kind.loss_terms is not Method.loss_terms
+            or kind.observe_loss is not Method.observe_loss)
+
+
+class SeedwiseOptimizer:
+    """The stack's optimizer as the agent uses it (zero_grad, step): ``inner`` is an optimizer
+    of the seeds' kind (Adam or AdamW, fused where theirs are) over every seed's own parameters,
+    whose state is each seed's own state dict; a step hands each seed parameter its slice of
+    the stacked gradient and steps them all in one call. Each seed's parameter is a tensor of
+    its own to the kernel, so the kernel splits it into vector and scalar parts as it does in
+    the seed's one-seed run (on the flattened [seeds, ...] tensor that split, and so the
+    rounding of a seed's elements, depended on the number of seeds), and each seed keeps its
+    own step count, which a method may reset. ``pairs``: (stacked parameter, its seeds' parameters)."""
+
+    def __init__(self, inner: torch.optim.Optimizer, pairs: list[tuple[torch.Tensor, list[torch.Tensor]]]):
+        self.inner, self.pairs = inner, pairs
+
+    @property
+    def param_groups(self) -> list[dict]:
+        return self.inner.param_groups
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for stacked, _ in self.pairs:
+            stacked.grad = None
+
+    def step(self) -> None:
+        for stacked, seed_params in self.pairs:
+            grad = stacked.grad
+            for index, seed_param in enumerate(seed_params):
+                seed_param.grad = None if grad is None else grad[index]
+        try:
+            self.inner.step()
+        finally:
+            for _, seed_params in self.pairs:
+                for seed_param in seed_params:
+                    seed_param.grad = None
+
+
+class SeedStack:
+    """The seeds' agents as one agent whose tensors carry a leading seed axis (module doc).
+    Built from the trainers' current state; raises NotStackableError (changing nothing)
+    when something cannot stack."""
+
+    def __init__(self, trainers: list[Trainer], previous: SeedStack | None = None):
+        for trainer in trainers:
+            inside = [method.name for method in trainer.methods if acts_inside_update(method)]
+            if inside:
+                raise NotStackableError(f"method {inside[0]} acts inside the update")
+        agents: list[Agent] = [trainer.agent for trainer in trainers]
+        for name in type(agents[0]).stacked_networks:
+            for network in (getattr(agent, name) for agent in agents):
+                check_stackable(network)
+        for name in type(agents[0]).stacked_optimizers:
+            kinds = {type(getattr(agent, name)) for agent in agents}
+            if len(kinds) != 1 or kinds.pop() not in STACKABLE_OPTIMIZERS:
+                raise NotStackableError(f"{name} is not Adam or AdamW")
+        if len({trainer.replay.size for trainer in trainers}) != 1:
+            raise NotStackableError("the seeds' replay buffers differ in size")
+        for name in type(agents[0]).stacked_tensors:
+            if len({getattr(agent, name).requires_grad for agent in agents}) != 1:
+                raise NotStackableError(f"the seeds' {name} differ in requires_grad")
+
+        self.trainers = trainers
+        self.generators: list[SeedGenerators] = [trainer.generators for trainer in trainers]
+        self.views: list[tuple[torch.Tensor, int]] = []  # (seed tensor, the address it must keep)
+        # (a seed's optimizer, parameter, its state dict, and the objects the dict must hold)
+        self.states: list[tuple[torch.optim.Optimizer, torch.Tensor, dict, dict]] = []
+        # What a method may change on a seed's ordinary modules and the stack would not see:
+        # whether each seed tensor takes gradients, and each seed optimizer's group settings.
+        self.grad_flags: list[tuple[torch.Tensor, bool]] = []
+        self.group_settings: list[tuple[torch.optim.Optimizer, list[tuple[tuple[int, ...], dict]]]] = []
+        agent = copy.copy(agents[0])
+        for attribute, value in vars(agents[0]).items():  # diagnostics dicts: the stack's own
+            if isinstance(value, dict) and attribute != "hp":
+                setattr(agent, attribute, {})
+        counterpart: dict[int, torch.Tensor] = {}  # id(seed parameter) → stacked parameter
+        for name in type(agent).stacked_networks:
+            networks = [getattr(seed_agent, name) for seed_agent in agents]
+            stacked = stack_networks(networks)
+            for network in networks:
+                for param, stacked_param in zip(network.parameters(), stacked.parameters()):
+                    counterpart[id(param)] = stacked_param
+                    self.views.append((param, param.data_ptr()))
+                    self.grad_flags.append((param, param.requires_grad))
+            setattr(agent, name, stacked)
+        for name in type(agent).stacked_tensors:
+            tensors = [getattr(seed_agent, name) for seed_agent in agents]
+            stacked = stack_tensors(tensors, tensors[0].requires_grad)
+            for tensor in tensors:
+                counterpart[id(tensor)] = stacked
+                self.views.append((tensor, tensor.data_ptr()))
+                self.grad_flags.append((tensor, tensor.requires_grad))
+            setattr(agent, name, stacked)
+        for name in type(agent).stacked_optimizers:
+            setattr(agent, name, self.stack_optimizer([getattr(seed_agent, name) for seed_agent in agents], counterpart))
+        agent.hooks = TrainingHooks()  # no stacked seed has a method inside the update
+        agent.seeds = len(agents)
+        agent.draw_normal = self.draw_normal
+        agent.roles = agent.make_roles()
+        self.agent = agent
+
+        replays = [trainer.replay for trainer in trainers]
+        if previous is not None and previous.trainers == trainers and previous.replay_intact():
+            self.replay_fields, self.replay_views = previous.replay_fields, previous.replay_views  # no copy
+        else:
+            self.replay_fields, self.replay_views = [], []
+            for field in ("obs", "actions", "rewards", "next_obs", "terminations"):
+                tensors = [getattr(replay, field) for replay in replays]
+                self.replay_fields.append(stack_tensors(tensors, False))
+                self.replay_views += [(tensor, tensor.data_ptr()) for tensor in tensors]
+        self.seed_index = torch.arange(len(trainers), device=replays[0].device).unsqueeze(1)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.counts: dict[str, int] = {}
+
+    def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
+                        ) -> SeedwiseOptimizer:
+        """The stack's optimizer: one optimizer of the seeds' kind over every seed's own
+        parameters and state (step count and moments), stepped with the stacked gradients
+        (SeedwiseOptimizer). Raises NotStackableError when the seeds' settings differ."""
+        first = optimizers[0]
+        if len({len(optimizer.param_groups) for optimizer in optimizers}) != 1:
+            raise NotStackableError("the seeds' optimizers differ in parameter groups")
+        groups, pairs = [], []
+        for position, group in enumerate(first.param_groups):
+            settings = group_settings(group)
+            for optimizer in optimizers[1:]:
+                other = optimizer.param_groups[position]
+                if not same_settings(group_settings(other), settings) or len(other["params"]) != len(group["params"]):
+                    raise NotStackableError("the seeds' optimizer settings differ")
+            params = []
+            for index in range(len(group["params"])):
+                seed_params = [optimizer.param_groups[position]["params"][index] for optimizer in optimizers]
+                pairs.append((counterpart[id(seed_params[0])], seed_params))
+                params += seed_params
+            groups.append({"params": params, **settings})
+        inner = type(first)(groups)
+        for optimizer in optimizers:
+            self.group_settings.append((optimizer, settings_of(optimizer)))
+            for group in optimizer.param_groups:
+                for seed_param in group["params"]:
+                    state = optimizer.state[seed_param]  # the same dict: the seed's state is the stack's
+                    inner.state[seed_param] = state
+                    self.states.append((optimizer, seed_param, state, dict(state)))
+        return SeedwiseOptimizer(inner, pairs)
+
+    def draw_normal(self, shape: torch.Size) -> torch.Tensor:
+        """Standard normal noise of ``shape`` = [seeds, ...], each seed's from its generator."""
+        device = self.replay_fields[0].device
+        return torch.stack([torch.empty(shape[1:], device=device).normal_(generator=generators.for_device)
+                            for generators in self.generators])
+
+    def replay_intact(self) -> bool:
+        return all(tensor.data_ptr() == address for tensor, address in self.replay_views)
+
+    def intact(self) -> bool:
+        """Whether the stack still trains what each seed's own modules say: every seed's
+        tensors still view the stack and its optimizer states are the ones the stack steps (a
+        method that replaced a tensor or dropped an optimizer state, e.g. a reset, breaks
+        that), no seed tensor's requires_grad or optimizer group setting (a learning rate) has
+        changed. Else restack, which carries the change into the new stack or, where the seeds
+        now differ, trains them apart. (A step count or moment changed in place needs nothing:
+        the stack steps each seed's own.)"""
+        return (self.replay_intact() and all(tensor.data_ptr() == address for tensor, address in self.views)
+                and all(optimizer.state.get(param) is state and all(state.get(key) is value for key, value in held.items())
+                        for optimizer, param, state, held in self.states)
+                and all(tensor.requires_grad == flag for tensor, flag in self.grad_flags)
+                and all(same_groups(settings_of(optimizer), held) for optimizer, held in self.group_settings))
+
+    def update(self) -> None:
+        """One gradient update of every seed; its statistics are summed on the device."""
+        trainer = self.trainers[0]
+        batch_size, replay = trainer.hp["batch_size"], trainer.replay
+        index = torch.stack([torch.randint(0, replay.size, (batch_size,), device=replay.device,
+                                           generator=generators.for_device) for generators in self.generators])
+        batch = Batch(*(field[self.seed_index, index] for field in self.replay_fields))
+        for name, value in self.agent.update(batch).items():
+            value, total = value.detach().double(), self.sums.get(name)
+            self.sums[name] = value if total is None else total + value
+            self.counts[name] = self.counts.get(name, 0) + 1
+        for trainer in self.trainers:
+            trainer.updates += 1
+            trainer.agent.updates = self.agent.updates
+
+    def release(self) -> None:
+        """Before the stack is dropped: each seed gets its share of the statistics."""
+        self.hand_out()
+
+    def hand_out(self) -> None:
+        """Give each seed its share of the summed statistics (before it checks them)."""
+        for index, trainer in enumerate(self.trainers):
+            for name, total in self.sums.items():
+                mine = total[index]
+                trainer.loss_sums[name] = mine if name not in trainer.loss_sums else trainer.loss_sums[name] + mine
+                trainer.loss_counts[name] = trainer.loss_counts.get(name, 0) + self.counts[name]
+        self.sums, self.counts = {}, {}
+
+
+class SeedGroup:
+    """The seeds' trainers in step: collect, update (stacked when they stack), then each
+    seed's own monitor, methods, evaluation and checkpoints.
+
+    The live seeds share one stack while they can. When they cannot (a method changed one
+    seed's learning rate, step counts or frozen layers, so the seeds now differ), each seed
+    goes on as a stack of one, which is what its one-seed run is, so its numbers stay those
+    of its one-seed run; a seed whose stack of one is refused too (a diffusion actor, TRAC, a
+    method inside the update) trains unstacked, as its one-seed run does."""
+
+    def __init__(self, trainers: list[Trainer], progress: bool):
+        self.live = list(trainers)
+        self.manifests: dict[int, dict] = {}
+        self.errors: dict[int, Exception] = {}  # id(trainer) → what failed the seed
+        self.progress = progress
+        self.stacks: list[SeedStack] = []
+        self.apart: set[int] = set()  # id(trainer) of seeds that train unstacked from now on
+        self.split = False  # the seeds differ: each trains as a stack of one from now on
+        self.said: set[str] = set()  # reasons already printed
+
+    def each(self, action, trainers: list[Trainer] | None = None, global_rng: bool = True) -> None:
+        """``action(trainer)`` for each live seed, with torch's global generator at the seed's
+        state unless ``global_rng`` is False; a seed that raises fails alone."""
+        failed = []
+        for trainer in list(self.live if trainers is None else trainers):
+            try:
+                if global_rng:
+                    with seed_rng(trainer.generators):
+                        action(trainer)
+                else:
+                    action(trainer)
+            except KeyboardInterrupt:
+                raise
+            except Exception as error:
+                if results.is_resource_error(error):  # the machine's, not the seed's: stop, resumable
+                    raise results.ResourceExhaustedError(f"{trainer.spec.run_id}: {one_line(error)}") from error
+                failed.append((trainer, error))
+        if not failed:
+            return
+        hit = [stack for stack in self.stacks if any(trainer in stack.trainers for trainer, _ in failed)]
+        for stack in hit:
+            self.stacks.remove(stack)
+            stack.release()
+        for trainer, error in failed:
+            with seed_rng(trainer.generators):
+                self.errors[id(trainer)] = trainer.fail(error)
+                self.errors[id(trainer)].__cause__ = error
+            trainer.log.close()
+            self.manifests[id(trainer)] = results.read_manifest(trainer.run_dir)
+            self.live.remove(trainer)
+        for stack in hit:  # the others go on stacked, acting as before
+            self.restack([trainer for trainer in stack.trainers if trainer in self.live])
+
+    def fail_all(self, error: Exception, trainers: list[Trainer] | None = None) -> None:
+        def reraise(trainer: Trainer) -> None:
+            raise error
+
+        self.each(reraise, trainers)
+
+    def drop_stack(self) -> None:
+        for stack in self.stacks:
+            stack.release()
+        self.stacks = []
+
+    def say(self, line: str) -> None:
+        if line not in self.said:
+            self.said.add(line)
+            print(f"plasticity-bench: {line}", flush=True)
+
+    def stacked(self) -> list[Trainer]:
+        return [trainer for stack in self.stacks for trainer in stack.trainers]
+
+    def unstacked(self) -> list[Trainer]:
+        """Live seeds that train without a stack (their stack of one was refused)."""
+        return [trainer for trainer in self.live if id(trainer) in self.apart]
+
+    def needs_stack(self) -> bool:
+        held = {id(trainer) for trainer in self.stacked()} | self.apart
+        return any(id(trainer) not in held for trainer in self.live)
+
+    def note(self, trainer: Trainer, stack: list[Trainer] | None) -> None:
+        """Record in the seed's manifest the stack it trains in from now on (its seeds; None:
+        unstacked), when that changes."""
+        seeds = None if stack is None else [other.spec.seed for other in stack]
+        if not trainer.trained_with or trainer.trained_with[-1]["stack"] != seeds:
+            trainer.trained_with.append({"from_step": trainer.env_steps, "from_update": trainer.updates, "stack": seeds})
+
+    def restack(self, trainers: list[Trainer] | None = None) -> None:
+        """Stack ``trainers`` (default: every live seed) anew, dropping the stacks that held
+        them (a stack's replay buffers are kept when its seeds are the same and still hold)."""
+        trainers = [trainer for trainer in (self.live if trainers is None else trainers) if trainer in self.live]
+        previous = [stack for stack in self.stacks if any(trainer in stack.trainers for trainer in trainers)]
+        for stack in previous:
+            self.stacks.remove(stack)
+            stack.release()
+        trainers = [trainer for trainer in trainers if id(trainer) not in self.apart]
+        if not trainers:
+            return
+        count = len(self.stacks)
+        try:
+            self.stack_anew(trainers, previous)
+        finally:
+            for stack in self.stacks[count:]:
+                for trainer in stack.trainers:
+                    self.note(trainer, stack.trainers)
+            for trainer in trainers:
+                if id(trainer) in self.apart:
+                    self.note(trainer, None)
+
+    def stack_anew(self, trainers: list[Trainer], previous: list[SeedStack]) -> None:
+        """One stack of ``trainers``, or (the seeds differ) a stack of one each, or none."""
+
+        def earlier(seeds: list[Trainer]) -> SeedStack | None:
+            return next((stack for stack in previous if stack.trainers == seeds), None)
+
+        if not self.split:
+            try:
+                self.stacks.append(SeedStack(trainers, earlier(trainers)))
+                return
+            except NotStackableError as reason:
+                if len(trainers) == 1:
+                    self.apart.add(id(trainers[0]))
+                    self.say(f"seeds train one by one in this process: {reason}")
+                    return
+                refused = str(reason)
+            self.split = True
+            alone = []
+        else:
+            refused, alone = None, []
+        for trainer in trainers:
+            try:
+                alone.append(SeedStack([trainer], earlier([trainer])))
+            except NotStackableError as reason:
+                self.apart.add(id(trainer))
+                self.say(f"seeds train one by one in this process: {reason}")
+        self.stacks += alone
+        if refused is not None and alone:
+            self.say(f"seeds train apart in this process, each as its one-seed run: {refused}")
+
+    def run(self) -> list[dict]:
+        """Train every seed to the end; their final manifests (a failed seed's included)."""
+        trainers = list(self.live)
+        steps = trainers[0].spec.steps
+        self.each(lambda trainer: (trainer.start_clock(), trainer.start_episode()))
+        bar = tqdm(total=steps, initial=min((t.env_steps for t in self.live), default=steps),
+                   disable=not self.progress, unit="step", dynamic_ncols=True, mininterval=1.0,
+                   desc=trainers[0].spec.run_id if len(trainers) == 1 else f"{len(trainers)} seeds")
+        try:
+            with stop_at_step_boundaries():
+                self.catch_up()
+                self.advance_to(steps, bar)
+                self.drop_stack()
+                self.each(lambda trainer: trainer.finish())
+                for trainer in self.live:
+                    self.manifests[id(trainer)] = trainer.write_manifest("completed")
+        except (KeyboardInterrupt, results.ResourceExhaustedError):  # statuses stay running: the next start resumes
+            for trainer in self.live:
+                trainer.tick_clock()
+            raise
+        finally:
+            bar.close()
+            for trainer in trainers:
+                trainer.log.close()
+        return [self.manifests[id(trainer)] for trainer in trainers]
+
+    def advance_to(self, steps: int, bar: tqdm | None = None) -> None:
+        # Stacked from the first step: a seed acts through the stack whenever one exists,
+        # so a resumed, a caught-up and an uninterrupted seed all act with the same kernels.
+        self.restack()
+        while self.live and self.live[0].env_steps < steps:
+            self.step()
+            stop_if_requested()
+            if bar is not None and self.live and self.live[0].env_steps % 100 == 0:
+                bar.update(self.live[0].env_steps - bar.n)
+        self.drop_stack()
+
+    def catch_up(self) -> None:
+        """Seeds resumed from earlier checkpoints train alone (each a group of one, so
+        with the same kernels) up to the furthest one."""
+        level = max((trainer.env_steps for trainer in self.live), default=0)
+        for trainer in [trainer for trainer in self.live if trainer.env_steps < level]:
+            alone = SeedGroup([trainer], progress=False)
+            alone.advance_to(level)
+            if trainer not in alone.live:
+                self.live.remove(trainer)
+                self.manifests.update(alone.manifests)
+                self.errors.update(alone.errors)
+
+    def step(self) -> None:
+        """One env step of every seed, the updates it makes due, evaluation and checkpoints."""
+        episode_ends: dict[int, bool] = {}
+        first = self.live[0]
+        chosen: dict[int, np.ndarray] = {}
+        if not first.in_random_warmup():
+            for stack in list(self.stacks):
+                try:
+                    actions = stack.agent.act_seeds(np.stack([trainer.obs for trainer in stack.trainers]),
+                                                    first.env_steps, [trainer.rng for trainer in stack.trainers])
+                except Exception as error:  # not one seed's: every seed of the stack fails with it
+                    self.fail_all(error, list(stack.trainers))
+                    continue
+                chosen.update((id(trainer), action) for trainer, action in zip(stack.trainers, actions))
+        # an env step and a replay write draw nothing from torch
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen[id(trainer)])),
+                  [trainer for trainer in self.live if id(trainer) in chosen], global_rng=False)
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()),
+                  [trainer for trainer in self.live if id(trainer) not in chosen])
+        if not self.live:
+            return
+        first = self.live[0]  # again: the first seed may have failed in its env step
+        due = updates_after(first.hp, first.env_steps) - first.updates
+        for _ in range(due):
+            if self.needs_stack():
+                self.restack()
+            if first.updates == 0:
+                self.each(lambda trainer: trainer.measure_at_initialisation(), self.stacked())
+            for stack in list(self.stacks):
+                try:
+                    stack.update()
+                except Exception as error:  # not one seed's: every seed in the stack fails with it
+                    self.fail_all(error, list(stack.trainers))
+            self.each(lambda trainer: trainer.one_update(), self.unstacked())  # as one-seed runs
+            if not self.live:
+                return
+            if first.updates % first.hp["monitor_every_updates"] == 0:
+                for stack in self.stacks:
+                    stack.hand_out()
+            self.each(lambda trainer: trainer.after_update(), self.stacked())
+            for stack in [stack for stack in self.stacks if not stack.intact()]:
+                self.restack(list(stack.trainers))
+            if not self.live:
+                return
+        evaluation_due = first.evaluation_due()
+        if any(episode_ends.values()) or evaluation_due:
+            for stack in self.stacks:
+                stack.hand_out()  # the seeds check their statistics there
+        if evaluation_due:
+            self.each(lambda trainer: trainer.check_finite())  # never evaluate a diverged network
+            played: dict[int, list[float]] = {}
+            for stack in list(self.stacks):
+                if stack in self.stacks:  # not rebuilt by a failure in another stack's evaluation
+                    played.update(self.play_evaluations(stack))
+            self.each(lambda trainer: trainer.evaluate(played.get(id(trainer))))
+        self.each(lambda trainer: trainer.end_step(episode_ends[id(trainer)]))
+
+    @torch.no_grad()
+    def play_evaluations(self, stack: SeedStack | None = None) -> dict[int, list[float]]:
+        """The stacked seeds' evaluation returns (by id of trainer), their episodes played in
+        lockstep: episode k of every seed at once, one forward pass of the stack per step.
+        A seed whose episode has ended waits; its row is computed and not used, and its
+        extra policy draws come from that episode's own generator, which is then dropped.
+        So each seed plays what a stack of one plays: the same resets, draws and actions.
+        A seed that fails in its environment fails alone; a seed left without all its
+        returns (its stack gone) plays its evaluation alone afterwards. ``stack``: the
+        group's only stack unless given."""
+        stack = stack or self.stacks[0]
+        trainers = stack.trainers
+        episodes, env_step = trainers[0].hp["eval_episodes"], trainers[0].env_steps
+        returns: dict[int, list[float]] = {id(trainer): [] for trainer in trainers}
+
+        def current(seeds: list[Trainer]) -> SeedStack | None:
+            """The stack that holds the surviving seeds after a failure rebuilt theirs."""
+            survivors = [trainer for trainer in seeds if trainer in self.live]
+            return next((other for other in self.stacks if other.trainers == survivors), None)
+
+        for episode in range(episodes):
+            playing: dict[int, EvalEpisode] = {}
+            self.each(lambda trainer: playing.__setitem__(id(trainer), trainer.eval_episode(episode)), trainers,
+                      global_rng=False)  # an env reset draws nothing from torch
+            stack = current(trainers)
+            while stack is not None and not all(playing[id(trainer)].done for trainer in stack.trainers):
+                trainers = stack.trainers
+                episodes_now = [playing[id(trainer)] for trainer in trainers]
+                try:
+                    actions = stack.agent.act_seeds(np.stack([one.obs for one in episodes_now]), env_step,
+                                                    [one.rng for one in episodes_now], explore=False)
+                except Exception as error:  # not one seed's
+                    self.fail_all(error, list(trainers))
+                    return {}
+                chosen = {id(trainer): action for trainer, action in zip(trainers, actions)}
+                running = [trainer for trainer in trainers if not playing[id(trainer)].done]
+                self.each(lambda trainer: playing[id(trainer)].step(chosen[id(trainer)]), running, global_rng=False)
+                stack = current(trainers)
+            if stack is None:
+                break
+            trainers = stack.trainers
+            for trainer in trainers:
+                returns[id(trainer)].append(playing[id(trainer)].total)
+        return {key: values for key, values in returns.items() if len(values) == episodes}

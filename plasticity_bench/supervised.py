@@ -1,0 +1,227 @@
+"""Continual supervised learning (algorithm ``sl``): the positive control of plasticity loss.
+
+Lyle et al. (ICML 2023) show loss of plasticity without any RL: a network memorises random
+labels, then the labels are re-drawn and it memorises again, task after task, and its
+accuracy after a fixed budget per task falls. Here (task ``sl:digits-random-labels``, data
+in ``environments/supervised.py``): ``steps / task_steps`` tasks on the same ``samples``
+digits, each with fresh uniform labels; each task trains ``task_steps`` gradient steps of
+cross entropy on minibatches of ``batch_size`` samples drawn uniformly with replacement.
+Between tasks the network and its Adam state carry over unchanged: that carry-over is what
+loses plasticity, and what a method has to repair.
+
+A run is the RL ``Trainer`` with an exchanged loop: its "replay buffer" holds the current
+task's labelled samples (``Batch.obs`` = pixels, ``Batch.actions`` = labels; ``rewards`` and
+``terminations`` are 0 and ``next_obs`` repeats ``obs``, transitions being meaningless
+here), so the methods' ``sample_batch``, the monitor (``monitor_roles``), the plasticity
+probe, the checkpoints, the health checks and the manifest are the RL trainer's own.
+Every step is one gradient step: ``env_steps`` and ``updates`` both count them.
+
+Records (one folder per run, as for RL):
+- ``eval.parquet``: one row per task, at its last step: ``return`` = the task's final
+  accuracy on all its samples (memorisation is the task, so there is no held-out set),
+  ``episodes`` = 1;
+- ``metrics.parquet``: per task ``task_final_accuracy`` and ``task_final_loss`` (network
+  ``classifier``, layer ``all``), the monitor's metrics every ``monitor_every_updates`` steps and the
+  methods' statistics;
+- ``train.parquet`` and TensorBoard event files as for RL (training_log.py), without the
+  episode charts: ``losses/classifier_loss`` and ``charts/SPS`` (gradient steps per second);
+- ``checkpoint.pt`` every ``checkpoint_every_steps`` steps. A task's labels are a function of the
+  run seed and the task index, and every other draw comes from the checkpointed RNGs, so a
+  resumed run continues exactly as the uninterrupted run (on CPU).
+
+At the last step of a task the task is scored after the monitor and before the methods act,
+so a method that resets on that step (``reset`` with ``period = task_steps``) starts the
+next task afresh without erasing the score of this one.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from plasticity_bench import results
+from plasticity_bench.budget import planned_updates
+from plasticity_bench.agents.base import Agent, TrainingHooks
+from plasticity_bench.roles import Batch, Role
+from plasticity_bench.environments import split_task
+from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
+from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
+from plasticity_bench.methods import build_methods
+from plasticity_bench.metrics.norms import snapshot_parameters
+from plasticity_bench.networks import NetworkConfig, build_body
+from plasticity_bench.provenance import package_versions, run_code
+from plasticity_bench.replay import ReplayBuffer
+from plasticity_bench.spec import RunSpec
+from plasticity_bench.train import RunFailedError, Trainer, one_line
+from plasticity_bench.training_log import TrainingLog
+
+ROLE = "classifier"
+SUPERVISED_PACKAGES = ("plasticity-bench", "torch", "numpy", "scikit-learn", "pandas")
+
+
+def cross_entropy_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
+    return F.cross_entropy(network(batch.obs), batch.actions)
+
+
+class Classifier(Agent):
+    """One role, ``classifier``: a body (MLP or residual net) from the inputs to one logit per
+    class, trained with Adam (or a method's optimizer) on cross entropy plus the methods'
+    loss terms."""
+
+    def __init__(self, input_dim: int, classes: int, hp: dict[str, Any], network: NetworkConfig,
+                 device: torch.device, hooks: TrainingHooks | None = None):
+        self.hooks = hooks or TrainingHooks()
+        self.network = build_body(network, input_dim, classes).to(device)
+        self.optimizer = self.make_optimizer(ROLE, self.network.parameters(), hp["learning_rate"])
+        self.roles = {ROLE: Role(self.network, self.optimizer, cross_entropy_loss, lambda batch: (batch.obs,))}
+
+    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return {"classifier_loss": self.gradient_step(ROLE, batch)}
+
+    def modules_to_save(self) -> dict[str, Any]:
+        return {"network": self.network, "optimizer": self.optimizer}
+
+
+def labelled_samples(inputs: torch.Tensor, device: torch.device) -> ReplayBuffer:
+    """A buffer holding every input once, labels to be set per task (``relabel``)."""
+    buffer = ReplayBuffer(len(inputs), (inputs.shape[1],), (), discrete=True, device=device)
+    for x in inputs:
+        buffer.add(x, 0, 0.0, x, False)
+    return buffer
+
+
+def relabel(buffer: ReplayBuffer, labels: torch.Tensor) -> None:
+    buffer.actions.copy_(labels.to(buffer.actions.device))
+
+
+class SupervisedTrainer(Trainer):
+    """The Trainer's records, checkpoints, monitor and methods on the task sequence above."""
+
+    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None):
+        # Not the RL Trainer's constructor, which makes environments: the same state, set here.
+        self.spec, self.run_dir, self.device, self.progress = spec, Path(run_dir), device, progress
+        self.hp = spec.hyperparams
+        self.threads = threads
+        torch.set_num_threads(threads)
+        random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+
+        inputs = task_inputs(split_task(spec.task)[1], self.hp["samples"])
+        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
+        network = spec.network_config()
+        for method in self.methods:
+            network = method.network_config(network)
+        self.network_config = network
+        self.agent = Classifier(inputs.shape[1], CLASSES, self.hp, network, device, hooks=TrainingHooks(self.methods))
+        for method in self.methods:  # before any restore: a method may restructure networks
+            method.setup(self.agent.roles)
+        self.initial_params = {name: snapshot_parameters(role.network) for name, role in self.agent.roles.items()}
+        self.replay = labelled_samples(inputs, device)
+        self.labelled_task = -1  # the task whose labels the buffer holds
+
+        self.env_steps = self.episodes = self.updates = 0
+        self.eval_rows, self.metric_rows = [], []
+        self.wall_time, self.resumes = 0.0, 0
+        self.trained_with: list[dict] = []  # supervised runs train seed by seed: never in a stack
+        self.start_training_log(log)
+        self.next_checkpoint = self.hp["checkpoint_every_steps"]
+        self.started = datetime.now(timezone.utc).isoformat()
+        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
+        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
+                           "versions": package_versions(SUPERVISED_PACKAGES)}
+
+    @property
+    def task_index(self) -> int:
+        """The task that the next gradient step trains on."""
+        return self.env_steps // self.hp["task_steps"]
+
+    # ---- the loop -------------------------------------------------------------------
+    def run(self) -> dict:
+        self.resume()
+        start = time.perf_counter()
+        bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
+                   desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
+        try:
+            with stop_at_step_boundaries():
+                while self.env_steps < self.spec.steps:
+                    self.gradient_step()
+                    if self.env_steps % 100 == 0:
+                        bar.update(self.env_steps - bar.n)
+                    if self.env_steps % self.hp["checkpoint_every_steps"] == 0 and self.env_steps < self.spec.steps:
+                        self.wall_time += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self.save_checkpoint()
+                    stop_if_requested()
+                self.wall_time += time.perf_counter() - start
+                start = time.perf_counter()
+                self.save_checkpoint()  # checks the final state first
+        except KeyboardInterrupt:  # status stays running: the next start resumes
+            self.wall_time += time.perf_counter() - start
+            raise
+        except Exception as error:
+            self.wall_time += time.perf_counter() - start
+            self.record_failure(error)
+        finally:
+            bar.close()
+            self.log.close()
+        return self.write_manifest("completed")
+
+    def record_failure(self, error: Exception) -> None:
+        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
+            raise results.ResourceExhaustedError(f"{self.spec.run_id}: {one_line(error)}") from error
+        reason = self.failure_reason(error)
+        self.write_records()
+        self.write_manifest("failed", error=reason)
+        raise RunFailedError(reason) from error
+
+    def gradient_step(self) -> None:
+        if self.labelled_task != self.task_index:
+            relabel(self.replay, task_labels(self.spec.seed, self.task_index, self.hp["samples"]))
+            self.labelled_task = self.task_index
+        self.measure_at_initialisation()
+        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
+        self.env_steps += 1
+        self.updates += 1
+        if self.updates % self.hp["monitor_every_updates"] == 0:
+            self.check_finite()  # the monitor syncs anyway; a diverged run stops here
+            self.monitor()
+        if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
+            self.probe_plasticity()
+        if self.env_steps % self.hp["task_steps"] == 0:  # the task's last step: score it before the methods act
+            self.check_finite()
+            self.evaluate()
+            self.check_eval_return()
+        for method in self.methods:
+            self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+
+    @torch.no_grad()
+    def evaluate(self) -> None:
+        """The finished task's trainability: loss and accuracy on all its samples."""
+        network = self.agent.roles[ROLE].network
+        logits = network(self.replay.obs)
+        labels = self.replay.actions
+        loss, accuracy = torch.stack([F.cross_entropy(logits, labels),
+                                      (logits.argmax(dim=1) == labels).float().mean()]).tolist()  # one host sync
+        self.eval_rows.append({"step": self.env_steps, "return": accuracy, "episodes": 1})
+        for metric, value in (("task_final_accuracy", accuracy), ("task_final_loss", loss)):
+            self.metric_rows.append({"step": self.env_steps, "network": ROLE, "layer": "all", "metric": metric,
+                                     "value": value})
+        self.write_records()
+        self.show_records()
+        self.write_progress()
+        self.log_evaluation()
+
+    def restore(self, state: dict) -> None:
+        super().restore(state)
+        self.labelled_task = (self.env_steps - 1) // self.hp["task_steps"]  # the buffer's labels come back with it

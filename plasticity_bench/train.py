@@ -1,0 +1,616 @@
+"""The Trainer: env steps → replay → agent.update() → method hooks → monitor → eval → checkpoint.
+
+Reproducibility and resumption rest on two choices:
+- every episode starts with ``env.reset(seed=...)`` from a seed derived from (run seed,
+  episode index), and every other random draw comes from RNGs the checkpoint holds
+  (python, numpy generator, torch), so no environment-internal RNG state needs saving;
+- checkpoints are taken at the first episode boundary after each ``checkpoint_every_steps``
+  steps, where the whole state of the run is in those RNGs, the networks, optimizers,
+  replay buffer and counters. A run resumed from a checkpoint therefore continues exactly
+  as the uninterrupted run would (on CPU, with the same thread count).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pandas as pd
+import torch
+
+from plasticity_bench import registry, results
+from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.budget import check_budget, planned_updates, updates_after
+from plasticity_bench.devices import resolve_device
+from plasticity_bench.environments import make_task_envs
+from plasticity_bench.environments.continual import ContinualEnv
+from plasticity_bench.methods import build_methods
+from plasticity_bench.metrics.monitor import monitor_roles
+from plasticity_bench.metrics.norms import snapshot_parameters
+from plasticity_bench.metrics.plasticity_probe import probe_roles
+from plasticity_bench.provenance import package_versions, run_code
+from plasticity_bench.replay import ReplayBuffer
+from plasticity_bench.spec import RunSpec
+from plasticity_bench.status import time_left
+from plasticity_bench.training_log import TrainingLog, metric_tag
+
+
+class RunFailedError(RuntimeError):
+    """The run itself failed (it diverged, or torch, a method or a metric raised while it
+    trained); the manifest records status failed with this reason."""
+
+
+class NonFiniteError(RunFailedError):
+    """A loss, a parameter or an evaluation return is NaN or infinite."""
+
+
+class RunConflictError(RuntimeError):
+    pass
+
+
+def derived_seed(*parts: int) -> int:
+    return int(np.random.SeedSequence(list(parts)).generate_state(1)[0])
+
+
+RUN_PACKAGES = ("plasticity-bench", "torch", "numpy", "gymnasium", "mujoco", "dm_control", "minatar", "pandas")
+EVAL_STREAM, TRAIN_STREAM = 1, 2  # keep training and evaluation episodes on distinct seeds
+EVAL_POLICY_STREAM = 3  # an evaluation episode's policy draws (DQN's ε), apart from its env seed
+PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no state to checkpoint
+MONITOR_STREAM = 5  # the monitor's batch, seeded per monitor call: measuring never moves training's RNG
+
+
+def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
+          progress: bool = True, restart: bool = False, allow_short_budget: bool = False,
+          tensorboard: bool = True, track: bool = False) -> dict:
+    """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
+
+    ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
+    when visible, else CPU); an unavailable one raises DeviceError before anything is written.
+    A completed run is returned as it is; a failed one is tried again from its last
+    checkpoint (a transient failure passes; a divergence, being seeded, fails again).
+    ``restart`` deletes the run's records first and trains from scratch. ``tensorboard`` writes
+    event files into ``run_dir/tensorboard``, ``track`` logs to W&B (training_log.py);
+    train.parquet is written either way.
+
+    Raises ShortBudgetError, before anything is written, when the budget cannot produce what
+    the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after
+    recording status failed; RunLockedError while another process trains in ``run_dir``;
+    CorruptRecordError for a damaged checkpoint or manifest.
+    """
+    if not allow_short_budget:
+        check_budget(spec)
+    device = device if isinstance(device, torch.device) else resolve_device(device)
+    run_dir = Path(run_dir)
+    with results.run_lock(run_dir):
+        opened = open_run(spec, run_dir, threads, device, progress, restart, TrainingLog(run_dir, tensorboard, track))
+        return opened if isinstance(opened, dict) else opened.run()
+
+
+def open_run(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool, restart: bool,
+             log: TrainingLog) -> Trainer | dict:
+    """In the run's lock: the completed run's manifest, or its trainer, built and ready to
+    resume (after ``restart`` cleared the records). A build that fails is recorded as a
+    failed run and raises RunFailedError; another run's folder raises RunConflictError."""
+    results.remove_orphans(run_dir)
+    previous = results.read_manifest(run_dir) if not restart else _manifest_or_none(run_dir)
+    if previous is not None and previous.get("run_id") != spec.run_id:
+        raise RunConflictError(f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out")
+    if restart:
+        results.clear_run(run_dir)
+    elif previous is not None and previous.get("status") == "completed":
+        log.close()
+        return previous
+    try:
+        return make_trainer(spec, run_dir, threads, device, progress, log)
+    except Exception as error:  # a method's setup, an environment, a network that cannot be built
+        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
+            raise results.ResourceExhaustedError(f"{spec.run_id}: {one_line(error)}") from error
+        reason = one_line(error)
+        results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
+                                                        "seed": spec.seed, "status": "failed", "error": reason,
+                                                        "updated": datetime.now(timezone.utc).isoformat()})
+        raise RunFailedError(reason) from error
+
+
+def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None) -> Trainer:
+    """The RL Trainer, or for algorithm sl the continual supervised one (supervised.py)."""
+    if spec.algo == "sl":
+        from plasticity_bench.supervised import SupervisedTrainer  # it imports this module
+
+        return SupervisedTrainer(spec, run_dir, threads, device, progress, log)
+    return Trainer(spec, run_dir, threads, device, progress, log)
+
+
+def _manifest_or_none(run_dir: Path) -> dict | None:
+    """With --restart a damaged manifest is replaced, not read."""
+    try:
+        return results.read_manifest(run_dir)
+    except results.CorruptRecordError:
+        return None
+
+
+def own_storage(value):
+    """``value`` with every tensor that views a larger storage copied: torch.save writes a
+    view's whole storage, and a seed's tensors are views of its stack's (seed_batch.py)."""
+    if isinstance(value, torch.Tensor):
+        return value.clone() if value.untyped_storage().nbytes() > value.nbytes else value
+    if isinstance(value, dict):
+        return {key: own_storage(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [own_storage(item) for item in value]
+        return type(value)(*items) if hasattr(value, "_fields") else type(value)(items)  # namedtuples too
+    return value
+
+
+def one_line(error: BaseException) -> str:
+    """``Type: first line of the message`` (torch's messages run over several lines)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+
+
+
+@dataclass
+class EvalEpisode:
+    """An evaluation episode in play: its environment, last observation, the generator of
+    the policy's draws, and the return so far."""
+
+    env: gym.Env
+    obs: np.ndarray
+    rng: np.random.Generator
+    total: float = 0.0
+    done: bool = False
+
+    def step(self, action) -> None:
+        self.obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.total += float(reward)
+        self.done = terminated or truncated
+
+
+class Trainer:
+    continual = False  # a continual task's run (environments/continual.py); the sl trainer never is
+
+    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
+                 log: TrainingLog | None = None):
+        self.spec, self.run_dir, self.device, self.progress = spec, run_dir, device, progress
+        self.hp = spec.hyperparams
+        self.threads = threads
+        torch.set_num_threads(threads)
+        random.seed(spec.seed)
+        torch.manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+
+        # A continual task's evaluation env follows its training env's segment (environments/continual.py).
+        self.env, self.eval_env = make_task_envs(spec.task, spec.hyperparams)
+        self.continual = isinstance(self.env, ContinualEnv)
+        obs_dim = int(np.prod(self.env.observation_space.shape))
+        self.discrete = hasattr(self.env.action_space, "n")
+        action_dim = int(self.env.action_space.n) if self.discrete else int(np.prod(self.env.action_space.shape))
+        action_shape = () if self.discrete else (action_dim,)
+
+        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
+        network = spec.network_config()
+        for method in self.methods:
+            network = method.network_config(network)
+        self.network_config = network
+        agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
+        self.agent = agent_class(obs_dim, action_dim, spec.agent_hyperparams(), network, spec.steps, self.rng, device,
+                                 hooks=TrainingHooks(self.methods))
+        for method in self.methods:  # before any restore: a method may restructure networks
+            method.setup(self.agent.roles)
+        # theta0 for the weight-drift metric: the parameters at the start of training (kept in
+        # the checkpoint, so a resumed run measures drift from the same point).
+        self.initial_params = {name: snapshot_parameters(role.network) for name, role in self.agent.roles.items()}
+        self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete, device)
+
+        self.env_steps = 0
+        self.episodes = 0
+        self.updates = 0
+        self.eval_rows: list[dict] = []
+        self.metric_rows: list[dict] = []
+        self.wall_time = 0.0
+        self.resumes = 0
+        # The seed stacks this run trained in, from which step (seed_batch.py): a seed's
+        # numbers depend in the last bits on its stack's size (docs/robustness.md).
+        self.trained_with: list[dict] = []
+        self.episode_return, self.episode_length = 0.0, 0
+        self.start_training_log(log)
+        self.next_checkpoint = self.hp["checkpoint_every_steps"]
+        self.started = datetime.now(timezone.utc).isoformat()
+        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
+        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
+                           "versions": package_versions(RUN_PACKAGES)}
+
+    def start_training_log(self, log: TrainingLog | None) -> None:
+        """The update statistics' device sums and where their means go (training_log.py)."""
+        self.log = log or TrainingLog(self.run_dir)
+        # Summed on the device since the last health check: NaN and inf survive a sum, so one
+        # add per statistic and update replaces a host sync per update, and the logged means
+        # come from the same sums at the check's sync.
+        self.loss_sums: dict[str, torch.Tensor] = {}
+        self.loss_counts: dict[str, int] = {}
+        self.checked_update = 0
+        self.shown_evals = self.shown_metrics = 0  # eval and metric rows already in the live views
+        self.rate_mark = (0, time.perf_counter())  # (env steps, time) of the last steps/s point
+        self.attempt_mark = self.rate_mark  # (env steps, time) when this process started training
+
+    # ---- the loop -------------------------------------------------------------------
+    def resume(self) -> None:
+        """Restore the checkpoint if there is one, mark the run running, open the live views."""
+        checkpoint = self.run_dir / results.CHECKPOINT
+        if checkpoint.exists():
+            state = results.load_checkpoint(checkpoint)
+            try:
+                self.restore(state)
+            except (KeyError, TypeError, ValueError, RuntimeError) as error:  # another layout or another run's shapes
+                raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
+        self.write_manifest("running")
+        self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
+        self.rate_mark = self.attempt_mark = (self.env_steps, time.perf_counter())
+
+    def run(self) -> dict:
+        """Train this one seed (a group of one, seed_batch.py) to the end; return its final
+        manifest, or raise RunFailedError after recording why it failed."""
+        from plasticity_bench.seed_batch import SeedGroup, ready  # it builds on this module
+
+        ready(self)
+        group = SeedGroup([self], self.progress)
+        manifest = group.run()[0]
+        if id(self) in group.errors:
+            raise group.errors[id(self)]
+        return manifest
+
+    def start_clock(self) -> None:
+        self.clock = time.perf_counter()
+
+    def tick_clock(self) -> None:
+        """Add the time since the last tick to the run's wall time."""
+        now = time.perf_counter()
+        self.wall_time += now - self.clock
+        self.clock = now
+
+    def collect_step(self, action=None) -> bool:
+        """One env step into the replay buffer, with ``action`` when given (a seed stack's
+        policy acted for every seed at once); True when the episode ended."""
+        self.obs, episode_over = self.env_step(self.obs, action)
+        return episode_over
+
+    def in_random_warmup(self) -> bool:
+        return self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]
+
+    def evaluation_due(self) -> bool:
+        return self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps
+
+    def end_step(self, episode_over: bool) -> None:
+        """After a step's updates and evaluation: at an episode's end, checkpoint when due
+        and start the next episode."""
+        if episode_over:
+            if self.env_steps >= self.next_checkpoint and self.env_steps < self.spec.steps:
+                self.tick_clock()
+                self.save_checkpoint()
+            self.start_episode()
+
+    def finish(self) -> None:
+        """The final checkpoint (it checks the final state first)."""
+        self.tick_clock()
+        self.save_checkpoint()
+
+    def fail(self, error: Exception) -> RunFailedError:
+        """Whatever raised (torch on a diverged net, a method, a metric), the run failed:
+        record why, keep its records, and return the error for the caller to raise, so
+        that the caller can go on with other runs."""
+        self.tick_clock()
+        reason = self.failure_reason(error)
+        self.write_records()
+        self.write_manifest("failed", error=reason)
+        return RunFailedError(reason)
+
+    def failure_reason(self, error: Exception) -> str:
+        """The error, after the non-finite value that most likely caused it, if any."""
+        if isinstance(error, NonFiniteError):
+            return str(error)
+        try:
+            self.check_finite()
+        except NonFiniteError as nonfinite:
+            return f"{nonfinite}; then {one_line(error)}"
+        except Exception:  # the device itself failed: the error says more than the check
+            pass
+        return one_line(error)
+
+    def start_episode(self) -> np.ndarray:
+        self.obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
+        return self.obs
+
+    def env_step(self, obs: np.ndarray, action=None) -> tuple[np.ndarray, bool]:
+        if action is not None:
+            pass
+        elif self.in_random_warmup():
+            action = self.random_action()
+        else:
+            action = self.agent.act(obs, self.env_steps, explore=True)
+        next_obs, reward, terminated, truncated, _ = self.env.step(action)
+        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.env_steps += 1
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        if terminated or truncated:
+            self.episodes += 1
+            self.log.record(self.env_steps, {"charts/episodic_return": self.episode_return,
+                                             "charts/episodic_length": self.episode_length})
+            self.episode_return, self.episode_length = 0.0, 0
+        return next_obs, terminated or truncated
+
+    def random_action(self):
+        if self.discrete:
+            return int(self.rng.integers(self.env.action_space.n))
+        return self.rng.uniform(-1.0, 1.0, size=self.env.action_space.shape).astype(np.float32)
+
+    def train_on_replay(self) -> None:
+        while self.updates < updates_after(self.hp, self.env_steps):
+            self.one_update()
+
+    def one_update(self) -> None:
+        """One gradient update on this seed's own networks, then what follows it."""
+        self.measure_at_initialisation()
+        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
+        self.updates += 1
+        self.after_update()
+
+    def measure_at_initialisation(self) -> None:
+        """Before the first update: the monitor's and the probe's row at update 0, so that
+        every change over training is measured from the initial networks (Lyle et al.'s
+        plasticity loss is P(theta_t) - P(theta_0); ReDo logs its ratio from step 0). The
+        probe's row only where a later probe compares with it: a run shorter than
+        probe_every_updates is not probed at all (a probe costs seconds, a short run less)."""
+        if self.updates == 0:
+            self.monitor()
+            every = self.hp["probe_every_updates"]
+            if every and planned_updates(self.spec) >= every:
+                self.probe_plasticity()
+
+    def after_update(self) -> None:
+        """What follows each update: the monitor and the probe when due, then the methods.
+        Measure before the methods act, so metrics show the trained network, not the state
+        just after a reset that happens on the same update."""
+        if self.updates % self.hp["monitor_every_updates"] == 0:
+            self.check_finite()  # the monitor syncs anyway; a diverged run stops here
+            self.monitor()
+        if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
+            self.probe_plasticity()
+        for method in self.methods:
+            self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+
+    def sample_batch(self, batch_size: int | None = None):
+        return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
+
+    def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
+        """Add an update's statistics (0-dim tensors, see Agent.update) to their device sums."""
+        for name, value in stats.items():
+            value, total = value.detach().double(), self.loss_sums.get(name)
+            self.loss_sums[name] = value if total is None else total + value
+            self.loss_counts[name] = self.loss_counts.get(name, 0) + 1
+
+    def check_finite(self) -> None:
+        """Raise NonFiniteError if an update statistic since the last check, or a parameter
+        now, is NaN or infinite; else log the statistics' means (training_log.py). One host
+        sync; called at every monitor call, evaluation and checkpoint, and at the end."""
+        names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in self.loss_sums]
+        values = list(self.loss_sums.values())
+        for role_name, role in self.agent.roles.items():
+            for param_name, param in role.network.named_parameters():
+                names.append(f"parameter {role_name}.{param_name}")
+                values.append(torch.isfinite(param).all().double())  # 1 or 0: finite or not
+        synced = torch.stack(values).tolist() if values else []
+        sums, param_flags = synced[:len(self.loss_sums)], synced[len(self.loss_sums):]
+        finite = [math.isfinite(total) for total in sums] + [flag == 1.0 for flag in param_flags]
+        bad = [name for name, ok in zip(names, finite) if not ok]
+        if bad:
+            more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+            raise NonFiniteError(f"non-finite {bad[0]}{more} at env step {self.env_steps} (update {self.updates})")
+        self.log_progress({f"losses/{name}": total / self.loss_counts[name] for name, total in zip(self.loss_sums, sums)})
+        self.loss_sums, self.loss_counts, self.checked_update = {}, {}, self.updates
+
+    def log_progress(self, loss_means: dict[str, float]) -> None:
+        """Log the update statistics' means and the steps per second at this step, and show
+        the eval and metric rows added since the last call."""
+        steps, since = self.rate_mark
+        now = time.perf_counter()
+        scalars = dict(loss_means)
+        if self.env_steps > steps:
+            scalars["charts/SPS"] = (self.env_steps - steps) / max(now - since, 1e-9)
+            self.rate_mark = (self.env_steps, now)
+        if scalars:
+            self.log.record(self.env_steps, scalars)
+        self.show_records()
+        self.write_progress()
+
+    def steps_per_second(self) -> float:
+        """Env steps per second of this process's training so far (updates, evaluations and
+        monitoring included): what the time left is estimated from."""
+        steps, since = self.attempt_mark
+        return (self.env_steps - steps) / max(time.perf_counter() - since, 1e-9)
+
+    def write_progress(self) -> None:
+        """progress.json, for `plasticity-bench status` (one small atomic write per health check)."""
+        results.write_json(self.run_dir / results.PROGRESS, {
+            "step": self.env_steps, "steps": self.spec.steps, "updates": self.updates,
+            "steps_per_second": round(self.steps_per_second(), 2),
+            "last_eval_return": self.eval_rows[-1]["return"] if self.eval_rows else None,
+            "eval_step": self.eval_rows[-1]["step"] if self.eval_rows else None,
+            "updated": datetime.now(timezone.utc).isoformat()})
+
+    def log_evaluation(self) -> None:
+        """Without a progress bar (workflow jobs), one line per evaluation in the job's log."""
+        if self.progress:
+            return
+        rate = self.steps_per_second()
+        print(f"{self.spec.run_id}: step {self.env_steps}/{self.spec.steps} "
+              f"({100 * self.env_steps / self.spec.steps:.0f}%), eval return {self.eval_rows[-1]['return']:.4g}, "
+              f"{rate:.0f} steps/s, {time_left(self.spec.steps - self.env_steps, rate)} left",
+              file=sys.stderr, flush=True)
+
+    def show_records(self) -> None:
+        """Eval and metric rows not yet in the live views (they are in their own parquet files)."""
+        evals = [(row["step"], {"charts/eval_return": row["return"]}) for row in self.eval_rows[self.shown_evals:]]
+        metrics = [(row["step"], {metric_tag(row): row["value"]}) for row in self.metric_rows[self.shown_metrics:]]
+        self.log.show(evals + metrics)
+        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)
+
+    def check_eval_return(self) -> None:
+        value = self.eval_rows[-1]["return"]
+        if not math.isfinite(value):
+            raise NonFiniteError(f"evaluation return is {value} at env step {self.env_steps}")
+
+    def monitor(self) -> None:
+        """The monitor's row; its batch is drawn from a generator of this call, so how often a
+        run is measured never changes what it trains (returns do not depend on the cadence)."""
+        generator = torch.Generator(self.replay.device).manual_seed(
+            derived_seed(self.spec.seed, MONITOR_STREAM, self.updates))
+        batch = self.replay.sample(self.hp["monitor_batch_size"], generator=generator)
+        rows = monitor_roles(self.agent.roles, batch, self.initial_params, hessian=self.hp["monitor_hessian"],
+                             hessian_iterations=self.hp["hessian_iterations"])
+        for row in rows:
+            self.metric_rows.append({"step": self.env_steps, **row})
+
+    def probe_plasticity(self) -> None:
+        """Lyle et al.'s probe on copies of the networks; its own RNG, so training is unchanged."""
+        seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every_updates"])
+        rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"] or None,
+                           batch_size=self.hp["probe_batch_size"], targets=self.hp["probe_targets"], seed=seed)
+        self.metric_rows += [{"step": self.env_steps, **row} for row in rows]
+
+    def record_method_stats(self, stats: dict[str, float]) -> None:
+        """Keys are ``metric``, ``metric/network`` or ``metric/network/layer``."""
+        for key, value in stats.items():
+            metric, _, where = key.partition("/")
+            network, _, layer = where.partition("/")
+            self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": layer or "all",
+                                     "metric": metric, "value": float(value)})
+
+    def eval_episode(self, episode: int) -> EvalEpisode:
+        """Episode ``episode`` of the next evaluation, its environment reset."""
+        evaluation = len(self.eval_rows)
+        obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
+        # The policy's own draws come from a generator of this episode, so evaluating
+        # never moves the training RNGs and every evaluation is reproducible.
+        policy_rng = np.random.default_rng(derived_seed(self.spec.seed, EVAL_POLICY_STREAM, evaluation, episode))
+        return EvalEpisode(self.eval_env, obs, policy_rng)
+
+    @torch.no_grad()
+    def play_evaluation(self) -> list[float]:
+        """The returns of ``eval_episodes`` episodes of the evaluation policy, one after another."""
+        returns = []
+        for episode in range(self.hp["eval_episodes"]):
+            playing = self.eval_episode(episode)
+            while not playing.done:
+                playing.step(self.agent.act(playing.obs, self.env_steps, explore=False, rng=playing.rng))
+            returns.append(playing.total)
+        return returns
+
+    def evaluate(self, returns: list[float] | None = None) -> None:
+        """Record an evaluation: ``returns`` when a seed stack played its episodes
+        (seed_batch.py), else played here. A non-finite return fails the run, recorded."""
+        returns = self.play_evaluation() if returns is None else returns
+        self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
+        if self.continual:  # the segment the evaluation played
+            self.eval_rows[-1].update(segment=self.eval_env.segment, segment_task=self.eval_env.segment_task)
+        self.write_records()
+        self.show_records()
+        self.write_progress()
+        self.log_evaluation()
+        self.check_eval_return()
+
+    # ---- persistence ----------------------------------------------------------------
+    def write_records(self) -> None:
+        eval_columns = results.EVAL_COLUMNS + (results.SEGMENT_COLUMNS if self.continual else [])
+        results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=eval_columns))
+        results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
+        results.write_parquet(self.run_dir / results.TRAIN, self.log.frame())
+
+    def save_checkpoint(self) -> None:
+        self.check_finite()  # a checkpoint never holds a diverged state
+        self.log.flush()  # the event files hold everything up to the checkpoint
+        self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every_steps"] + 1) * self.hp["checkpoint_every_steps"]
+        state = {
+            "run_id": self.spec.run_id,
+            "agent": own_storage(self.agent.state_dict()),
+            "methods": own_storage([m.state_dict() for m in self.methods]),
+            "replay": self.replay.state_dict(),
+            "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
+                    # replay sampling on a GPU draws from that device's generator
+                    "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
+            "counters": {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
+                         "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
+                         "resumes": self.resumes, "started": self.started, "trained_with": self.trained_with},
+            "eval_rows": self.eval_rows,
+            "metric_rows": self.metric_rows,
+            "train_rows": self.log.rows,
+            "initial_params": own_storage(self.initial_params),
+        }
+        if self.continual:  # its step count and segment; the rest derives from the spec
+            state["continual_env"] = self.env.state_dict()
+        self.write_records()
+        results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)
+        self.write_manifest("running")
+
+    def restore(self, state: dict) -> None:
+        if state["run_id"] != self.spec.run_id:
+            raise RunConflictError(f"checkpoint in {self.run_dir} belongs to run {state['run_id']!r}")
+        # Methods first: one that changed the networks' structure (plasticity injection)
+        # re-applies it, so that the agent's saved parameters and optimizer groups fit.
+        for method, method_state in zip(self.methods, state["methods"]):
+            method.load_state_dict(method_state)
+        self.agent.load_state_dict(state["agent"])
+        self.replay.load_state_dict(state["replay"])
+        if self.continual:
+            self.env.load_state_dict(state["continual_env"])
+        self.initial_params = {name: [t.to(self.device) for t in tensors]
+                               for name, tensors in state["initial_params"].items()}
+        random.setstate(state["rng"]["python"])
+        self.rng.bit_generator.state = state["rng"]["numpy"]
+        torch.set_rng_state(state["rng"]["torch"])
+        if self.device.type == "cuda" and state["rng"].get("cuda") is not None:
+            torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
+        counters = state["counters"]
+        self.env_steps, self.episodes, self.updates = counters["env_steps"], counters["episodes"], counters["updates"]
+        self.next_checkpoint, self.wall_time = counters["next_checkpoint"], counters["wall_time"]
+        self.started = counters["started"]
+        self.resumes = counters["resumes"] + 1
+        self.trained_with = [entry for entry in counters.get("trained_with", []) if entry["from_step"] <= self.env_steps]
+        # Records written after the checkpoint belong to the lost future: rewrite them. A
+        # checkpoint from before training-time logging has no train rows: the run goes on.
+        self.eval_rows, self.metric_rows = state["eval_rows"], state["metric_rows"]
+        self.log.rows = state.get("train_rows", [])
+        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)  # shown before the checkpoint
+        self.write_records()
+
+    def write_manifest(self, status: str, error: str | None = None) -> dict:
+        manifest = {
+            "run_id": self.spec.run_id,
+            "spec": self.spec.to_dict(),
+            "seed": self.spec.seed,
+            "status": status,
+            "error": error,
+            "step": self.env_steps,
+            "updates": self.updates,
+            "network": {"hidden_sizes": list(self.network_config.hidden_sizes),
+                        "activation": self.network_config.activation,
+                        "layer_norm": self.network_config.layer_norm},
+            **self.provenance,
+            "device": str(self.device),
+            "threads": self.threads,
+            "wall_time_s": round(self.wall_time, 3),
+            "resumes": self.resumes,
+            "trained_with": self.trained_with,
+            "started": self.started,
+            "updated": datetime.now(timezone.utc).isoformat(),
+        }
+        results.write_json(self.run_dir / results.MANIFEST, manifest)
+        return manifest
