@@ -27,7 +27,7 @@ import yaml
 
 from plasticity_bench import results
 from plasticity_bench.matrix import expand
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = (0, 1)

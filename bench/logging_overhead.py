@@ -31,7 +31,7 @@ import torch
 
 from plasticity_bench.devices import resolve_device
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 from plasticity_bench.training_log import TrainingLog
 
 

@@ -32,7 +32,7 @@ from plasticity_bench.metrics.activity import probe_activity
 from plasticity_bench.metrics.curvature import hessian_top_eigenvalue
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 CASES = [("sac", "dmc:cheetah-run"), ("dqn", "gym:CartPole-v1")]
 

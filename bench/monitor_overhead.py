@@ -15,7 +15,7 @@ import time
 import torch
 
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 
 def main() -> None:

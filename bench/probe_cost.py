@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import make_trainer
+from plasticity_bench.training.entry import make_trainer, run_to_end
 
 # name -> (algo, task, steps, overrides): the validation config's probed cells and a SAC cell
 # with the default config's settings.
@@ -52,7 +52,7 @@ def measure(name: str, args: argparse.Namespace) -> None:
 
         trainer.probe_plasticity = timed_probe
         start = time.perf_counter()
-        trainer.run()
+        run_to_end(trainer)
         total = time.perf_counter() - start
     sizes = "x".join(str(s) for s in hp["hidden_sizes"])
     print(f"{name}: {algo} on {task}, {steps} steps ({sizes}, {trainer.updates} updates, {args.device}, "

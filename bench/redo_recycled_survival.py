@@ -16,7 +16,7 @@ import tempfile
 import torch
 
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 CHECKPOINTS = (0, 1, 2, 5, 10, 20, 50, 100, 300, 999)
 

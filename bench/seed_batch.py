@@ -34,9 +34,9 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from plasticity_bench.seed_batch import SeedStack, ready
+from plasticity_bench.training.stack import SeedStack, ready
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 # (algo, task, warm-up steps before learning, env steps, overrides): budgets sized so a
 # one-seed run takes ~10-20 s here; evaluation rare, as in a long run.
@@ -169,7 +169,7 @@ def split(count: int, updates: int = 300) -> None:
 
 def in_process(case, count: int, device: str, tmp: str) -> float:
     """Seed-steps per second of ``count`` seeds trained together in this process."""
-    from plasticity_bench.seed_batch import train_seeds
+    from plasticity_bench.training import train_seeds
 
     algo, task, _, steps, _ = case
     specs = [build_spec(algo, "mlp", "none", task, seed, steps, overrides(case)) for seed in range(count)]
@@ -184,7 +184,7 @@ def device_check(device: str, seed_counts: list[int]) -> None:
     """On an accelerator: whether a seed's numbers are the same alone and in a stack there
     (SAC, 200 updates), and the throughput of stacks against one seed, in this process."""
     from plasticity_bench import results
-    from plasticity_bench.seed_batch import train_seeds
+    from plasticity_bench.training import train_seeds
 
     case = ("sac", "gym:Pendulum-v1", 100, 300, ["hidden_sizes=[64,64]"])
     specs = [build_spec("sac", "mlp", "none", case[1], seed, case[3], overrides(case)) for seed in range(3)]

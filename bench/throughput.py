@@ -15,7 +15,7 @@ import numpy as np
 
 from plasticity_bench.environments import make_env
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 CASES = [
     ("sac", "mujoco:HalfCheetah-v5"),

@@ -15,7 +15,7 @@ import torch
 
 from plasticity_bench import registry
 from plasticity_bench.spec import InvalidCombinationError, build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 TASKS = {"sac": "mujoco:HalfCheetah-v5", "td3": "mujoco:HalfCheetah-v5", "dqn": "minatar:breakout"}
 

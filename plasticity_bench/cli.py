@@ -139,9 +139,9 @@ def train(
     from plasticity_bench.budget import ShortBudgetError
     from plasticity_bench.devices import DeviceError, select_training_device
     from plasticity_bench.results import CorruptRecordError, ResourceExhaustedError, RunLockedError
-    from plasticity_bench.seed_batch import train_seeds
-    from plasticity_bench.train import RunConflictError, RunFailedError
-    from plasticity_bench.train import train as run_training
+    from plasticity_bench.training import train_seeds
+    from plasticity_bench.training.run import RunConflictError, RunFailedError
+    from plasticity_bench.training import train as run_training
 
     folder_option = f"--out {out}" if out is not None else f"--runs-dir {runs_dir}"
     try:  # one GPU slot for the process, whatever the number of seeds

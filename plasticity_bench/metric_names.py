@@ -15,7 +15,7 @@ SRANK_DELTA = 0.01  # srank's threshold: the smallest k keeping 1 - delta of the
 # checks them against the agents).
 ROLES: dict[str, tuple[str, ...]] = {"sac": ("actor", "critic"), "td3": ("actor", "critic"), "dqn": ("q",),
                                      "sl": ("classifier",)}
-# Per-task rows of supervised runs (supervised.py), besides the monitor's.
+# Per-task rows of supervised runs (training/supervised.py), besides the monitor's.
 TASK_METRICS = {"task_final_accuracy": "accuracy on the task's samples at the task's end (supervised runs)",
                 "task_final_loss": "cross-entropy on the task's samples at the task's end (supervised runs)"}
 

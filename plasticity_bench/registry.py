@@ -12,7 +12,7 @@ ALGOS: dict[str, tuple[str, str]] = {
     "sac": ("plasticity_bench.agents.sac:SAC", "Soft Actor-Critic (continuous actions; CleanRL sac_continuous_action)"),
     "td3": ("plasticity_bench.agents.td3:TD3", "Twin Delayed DDPG (continuous actions; CleanRL td3_continuous_action)"),
     "dqn": ("plasticity_bench.agents.dqn:DQN", "Deep Q-Network (discrete actions; CleanRL dqn)"),
-    "sl": ("plasticity_bench.supervised:Classifier", "continual supervised learning, the positive control: "
+    "sl": ("plasticity_bench.agents.classifier:Classifier", "continual supervised learning, the positive control: "
            "random-label memorisation over a sequence of tasks (Lyle et al. 2023); sl:* tasks, steps = gradient steps"),
 }
 

@@ -45,7 +45,7 @@ RENAMED_KEYS = {"eval_every": "eval_every_steps", "checkpoint_every": "checkpoin
 TRAINER_DEFAULTS: dict[str, Any] = {
     "eval_every_steps": 5000,  # env steps between evaluations (and always at the last step)
     "eval_episodes": 10,  # evaluation-policy episodes per evaluation (see each agent's act)
-    "checkpoint_every_steps": 10000,  # env steps; taken at the next episode boundary (see train.py)
+    "checkpoint_every_steps": 10000,  # env steps; taken at the next episode boundary (see training/run.py)
     "monitor_every_updates": 1000,  # gradient updates between plasticity-metric measurements
     "monitor_batch_size": 256,  # replay samples in the held monitoring batch
     # Top Hessian eigenvalue at each monitor call (power iteration; costly, see metrics/curvature.py).
@@ -131,7 +131,7 @@ ALGO_DEFAULTS: dict[str, dict[str, Any]] = {
         "replay_ratio": 0.1,  # CleanRL's train_frequency = 10
         "hidden_sizes": (120, 84),
     },
-    # Continual supervised learning (supervised.py), Lyle et al. 2023's random-label
+    # Continual supervised learning (training/supervised.py), Lyle et al. 2023's random-label
     # memorisation scaled down to CPU seconds (theirs: a 2x1024 MLP on MNIST). Its steps are
     # gradient steps, a whole number of tasks: steps = tasks x task_steps. At these defaults
     # a fresh MLP memorises a task (accuracy ~0.99) and, without intervention, later tasks

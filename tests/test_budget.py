@@ -11,7 +11,7 @@ import yaml
 from plasticity_bench.budget import ShortBudgetError, check_budget, planned_updates, shortfalls
 from plasticity_bench.matrix import expand
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((ROOT / "workflow" / "config").glob("*.yaml"))

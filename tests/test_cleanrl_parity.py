@@ -12,7 +12,7 @@ from plasticity_bench.agents.dqn import DQN
 from plasticity_bench.agents.sac import SAC
 from plasticity_bench.networks import NetworkConfig
 from plasticity_bench.spec import agent_hyperparams, build_spec, default_hyperparams
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 
 def make_trainer(tmp_path, algo, task, steps, overrides=()):

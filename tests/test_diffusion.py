@@ -343,7 +343,7 @@ def test_td3_builds_the_diffusion_actor_by_arch():
 
 def final_return(spec, tmp_path) -> float:
     from plasticity_bench.analysis.runs import RunRecord
-    from plasticity_bench.train import train
+    from plasticity_bench.training import train
 
     manifest = train(spec, tmp_path / spec.run_id, progress=False, device="cpu")
     assert manifest["status"] == "completed"

@@ -9,7 +9,8 @@ import pytest
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer, train
+from plasticity_bench.training.run import Trainer
+from plasticity_bench.training import train
 
 
 @pytest.fixture(autouse=True)

@@ -5,9 +5,9 @@ import statistics
 import pytest
 
 from plasticity_bench.analysis.runs import RunRecord
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 pytestmark = pytest.mark.slow
 

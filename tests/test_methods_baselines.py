@@ -525,13 +525,14 @@ def test_every_baseline_is_registered_with_its_defaults():
     ("parseval+l2+dff", []),
 ])
 def test_trainer_resume_with_stateful_methods_equals_uninterrupted(tmp_path, method, options):
-    from plasticity_bench.train import Trainer
+    from plasticity_bench.training.entry import run_to_end
+    from plasticity_bench.training.run import Trainer
 
     overrides = ["eval_episodes=1", "eval_every_steps=1000", "hidden_sizes=[16, 16]", "learning_starts=100",
                  "checkpoint_every_steps=150", "replay_ratio=1.0", "monitor_every_updates=50", *options]
     spec = build_spec("dqn", "mlp", method, "gym:CartPole-v1", 0, 300, overrides)
     reference = Trainer(spec, tmp_path / "reference", 1, torch.device("cpu"), False)
-    reference.run()
+    run_to_end(reference)
 
     interrupted = Trainer(spec, tmp_path / "resumed", 1, torch.device("cpu"), False)
     save = interrupted.save_checkpoint
@@ -542,10 +543,10 @@ def test_trainer_resume_with_stateful_methods_equals_uninterrupted(tmp_path, met
 
     interrupted.save_checkpoint = save_then_stop
     with pytest.raises(KeyboardInterrupt):
-        interrupted.run()
+        run_to_end(interrupted)
     assert interrupted.env_steps < 300 and interrupted.updates >= 20
     resumed = Trainer(spec, tmp_path / "resumed", 1, torch.device("cpu"), False)
-    assert resumed.run()["resumes"] == 1
+    assert run_to_end(resumed)["resumes"] == 1
     for name, role in reference.agent.roles.items():
         ours = resumed.agent.roles[name]
         assert list(role.network.state_dict()) == list(ours.network.state_dict())

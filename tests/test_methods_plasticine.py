@@ -24,7 +24,7 @@ from plasticity_bench.networks import MLP, NetworkConfig, ResidualNet, neuron_la
 from plasticity_bench.networks.layers import Fourier
 from plasticity_bench.optim import TRACAdam
 from plasticity_bench.spec import InvalidCombinationError, build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 # --- plain L2 --------------------------------------------------------------------------------
 

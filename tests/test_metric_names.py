@@ -8,7 +8,7 @@ import torch
 
 from plasticity_bench.metric_names import METRICS, ROLES
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import make_trainer
+from plasticity_bench.training.entry import make_trainer
 
 
 def test_roles_are_the_agents_roles(tmp_path):

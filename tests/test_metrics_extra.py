@@ -32,7 +32,7 @@ from plasticity_bench.metrics import (
 )
 from plasticity_bench.networks import MLP, NetworkConfig, ResidualNet
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 X = torch.tensor([[1.0, 2.0], [3.0, -1.0], [-2.0, 1.0], [2.0, 2.0]])
 T = torch.tensor([[1.0], [6.0], [0.0], [0.5]])
@@ -236,7 +236,7 @@ def test_monitor_rows_of_the_hand_network():
     # every metric but the Hessian comes from the one probe pass, plus one pass for the released set
     assert len(forwards) == 2
     table = {(r["layer"], r["metric"]): r["value"] for r in rows}
-    # probe: train.py; block outputs: residual nets only
+    # probe: training/run.py; block outputs: residual nets only
     assert {r["metric"] for r in rows} == {m for m in set(METRICS) - {"hessian_top_eigenvalue"} - set(PROBE_METRICS) - set(TASK_METRICS)
                                            if ":block_out" not in m}
     expected = {

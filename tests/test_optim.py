@@ -9,7 +9,7 @@ import torch
 
 from plasticity_bench.optim import adam
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 
 @pytest.mark.parametrize("algo, method", [("dqn", "none"), ("sac", "none"), ("td3", "none"), ("sac", "weight_decay")])

@@ -15,7 +15,7 @@ from plasticity_bench.analysis.runs import load_matrix
 from plasticity_bench.cli import app
 from plasticity_bench.matrix import PlannedRun, write_matrix
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 SUITE = "classic_control"
 TASK = "gym:CartPole-v1"

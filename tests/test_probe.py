@@ -21,7 +21,8 @@ from plasticity_bench.metrics.plasticity_probe import (PROBE_LOSS, PROBE_METRICS
 from plasticity_bench.networks import MLP, NetworkConfig
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.spec import SpecError, build_spec
-from plasticity_bench.train import Trainer, train
+from plasticity_bench.training.run import Trainer
+from plasticity_bench.training import train
 
 
 def test_targets_are_current_mean_plus_sin_of_a_fresh_init():

@@ -14,7 +14,7 @@ import pytest
 from plasticity_bench import provenance, results
 from plasticity_bench.analysis.report import ReportError, build_report
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 from test_report import aggregated  # noqa: F401  (fixture)
 

@@ -9,9 +9,9 @@ import shutil
 
 from plasticity_bench import results
 from plasticity_bench.analysis import report
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 from test_report import aggregated  # noqa: F401  (fixture)
 

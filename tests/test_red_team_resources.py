@@ -14,7 +14,7 @@ from plasticity_bench import results
 from plasticity_bench.cli import RESOURCE_EXIT, app
 from plasticity_bench.methods.base import Method
 from plasticity_bench.results import ResourceExhaustedError
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
 
 DISK = {"full": True}  # /dev/full answers every write with ENOSPC, as a full disk does

@@ -9,7 +9,7 @@ import pytest
 
 from plasticity_bench import results
 from plasticity_bench.results import CorruptRecordError
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
 
 OVERRIDES = ["monitor_every_updates=50", "hidden_sizes=[16,16]", "eval_episodes=1", "learning_starts=100",

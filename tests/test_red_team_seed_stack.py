@@ -12,9 +12,9 @@ import torch
 
 from plasticity_bench import results
 from plasticity_bench.methods.base import Method
-from plasticity_bench.seed_batch import train_seeds
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 ACT_AT = 20
 OVERRIDES = ["monitor_every_updates=10", "hidden_sizes=[32,32]", "eval_episodes=1", "checkpoint_every_steps=100",

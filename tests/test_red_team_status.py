@@ -12,7 +12,7 @@ from plasticity_bench.cli import app
 from plasticity_bench.results import LOCK, MANIFEST, PROGRESS, write_json
 from plasticity_bench.spec import build_spec
 from plasticity_bench.status import run_status, workflow_status
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 
 def running(run_dir, step=1505, steps=3000):

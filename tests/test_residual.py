@@ -16,7 +16,7 @@ from plasticity_bench.methods.regrama import ReGraMa
 from plasticity_bench.metrics import dormant_scores, grama_scores
 from plasticity_bench.networks import NetworkConfig, ResidualNet, build_body, neuron_layers
 from plasticity_bench.spec import InvalidCombinationError, SpecError, build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 BRO = NetworkConfig(arch="residual", hidden_sizes=(3,), blocks=1)
 

@@ -1,4 +1,4 @@
-"""Seeds as a batch dimension (seed_batch.py): several seeds trained by one process give each
+"""Seeds as a batch dimension (training/stack.py): several seeds trained by one process give each
 seed the numbers of its one-seed run, for every algorithm × architecture × method cell of
 the smoke config; a seed that fails fails alone; a killed group resumes."""
 
@@ -15,9 +15,11 @@ from plasticity_bench import results
 from plasticity_bench.roles import Batch
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, stack_networks
-from plasticity_bench.seed_batch import SeedGroup, SeedStack, acts_inside_update, ready, train_seeds
+from plasticity_bench.training.stack import SeedGroup, SeedStack, acts_inside_update, ready
+from plasticity_bench.training import train_seeds
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer, train
+from plasticity_bench.training.run import Trainer
+from plasticity_bench.training import train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOKE = yaml.safe_load((ROOT / "workflow/config/smoke.yaml").read_text())

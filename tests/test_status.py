@@ -11,7 +11,7 @@ from plasticity_bench.cli import app
 from plasticity_bench.results import PROGRESS, read_json, run_lock, write_json
 from plasticity_bench.spec import build_spec
 from plasticity_bench.status import run_status, status_table, time_left, workflow_status
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 TINY_DQN = {"learning_starts": 100, "eval_every_steps": 200, "eval_episodes": 1, "monitor_every_updates": 25,
             "hidden_sizes": [16, 16]}

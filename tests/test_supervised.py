@@ -24,7 +24,9 @@ from plasticity_bench.networks import build_body
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.results import load_checkpoint
 from plasticity_bench.spec import InvalidCombinationError, SpecError, build_spec
-from plasticity_bench.train import RunFailedError, make_trainer, train
+from plasticity_bench.training.run import RunFailedError
+from plasticity_bench.training.entry import make_trainer
+from plasticity_bench.training import train
 
 TASK = "sl:digits-random-labels"
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +87,7 @@ def test_one_gradient_step_is_adam_on_cross_entropy_of_a_uniform_minibatch(tmp_p
     trainer.gradient_step()
 
     torch.set_rng_state(rng_state)
-    torch.randint(0, 64, (spec.hyperparams["monitor_batch_size"],))  # the monitor's batch, at update 0
+    # (the monitor's batch at update 0 comes from a generator of its own: the global one is untouched)
     index = torch.randint(0, 64, (32,))  # 32 of the 64 samples, uniform with replacement
     pixels = torch.as_tensor(load_digits().data[:64] / 16.0, dtype=torch.float32)
     labels = torch.as_tensor(np.random.default_rng([0, 5, 0]).integers(10, size=64))  # task 0 of seed 0

@@ -17,7 +17,7 @@ from plasticity_bench.metrics import grama_scores
 from plasticity_bench.networks import NetworkConfig, neuron_layers
 from plasticity_bench.analysis.runs import RunRecord
 from plasticity_bench.spec import build_spec, default_hyperparams
-from plasticity_bench.train import train
+from plasticity_bench.training import train
 
 OBS_DIM, ACTION_DIM = 3, 2
 

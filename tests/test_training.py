@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from plasticity_bench.roles import Batch
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import Trainer
+from plasticity_bench.training.run import Trainer
 
 
 def make_trainer(tmp_path, algo, task, steps=400, overrides=()):
@@ -93,7 +93,7 @@ def test_how_often_a_run_is_measured_never_changes_what_it_trains(tmp_path):
     """The monitor draws its batch from a generator of its own call: a run measured every
     10 updates and the same run measured every 20 evaluate to the same returns and end with
     the same parameters (only their metric rows differ)."""
-    from plasticity_bench.train import train
+    from plasticity_bench.training import train
     from plasticity_bench.analysis.runs import RunRecord
 
     ends = []

@@ -17,7 +17,8 @@ from plasticity_bench import results
 from plasticity_bench.budget import updates_after
 from plasticity_bench.methods.base import Method
 from plasticity_bench.spec import build_spec
-from plasticity_bench.train import make_trainer, train
+from plasticity_bench.training.entry import make_trainer, run_to_end
+from plasticity_bench.training import train
 from plasticity_bench.training_log import TrainingLog, metric_tag
 
 CPU = torch.device("cpu")
@@ -39,7 +40,7 @@ def event_scalars(run_dir: Path) -> pd.DataFrame:
 def recorded_train_run(tmp_path, spec, monkeypatch) -> tuple[pd.DataFrame, list[dict[str, float]]]:
     """Train ``spec`` with its agent's update statistics also read out per update (on CPU, for
     the test only), and return train.parquet with them. The agent class's update is wrapped:
-    the update that trains is the seed stack's agent's (seed_batch.py), of the same class."""
+    the update that trains is the seed stack's agent's (training/stack.py), of the same class."""
     trainer = make_trainer(spec, tmp_path, 1, CPU, False)
     per_update, update = [], type(trainer.agent).update
 
@@ -49,7 +50,7 @@ def recorded_train_run(tmp_path, spec, monkeypatch) -> tuple[pd.DataFrame, list[
         return stats
 
     monkeypatch.setattr(type(trainer.agent), "update", update_and_read)
-    assert trainer.run()["status"] == "completed"
+    assert run_to_end(trainer)["status"] == "completed"
     return pd.read_parquet(tmp_path / results.TRAIN), per_update
 
 

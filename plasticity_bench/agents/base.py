@@ -71,7 +71,7 @@ class Agent:
     """Base class: subclasses fill ``self.roles`` (with ``make_roles``) and implement ``act``
     and ``update``.
 
-    The same update serves one seed and a stack of seeds (seed_batch.py): a stack's agent is
+    The same update serves one seed and a stack of seeds (training/stack.py): a stack's agent is
     a copy whose attributes named in ``stacked_networks`` (modules), ``stacked_tensors``
     (leaf tensors trained outside a module) and ``stacked_optimizers`` carry a leading seed
     axis, with ``seeds`` set and ``draw_normal`` drawing each seed's noise from its own

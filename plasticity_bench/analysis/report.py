@@ -308,7 +308,7 @@ def runs_code(runs_dir: Path, run_ids: Iterable[str]) -> dict[str, list[str]]:
 def runs_groupings(runs_dir: Path, run_ids: Iterable[str]) -> dict[str, dict[str, list[str]]]:
     """Configurations (a spec without its seed) whose runs trained in stacks of different
     sizes: cell → {stack sizes, e.g. "5" or "5,1" after a change: the runs}. A seed's numbers
-    depend in the last bits on its stack's size (seed_batch.py), so such runs are not
+    depend in the last bits on its stack's size (training/stack.py), so such runs are not
     trained alike. Runs without the record (older manifests) are left out."""
     cells: dict[str, dict[str, list[str]]] = {}
     for run_id in run_ids:

@@ -3,7 +3,7 @@
 A task is ``"<family>:<name>"``, e.g. ``mujoco:HalfCheetah-v5``, ``dmc:cheetah-run``,
 ``gym:CartPole-v1``, ``minatar:breakout``. The family ``sl`` holds supervised tasks, not
 environments: the continual random-label control trained by algorithm ``sl``
-(``environments/supervised.py`` and ``plasticity_bench/supervised.py``). Every environment made here
+(``environments/supervised.py`` and ``plasticity_bench/training/supervised.py``). Every environment made here
 
 - returns observations as flat float32 1-D vectors,
 - takes continuous actions in [-1, 1] (``action_space`` is ``Box(-1, 1)``) and rescales them

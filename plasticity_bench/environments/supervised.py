@@ -17,7 +17,7 @@ import torch
 CLASSES = 10
 DIGITS_COUNT = 1797  # images in sklearn.datasets.load_digits (checked by tests/test_supervised.py)
 DIGITS_PIXEL_MAX = 16.0  # load_digits' grey levels are 0..16
-LABEL_STREAM = 5  # label draws apart from every other seeded stream of a run (train.py's are 1-4)
+LABEL_STREAM = 5  # label draws apart from every other seeded stream of a run (training/run.py's are 1-4)
 
 
 def task_inputs(name: str, samples: int) -> torch.Tensor:

@@ -25,7 +25,7 @@ class Method:
     without importing the method).
 
     What a method may do to its roles, in ``setup`` and ``after_update``, and get exactly
-    what it gets in a one-seed run also when seeds train together (seed_batch.py): edit
+    what it gets in a one-seed run also when seeds train together (training/stack.py): edit
     parameters and optimizer state in place, replace them, drop a parameter's optimizer
     state, change an optimizer's param-group settings (a learning rate), freeze or unfreeze
     parameters (``requires_grad_``), change or reset Adam's ``state["step"]``. Each seed's
@@ -47,7 +47,7 @@ class Method:
     # False for a method that acts inside the gradient update other than through
     # ``loss_terms`` / ``observe_loss`` (which are detected): hooks on the training forward,
     # or new network structure mid-run. Seeds of such a cell train one by one in their
-    # process instead of sharing a stacked update (seed_batch.py).
+    # process instead of sharing a stacked update (training/stack.py).
     batches_across_seeds: ClassVar[bool] = True
 
     def __init__(self, **options: Any):

@@ -10,7 +10,7 @@ seed (batched matmul, normalisation over the last axis, element-wise activations
 A network stacks when every module holding parameters is an nn.Linear or nn.LayerNorm and
 no module holds buffers; the modules in between (activations, Sequential, residual blocks)
 are reused as they are, so their forward must act on the last axis only, as ours do.
-Anything else raises NotStackableError, and seed_batch.py trains those seeds one by one.
+Anything else raises NotStackableError, and training/stack.py trains those seeds one by one.
 """
 
 from __future__ import annotations

@@ -27,8 +27,7 @@ import torch
 
 from plasticity_bench import registry, results
 from plasticity_bench.agents.base import TrainingHooks
-from plasticity_bench.budget import check_budget, planned_updates, updates_after
-from plasticity_bench.devices import resolve_device
+from plasticity_bench.budget import planned_updates, updates_after
 from plasticity_bench.environments import make_task_envs
 from plasticity_bench.environments.continual import ContinualEnv
 from plasticity_bench.methods import build_methods
@@ -66,80 +65,9 @@ PROBE_STREAM = 4  # the plasticity probe's draws, seeded per probe call: no stat
 MONITOR_STREAM = 5  # the monitor's batch, seeded per monitor call: measuring never moves training's RNG
 
 
-def train(spec: RunSpec, run_dir: Path, threads: int = 1, device: str | torch.device = "auto",
-          progress: bool = True, restart: bool = False, allow_short_budget: bool = False,
-          tensorboard: bool = True, track: bool = False) -> dict:
-    """Train ``spec`` into ``run_dir``; resume from its checkpoint; return the final manifest.
-
-    ``device``: a ``torch.device``, or a name for ``devices.resolve_device`` ("auto" = CUDA
-    when visible, else CPU); an unavailable one raises DeviceError before anything is written.
-    A completed run is returned as it is; a failed one is tried again from its last
-    checkpoint (a transient failure passes; a divergence, being seeded, fails again).
-    ``restart`` deletes the run's records first and trains from scratch. ``tensorboard`` writes
-    event files into ``run_dir/tensorboard``, ``track`` logs to W&B (training_log.py);
-    train.parquet is written either way.
-
-    Raises ShortBudgetError, before anything is written, when the budget cannot produce what
-    the spec asks for (budget.py), unless ``allow_short_budget``; RunFailedError after
-    recording status failed; RunLockedError while another process trains in ``run_dir``;
-    CorruptRecordError for a damaged checkpoint or manifest.
-    """
-    if not allow_short_budget:
-        check_budget(spec)
-    device = device if isinstance(device, torch.device) else resolve_device(device)
-    run_dir = Path(run_dir)
-    with results.run_lock(run_dir):
-        opened = open_run(spec, run_dir, threads, device, progress, restart, TrainingLog(run_dir, tensorboard, track))
-        return opened if isinstance(opened, dict) else opened.run()
-
-
-def open_run(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool, restart: bool,
-             log: TrainingLog) -> Trainer | dict:
-    """In the run's lock: the completed run's manifest, or its trainer, built and ready to
-    resume (after ``restart`` cleared the records). A build that fails is recorded as a
-    failed run and raises RunFailedError; another run's folder raises RunConflictError."""
-    results.remove_orphans(run_dir)
-    previous = results.read_manifest(run_dir) if not restart else _manifest_or_none(run_dir)
-    if previous is not None and previous.get("run_id") != spec.run_id:
-        raise RunConflictError(f"{run_dir} holds run {previous.get('run_id')!r}, not {spec.run_id!r}; choose another --out")
-    if restart:
-        results.clear_run(run_dir)
-    elif previous is not None and previous.get("status") == "completed":
-        log.close()
-        return previous
-    try:
-        return make_trainer(spec, run_dir, threads, device, progress, log)
-    except Exception as error:  # a method's setup, an environment, a network that cannot be built
-        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
-            raise results.ResourceExhaustedError(f"{spec.run_id}: {one_line(error)}") from error
-        reason = one_line(error)
-        results.write_json(run_dir / results.MANIFEST, {"run_id": spec.run_id, "spec": spec.to_dict(),
-                                                        "seed": spec.seed, "status": "failed", "error": reason,
-                                                        "updated": datetime.now(timezone.utc).isoformat()})
-        raise RunFailedError(reason) from error
-
-
-def make_trainer(spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
-                 log: TrainingLog | None = None) -> Trainer:
-    """The RL Trainer, or for algorithm sl the continual supervised one (supervised.py)."""
-    if spec.algo == "sl":
-        from plasticity_bench.supervised import SupervisedTrainer  # it imports this module
-
-        return SupervisedTrainer(spec, run_dir, threads, device, progress, log)
-    return Trainer(spec, run_dir, threads, device, progress, log)
-
-
-def _manifest_or_none(run_dir: Path) -> dict | None:
-    """With --restart a damaged manifest is replaced, not read."""
-    try:
-        return results.read_manifest(run_dir)
-    except results.CorruptRecordError:
-        return None
-
-
 def own_storage(value):
     """``value`` with every tensor that views a larger storage copied: torch.save writes a
-    view's whole storage, and a seed's tensors are views of its stack's (seed_batch.py)."""
+    view's whole storage, and a seed's tensors are views of its stack's (training/stack.py)."""
     if isinstance(value, torch.Tensor):
         return value.clone() if value.untyped_storage().nbytes() > value.nbytes else value
     if isinstance(value, dict):
@@ -217,7 +145,7 @@ class Trainer:
         self.metric_rows: list[dict] = []
         self.wall_time = 0.0
         self.resumes = 0
-        # The seed stacks this run trained in, from which step (seed_batch.py): a seed's
+        # The seed stacks this run trained in, from which step (training/stack.py): a seed's
         # numbers depend in the last bits on its stack's size (docs/robustness.md).
         self.trained_with: list[dict] = []
         self.episode_return, self.episode_length = 0.0, 0
@@ -254,18 +182,6 @@ class Trainer:
         self.write_manifest("running")
         self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
         self.rate_mark = self.attempt_mark = (self.env_steps, time.perf_counter())
-
-    def run(self) -> dict:
-        """Train this one seed (a group of one, seed_batch.py) to the end; return its final
-        manifest, or raise RunFailedError after recording why it failed."""
-        from plasticity_bench.seed_batch import SeedGroup, ready  # it builds on this module
-
-        ready(self)
-        group = SeedGroup([self], self.progress)
-        manifest = group.run()[0]
-        if id(self) in group.errors:
-            raise group.errors[id(self)]
-        return manifest
 
     def start_clock(self) -> None:
         self.clock = time.perf_counter()
@@ -516,7 +432,7 @@ class Trainer:
 
     def evaluate(self, returns: list[float] | None = None) -> None:
         """Record an evaluation: ``returns`` when a seed stack played its episodes
-        (seed_batch.py), else played here. A non-finite return fails the run, recorded."""
+        (training/stack.py), else played here. A non-finite return fails the run, recorded."""
         returns = self.play_evaluation() if returns is None else returns
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
         if self.continual:  # the segment the evaluation played

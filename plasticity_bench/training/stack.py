@@ -1,6 +1,6 @@
 """Several seeds of one cell trained by one process, the seeds a batch dimension.
 
-Each seed is an ordinary Trainer (train.py): its own environments, replay buffer, agent,
+Each seed is an ordinary Trainer (training/run.py): its own environments, replay buffer, agent,
 methods, numpy generator, records and run folder, under the run id a one-seed run has. What
 the seeds share is the gradient update: ``SeedStack`` stacks their networks, SAC's log alpha
 and replay buffers along a leading seed axis (networks/stacked.py), and every seed's
@@ -45,10 +45,8 @@ alone, and the stack forms again once they are level.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from pathlib import Path
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -57,76 +55,13 @@ from tqdm import tqdm
 from plasticity_bench import results
 from plasticity_bench.agents.base import Agent, TrainingHooks
 from plasticity_bench.roles import Batch
-from plasticity_bench.budget import check_budget, updates_after
-from plasticity_bench.devices import resolve_device
+from plasticity_bench.budget import updates_after
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
-from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import EvalEpisode, RunFailedError, Trainer, one_line, open_run, train
-from plasticity_bench.training_log import TrainingLog
+from plasticity_bench.training.run import EvalEpisode, Trainer, one_line
 
 STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
-
-
-def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, device: str | torch.device = "auto",
-                progress: bool = True, restart: bool = False, allow_short_budget: bool = False,
-                tensorboard: bool = True, track: bool = False) -> list[dict]:
-    """Train the runs ``specs`` (one cell, seeds differing) into ``run_dirs``; return every
-    run's final manifest, a failed seed's included (status failed, its reason in ``error``).
-
-    Raises, before anything is trained, what ``train.train`` raises before it trains
-    (ShortBudgetError, RunConflictError, RunLockedError, CorruptRecordError).
-    """
-    cells = {json.dumps({key: value for key, value in spec.to_dict().items() if key != "seed"}, sort_keys=True)
-             for spec in specs}
-    if len(cells) != 1:
-        raise ValueError("train_seeds trains the seeds of one cell: the specs differ in more than their seed")
-    if not allow_short_budget:
-        for spec in specs:
-            check_budget(spec)
-    device = device if isinstance(device, torch.device) else resolve_device(device)
-    if specs[0].algo == "sl":  # the supervised trainer has its own loop: one seed after another
-        return [_train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track)
-                for spec, run_dir in zip(specs, run_dirs)]
-    with ExitStack() as locks:
-        manifests: dict[int, dict] = {}
-        trainers: list[Trainer] = []
-        for run_dir in run_dirs:
-            locks.enter_context(results.run_lock(Path(run_dir)))
-        # --restart with several seeds: only the seeds whose records are damaged start again
-        # (all of them when none is); the others resume, or stay completed.
-        damaged = [restart and (len(specs) == 1 or damaged_records(Path(run_dir))) for run_dir in run_dirs]
-        restarts = damaged if any(damaged) else [restart] * len(specs)
-        for index, (spec, run_dir) in enumerate(zip(specs, run_dirs)):
-            try:
-                opened = open_run(spec, Path(run_dir), threads, device, False,
-                                  restarts[index], TrainingLog(Path(run_dir), tensorboard, track))
-            except RunFailedError:
-                manifests[index] = results.read_manifest(Path(run_dir))
-                continue
-            if isinstance(opened, dict):
-                manifests[index] = opened
-            else:
-                ready(opened)
-                trainers.append(opened)
-        if trainers:  # none when every seed had completed
-            for trainer, manifest in zip(trainers, SeedGroup(trainers, progress).run()):
-                manifests[specs.index(trainer.spec)] = manifest
-    return [manifests[index] for index in range(len(specs))]
-
-
-def damaged_records(run_dir: Path) -> bool:
-    """Whether the run's manifest or checkpoint cannot be read (so it cannot resume)."""
-    try:
-        manifest = results.read_manifest(run_dir)
-        if manifest is not None and manifest.get("status") == "completed":
-            return False  # a completed run is never resumed: its checkpoint is not read
-        if (run_dir / results.CHECKPOINT).exists():
-            results.load_checkpoint(run_dir / results.CHECKPOINT)
-    except results.CorruptRecordError:
-        return True
-    return False
 
 
 def ready(trainer: Trainer) -> None:
@@ -134,14 +69,6 @@ def ready(trainer: Trainer) -> None:
     construction and checkpoint left (before the next seed's trainer is built)."""
     trainer.resume()
     trainer.generators = SeedGenerators(trainer.device)
-
-
-def _train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track) -> dict:
-    try:
-        return train(spec, run_dir, threads=threads, device=device, progress=progress, restart=restart,
-                     allow_short_budget=True, tensorboard=tensorboard, track=track)
-    except RunFailedError:
-        return results.read_manifest(Path(run_dir))
 
 
 class SeedGenerators:

@@ -40,55 +40,28 @@ import random
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm import tqdm
 
 from plasticity_bench import results
 from plasticity_bench.budget import planned_updates
-from plasticity_bench.agents.base import Agent, TrainingHooks
-from plasticity_bench.roles import Batch, Role
+from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.agents.classifier import ROLE, Classifier
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods import build_methods
 from plasticity_bench.metrics.norms import snapshot_parameters
-from plasticity_bench.networks import NetworkConfig, build_body
 from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.train import RunFailedError, Trainer, one_line
+from plasticity_bench.training.run import RunFailedError, Trainer, one_line
 from plasticity_bench.training_log import TrainingLog
 
-ROLE = "classifier"
 SUPERVISED_PACKAGES = ("plasticity-bench", "torch", "numpy", "scikit-learn", "pandas")
-
-
-def cross_entropy_loss(network: nn.Module, batch: Batch) -> torch.Tensor:
-    return F.cross_entropy(network(batch.obs), batch.actions)
-
-
-class Classifier(Agent):
-    """One role, ``classifier``: a body (MLP or residual net) from the inputs to one logit per
-    class, trained with Adam (or a method's optimizer) on cross entropy plus the methods'
-    loss terms."""
-
-    def __init__(self, input_dim: int, classes: int, hp: dict[str, Any], network: NetworkConfig,
-                 device: torch.device, hooks: TrainingHooks | None = None):
-        self.hooks = hooks or TrainingHooks()
-        self.network = build_body(network, input_dim, classes).to(device)
-        self.optimizer = self.make_optimizer(ROLE, self.network.parameters(), hp["learning_rate"])
-        self.roles = {ROLE: Role(self.network, self.optimizer, cross_entropy_loss, lambda batch: (batch.obs,))}
-
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return {"classifier_loss": self.gradient_step(ROLE, batch)}
-
-    def modules_to_save(self) -> dict[str, Any]:
-        return {"network": self.network, "optimizer": self.optimizer}
 
 
 def labelled_samples(inputs: torch.Tensor, device: torch.device) -> ReplayBuffer:

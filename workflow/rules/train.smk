@@ -1,7 +1,7 @@
 # One job per group of a cell's runs (runs equal but for their seed; config `seeds_per_job`
 # of them, default all of the cell's seeds; see JOBS in common.smk): one `plasticity-bench
 # train --seeds` process trains them together, the seeds a batch dimension
-# (plasticity_bench/seed_batch.py), each run into its own folder results/runs/<run_id>/ under
+# (plasticity_bench/training/stack.py), each run into its own folder results/runs/<run_id>/ under
 # the run id a one-seed run has. A job of one run (seeds_per_job: 1) is today's one-seed
 # `train --seed` command, named by its run id. The CLI resumes from each run's checkpoint
 # after a kill, and exits 3 when a run itself failed (a non-finite value, or anything torch,
