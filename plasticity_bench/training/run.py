@@ -16,6 +16,7 @@ import math
 import random
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +27,7 @@ import pandas as pd
 import torch
 
 from plasticity_bench import registry, results
-from plasticity_bench.agents.base import TrainingHooks
+from plasticity_bench.agents.base import Agent, TrainingHooks
 from plasticity_bench.budget import planned_updates, updates_after
 from plasticity_bench.environments import make_task_envs
 from plasticity_bench.environments.continual import ContinualEnv
@@ -34,6 +35,7 @@ from plasticity_bench.methods import build_methods
 from plasticity_bench.metrics.monitor import monitor_roles
 from plasticity_bench.metrics.norms import snapshot_parameters
 from plasticity_bench.metrics.plasticity_probe import probe_roles
+from plasticity_bench.networks import NetworkConfig
 from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
@@ -104,17 +106,24 @@ class EvalEpisode:
 
 class Trainer:
     continual = False  # a continual task's run (environments/continual.py); the sl trainer never is
+    packages = RUN_PACKAGES  # whose versions the manifest records
 
     def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
                  log: TrainingLog | None = None):
-        self.spec, self.run_dir, self.device, self.progress = spec, run_dir, device, progress
+        self.spec, self.run_dir, self.device, self.progress = spec, Path(run_dir), device, progress
         self.hp = spec.hyperparams
         self.threads = threads
         torch.set_num_threads(threads)
         random.seed(spec.seed)
         torch.manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
+        self.build()
+        self.start_counters(log)
 
+    def build(self) -> None:
+        """The run's environments, methods, agent and replay buffer, in the order their draws
+        from the freshly seeded generators are made."""
+        spec = self.spec
         # A continual task's evaluation env follows its training env's segment (environments/continual.py).
         self.env, self.eval_env = make_task_envs(spec.task, spec.hyperparams)
         self.continual = isinstance(self.env, ContinualEnv)
@@ -122,22 +131,29 @@ class Trainer:
         self.discrete = hasattr(self.env.action_space, "n")
         action_dim = int(self.env.action_space.n) if self.discrete else int(np.prod(self.env.action_space.shape))
         action_shape = () if self.discrete else (action_dim,)
+        agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
+        self.build_agent(lambda network, hooks: agent_class(obs_dim, action_dim, spec.agent_hyperparams(), network,
+                                                            spec.steps, self.rng, self.device, hooks=hooks))
+        self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete,
+                                   self.device)
 
-        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
-        network = spec.network_config()
+    def build_agent(self, make_agent: Callable[[NetworkConfig, TrainingHooks], Agent]) -> None:
+        """The run's methods (each may change the network config), then the agent built with
+        them, set up by them, and its initial parameters kept."""
+        self.methods = build_methods(self.spec.methods, self.spec.method_options, planned_updates(self.spec))
+        network = self.spec.network_config()
         for method in self.methods:
             network = method.network_config(network)
         self.network_config = network
-        agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
-        self.agent = agent_class(obs_dim, action_dim, spec.agent_hyperparams(), network, spec.steps, self.rng, device,
-                                 hooks=TrainingHooks(self.methods))
+        self.agent = make_agent(network, TrainingHooks(self.methods))
         for method in self.methods:  # before any restore: a method may restructure networks
             method.setup(self.agent.roles)
         # theta0 for the weight-drift metric: the parameters at the start of training (kept in
         # the checkpoint, so a resumed run measures drift from the same point).
         self.initial_params = {name: snapshot_parameters(role.network) for name, role in self.agent.roles.items()}
-        self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete, device)
 
+    def start_counters(self, log: TrainingLog | None) -> None:
+        """Counters, rows and provenance of a run not yet trained (a checkpoint restores them)."""
         self.env_steps = 0
         self.episodes = 0
         self.updates = 0
@@ -152,9 +168,9 @@ class Trainer:
         self.start_training_log(log)
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
-        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
+        code = run_code(self.spec.methods)  # package fingerprint, git state, user modules' source hashes
         self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
-                           "versions": package_versions(RUN_PACKAGES)}
+                           "versions": package_versions(self.packages)}
 
     def start_training_log(self, log: TrainingLog | None) -> None:
         """The update statistics' device sums and where their means go (training_log.py)."""

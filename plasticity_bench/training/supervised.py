@@ -36,30 +36,19 @@ next task afresh without erasing the score of this one.
 
 from __future__ import annotations
 
-import random
 import time
-from datetime import datetime, timezone
-from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
 from plasticity_bench import results
-from plasticity_bench.budget import planned_updates
-from plasticity_bench.agents.base import TrainingHooks
 from plasticity_bench.agents.classifier import ROLE, Classifier
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
-from plasticity_bench.methods import build_methods
-from plasticity_bench.metrics.norms import snapshot_parameters
-from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
-from plasticity_bench.spec import RunSpec
 from plasticity_bench.training.run import RunFailedError, Trainer, one_line
-from plasticity_bench.training_log import TrainingLog
 
 SUPERVISED_PACKAGES = ("plasticity-bench", "torch", "numpy", "scikit-learn", "pandas")
 
@@ -79,40 +68,16 @@ def relabel(buffer: ReplayBuffer, labels: torch.Tensor) -> None:
 class SupervisedTrainer(Trainer):
     """The Trainer's records, checkpoints, monitor and methods on the task sequence above."""
 
-    def __init__(self, spec: RunSpec, run_dir: Path, threads: int, device: torch.device, progress: bool,
-                 log: TrainingLog | None = None):
-        # Not the RL Trainer's constructor, which makes environments: the same state, set here.
-        self.spec, self.run_dir, self.device, self.progress = spec, Path(run_dir), device, progress
-        self.hp = spec.hyperparams
-        self.threads = threads
-        torch.set_num_threads(threads)
-        random.seed(spec.seed)
-        torch.manual_seed(spec.seed)
-        self.rng = np.random.default_rng(spec.seed)
+    packages = SUPERVISED_PACKAGES
 
-        inputs = task_inputs(split_task(spec.task)[1], self.hp["samples"])
-        self.methods = build_methods(spec.methods, spec.method_options, planned_updates(spec))
-        network = spec.network_config()
-        for method in self.methods:
-            network = method.network_config(network)
-        self.network_config = network
-        self.agent = Classifier(inputs.shape[1], CLASSES, self.hp, network, device, hooks=TrainingHooks(self.methods))
-        for method in self.methods:  # before any restore: a method may restructure networks
-            method.setup(self.agent.roles)
-        self.initial_params = {name: snapshot_parameters(role.network) for name, role in self.agent.roles.items()}
-        self.replay = labelled_samples(inputs, device)
+    def build(self) -> None:
+        """The Trainer's state without environments: the task's inputs in a buffer of labelled
+        samples and the classifier."""
+        inputs = task_inputs(split_task(self.spec.task)[1], self.hp["samples"])
+        self.build_agent(lambda network, hooks: Classifier(inputs.shape[1], CLASSES, self.hp, network, self.device,
+                                                           hooks=hooks))
+        self.replay = labelled_samples(inputs, self.device)
         self.labelled_task = -1  # the task whose labels the buffer holds
-
-        self.env_steps = self.episodes = self.updates = 0
-        self.eval_rows, self.metric_rows = [], []
-        self.wall_time, self.resumes = 0.0, 0
-        self.trained_with: list[dict] = []  # supervised runs train seed by seed: never in a stack
-        self.start_training_log(log)
-        self.next_checkpoint = self.hp["checkpoint_every_steps"]
-        self.started = datetime.now(timezone.utc).isoformat()
-        code = run_code(spec.methods)  # package fingerprint, git state, user modules' source hashes
-        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
-                           "versions": package_versions(SUPERVISED_PACKAGES)}
 
     @property
     def task_index(self) -> int:
