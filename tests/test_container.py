@@ -56,17 +56,20 @@ def expand_args(text: str) -> str:
     return re.sub(r"\$\{(\w+)\}", lambda match: ARGS.get(match.group(1), match.group(0)), text)
 
 
-def pip_requirements() -> list[str]:
-    """Every argument of `pip install` in the Dockerfile's RUN lines, ARGs substituted."""
+def pip_requirements(expand: bool = True) -> list[str]:
+    """Every argument of `pip install` in the Dockerfile's RUN lines (also in if/else
+    branches), ARGs substituted unless not `expand`."""
     requirements = []
     for kind, command in DOCKER:
         if kind != "RUN":
             continue
         for part in re.split(r"&&|;", command):
             words = part.split()
+            if words[:1] in (["then"], ["else"]):
+                words = words[1:]
             if words[:2] == ["pip", "install"]:
-                requirements += [expand_args(w.strip("\"'")) for w in words[2:] if not w.startswith("-")]
-    return requirements
+                requirements += [w.strip("\"'") for w in words[2:] if not w.startswith("-")]
+    return [expand_args(r) for r in requirements] if expand else requirements
 
 
 def test_dockerfile_passes_hadolint():
@@ -84,20 +87,24 @@ def test_hadolint_catches_a_bad_dockerfile(tmp_path):
         assert rule in result.stdout, (rule, result.stdout)
 
 
-def test_base_image_is_an_argument_defaulting_to_a_pinned_cuda_image():
-    # ARG before FROM: scripts/image_smoke.sh builds the same file on a local Debian base.
+def test_base_image_is_an_argument_defaulting_to_a_debian_release_without_cuda():
+    # ARG before FROM: scripts/image_smoke.sh builds the same file on a local Debian base. The
+    # default GPU image takes its CUDA runtime from torch's wheels, not from the base.
     assert DOCKER[0] == ("ARG", f"BASE_IMAGE={ARGS['BASE_IMAGE']}")
     assert next(arg for kind, arg in DOCKER if kind == "FROM") == "${BASE_IMAGE}"
     name, _, tag = ARGS["BASE_IMAGE"].partition(":")
-    assert name == "nvidia/cuda" and tag and tag != "latest", ARGS["BASE_IMAGE"]
-    assert re.match(r"^\d+\.\d+\.\d+-", tag), tag
+    assert name == "debian" and tag and tag != "latest" and "bookworm" in tag, ARGS["BASE_IMAGE"]
+    assert ARGS["TORCH_VARIANT"] == "pypi"
 
 
-def test_default_torch_variant_is_built_for_the_default_base_cuda():
-    # The build-time check below would fail the default build otherwise: cu128 <-> 12.8.x.
-    variant = ARGS["TORCH_VARIANT"]
-    base_cuda = re.match(r"(\d+)\.(\d+)\.", ARGS["BASE_IMAGE"].partition(":")[2])
-    assert variant == f"cu{base_cuda.group(1)}{base_cuda.group(2)}", (variant, ARGS["BASE_IMAGE"])
+def test_documented_nvidia_base_option_pairs_matching_cuda_versions():
+    # The option for sites that require NVIDIA's base: the build-time check below fails any
+    # pair whose CUDA versions differ, so every pair the Dockerfile suggests must match.
+    pairs = re.findall(r"BASE_IMAGE=nvidia/cuda:(\d+)\.(\d+)\.\d+-\S+ --build-arg TORCH_VARIANT=cu(\d+)",
+                       DOCKERFILE.read_text())
+    assert pairs
+    for major, minor, variant in pairs:
+        assert variant == f"{major}{minor}", (major, minor, variant)
 
 
 def test_torch_pin_matches_setup_and_pyproject():
@@ -106,32 +113,77 @@ def test_torch_pin_matches_setup_and_pyproject():
     assert setup_default and setup_default.group(1) == torch_version
     torch_requirement = next(Requirement(r) for r in PYPROJECT["project"]["dependencies"] if Requirement(r).name == "torch")
     assert torch_requirement.specifier.contains(torch_version), (torch_version, str(torch_requirement))
-    # The exact local version (+cu128, +cpu): pip can never swap in another build of torch.
-    assert f"torch=={torch_version}+{ARGS['TORCH_VARIANT']}" in pip_requirements()
+    # The exact version: the index's torch (pypi) or the local version (+cpu, +cu128), so pip
+    # can never swap in another release; the check below catches another build of the same one.
+    installs = {r for r in pip_requirements(expand=False) if r.startswith("torch")}
+    assert installs == {"torch==${TORCH_VERSION}", "torch==${TORCH_VERSION}+${TORCH_VARIANT}"}, installs
 
 
-def cuda_check(torch_variant: str, cuda_version: str | None) -> subprocess.CompletedProcess:
-    """The Dockerfile's CUDA check RUN step, run by sh with this venv's python and torch."""
+def cuda_check(torch_variant: str, cuda_version: str | None, torch_path: Path | None = None) -> subprocess.CompletedProcess:
+    """The Dockerfile's torch check RUN step, run by sh with this venv's python and its torch,
+    or with the torch package in `torch_path` ahead of it."""
     (step,) = [command for kind, command in DOCKER if kind == "RUN" and "CUDA check" in command]
     env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "TORCH_VARIANT": torch_variant,
            "TORCH_VERSION": ARGS["TORCH_VERSION"], "BASE_IMAGE": "the-base"}
     if cuda_version is not None:
         env["CUDA_VERSION"] = cuda_version
+    if torch_path is not None:
+        env["PYTHONPATH"] = str(torch_path)
     return subprocess.run(["sh", "-c", step], capture_output=True, text=True, timeout=120, env=env)
 
 
-def test_build_time_cuda_check_fails_on_a_mismatch_and_is_skipped_on_cpu_builds():
+def test_torch_check_on_this_machines_cpu_torch():
     import torch
 
-    torch_cuda = str(torch.version.cuda)  # "None" for this machine's CPU torch
-    mismatch = cuda_check("cu128", "99.1.0")
-    assert mismatch.returncode != 0
-    assert f"is built for CUDA {torch_cuda} but the base image the-base has CUDA 99.1" in mismatch.stderr
-    no_cuda_base = cuda_check("cu128", None)  # a CUDA torch on a base without CUDA
-    assert no_cuda_base.returncode != 0 and "has CUDA none" in no_cuda_base.stderr
+    version = torch.__version__  # 2.13.0+cpu: no CUDA
+    assert torch.version.cuda is None
     skipped = cuda_check("cpu", None)
     assert skipped.returncode == 0, skipped.stderr
     assert "CUDA check skipped: TORCH_VARIANT=cpu" in skipped.stdout
+    # A find-links folder offered the CPU build where the index's CUDA build was asked for.
+    cpu_for_pypi = cuda_check("pypi", None)
+    assert cpu_for_pypi.returncode != 0
+    assert f"error: torch {version} (TORCH_VARIANT=pypi) is a CPU-only build" in cpu_for_pypi.stderr
+    wrong_build = cuda_check("cu128", "12.8.1")
+    assert wrong_build.returncode != 0
+    assert f"error: pip installed torch {version}, not {ARGS['TORCH_VERSION']}+cu128" in wrong_build.stderr
+
+
+def cuda_torch(root: Path, version: str, runtime: bool) -> Path:
+    """A package `torch` that reports a CUDA 13.0 build, as the index's wheel does, in a
+    site-packages folder with (runtime) or without the libcudart its nvidia-* wheels install.
+    This machine's torch is the CPU build and the real one is GBs: the real build runs the
+    same step in scripts/image_smoke.sh cuda."""
+    (root / "torch").mkdir(parents=True)
+    (root / "torch" / "__init__.py").write_text(f"__version__ = {version!r}\nclass version:\n    cuda = '13.0'\n")
+    if runtime:
+        (root / "nvidia" / "cu13" / "lib").mkdir(parents=True)
+        (root / "nvidia" / "cu13" / "lib" / "libcudart.so.13").write_bytes(b"")
+    return root
+
+
+def test_torch_check_passes_the_index_cuda_wheel_on_a_base_without_cuda(tmp_path):
+    torch_path = cuda_torch(tmp_path, f"{ARGS['TORCH_VERSION']}+cu130", runtime=True)
+    passed = cuda_check("pypi", None, torch_path)
+    assert passed.returncode == 0, passed.stderr
+    assert (f"CUDA check passed: torch {ARGS['TORCH_VERSION']}+cu130 carries its CUDA 13.0 runtime; the base image "
+            "the-base has no CUDA and needs none, the host's NVIDIA driver must support CUDA 13.0") in passed.stdout
+    nvidia_base = cuda_check("pypi", "13.0.1", torch_path)  # an nvidia/cuda 13.0 base
+    assert nvidia_base.returncode == 0, nvidia_base.stderr
+    assert "CUDA check passed: torch 2.13.0+cu130 and the base image both have CUDA 13.0" in nvidia_base.stdout
+
+
+def test_torch_check_fails_a_cuda_mismatch_a_missing_runtime_and_another_release(tmp_path):
+    torch_path = cuda_torch(tmp_path / "with-runtime", f"{ARGS['TORCH_VERSION']}+cu130", runtime=True)
+    mismatch = cuda_check("pypi", "12.8.1", torch_path)
+    assert mismatch.returncode != 0
+    assert "is built for CUDA 13.0 but the base image the-base has CUDA 12.8" in mismatch.stderr
+    no_runtime = cuda_check("pypi", None, cuda_torch(tmp_path / "no-runtime", f"{ARGS['TORCH_VERSION']}+cu130", runtime=False))
+    assert no_runtime.returncode != 0
+    assert "brings no CUDA runtime (no libcudart in site-packages) and the base image the-base has none" in no_runtime.stderr
+    other_release = cuda_check("pypi", None, cuda_torch(tmp_path / "other", "2.12.0+cu130", runtime=True))
+    assert other_release.returncode != 0
+    assert f"error: pip installed torch 2.12.0+cu130, not {ARGS['TORCH_VERSION']}" in other_release.stderr
 
 
 def test_every_pinned_package_satisfies_pyproject():
