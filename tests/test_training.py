@@ -110,3 +110,21 @@ def test_how_often_a_run_is_measured_never_changes_what_it_trains(tmp_path):
     drift = metrics_10[(metrics_10["metric"] == "weight_drift") & (metrics_10["step"] == 800)]
     assert len(drift) and drift["value"].tolist() == metrics_20[
         (metrics_20["metric"] == "weight_drift") & (metrics_20["step"] == 800)]["value"].tolist()
+
+
+def test_statistic_sums_add_updates_and_a_stacks_share_by_hand():
+    from plasticity_bench.training.health import StatisticSums
+
+    seed = StatisticSums()
+    seed.add({"q_loss": torch.tensor(1.5, dtype=torch.float32)})
+    stack = StatisticSums()
+    stack.add({"q_loss": torch.tensor([2.0, 10.0]), "q_values": torch.tensor([0.5, -1.0])})
+    stack.add({"q_loss": torch.tensor([4.0, float("nan")]), "q_values": torch.tensor([0.5, 3.0])})
+    seed.add_share(stack, 0)
+    assert seed.sums["q_loss"].dtype == torch.float64 and seed.sums["q_loss"].item() == 7.5  # 1.5 + 2 + 4
+    assert seed.counts == {"q_loss": 3, "q_values": 2} and seed.sums["q_values"].item() == 1.0
+    other = StatisticSums()
+    other.add_share(stack, 1)
+    assert torch.isnan(other.sums["q_loss"]) and other.sums["q_values"].item() == 2.0  # a NaN survives the sum
+    seed.clear()
+    assert seed.sums == {} and seed.counts == {}

@@ -9,7 +9,8 @@ Layout of the package (calls go down the list):
 - ``stack.py``: the loop of RL seeds, their networks stacked along a seed axis;
 - ``training/supervised.py``: the continual supervised run (algorithm ``sl``) and its loop;
 - ``run.py``: ``Trainer``, one seed's state and steps (env step, update, monitor, probe,
-  evaluation, records, checkpoint, manifest), without a loop of its own.
+  evaluation, records, checkpoint, manifest), without a loop of its own;
+- ``health.py``: update statistics summed on the device between health checks.
 """
 
 from __future__ import annotations

@@ -40,6 +40,7 @@ from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 from plasticity_bench.status import time_left
+from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training_log import TrainingLog, metric_tag
 
 
@@ -175,11 +176,7 @@ class Trainer:
     def start_training_log(self, log: TrainingLog | None) -> None:
         """The update statistics' device sums and where their means go (training_log.py)."""
         self.log = log or TrainingLog(self.run_dir)
-        # Summed on the device since the last health check: NaN and inf survive a sum, so one
-        # add per statistic and update replaces a host sync per update, and the logged means
-        # come from the same sums at the check's sync.
-        self.loss_sums: dict[str, torch.Tensor] = {}
-        self.loss_counts: dict[str, int] = {}
+        self.statistics = StatisticSums()  # since the last health check (training/health.py)
         self.checked_update = 0
         self.shown_evals = self.shown_metrics = 0  # eval and metric rows already in the live views
         self.rate_mark = (0, time.perf_counter())  # (env steps, time) of the last steps/s point
@@ -324,30 +321,29 @@ class Trainer:
 
     def accumulate(self, stats: dict[str, torch.Tensor]) -> None:
         """Add an update's statistics (0-dim tensors, see Agent.update) to their device sums."""
-        for name, value in stats.items():
-            value, total = value.detach().double(), self.loss_sums.get(name)
-            self.loss_sums[name] = value if total is None else total + value
-            self.loss_counts[name] = self.loss_counts.get(name, 0) + 1
+        self.statistics.add(stats)
 
     def check_finite(self) -> None:
         """Raise NonFiniteError if an update statistic since the last check, or a parameter
         now, is NaN or infinite; else log the statistics' means (training_log.py). One host
         sync; called at every monitor call, evaluation and checkpoint, and at the end."""
-        names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in self.loss_sums]
-        values = list(self.loss_sums.values())
+        loss_sums, loss_counts = self.statistics.sums, self.statistics.counts
+        names = [f"{name} (summed over updates {self.checked_update + 1}-{self.updates})" for name in loss_sums]
+        values = list(loss_sums.values())
         for role_name, role in self.agent.roles.items():
             for param_name, param in role.network.named_parameters():
                 names.append(f"parameter {role_name}.{param_name}")
                 values.append(torch.isfinite(param).all().double())  # 1 or 0: finite or not
         synced = torch.stack(values).tolist() if values else []
-        sums, param_flags = synced[:len(self.loss_sums)], synced[len(self.loss_sums):]
+        sums, param_flags = synced[:len(loss_sums)], synced[len(loss_sums):]
         finite = [math.isfinite(total) for total in sums] + [flag == 1.0 for flag in param_flags]
         bad = [name for name, ok in zip(names, finite) if not ok]
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
             raise NonFiniteError(f"non-finite {bad[0]}{more} at env step {self.env_steps} (update {self.updates})")
-        self.log_progress({f"losses/{name}": total / self.loss_counts[name] for name, total in zip(self.loss_sums, sums)})
-        self.loss_sums, self.loss_counts, self.checked_update = {}, {}, self.updates
+        self.log_progress({f"losses/{name}": total / loss_counts[name] for name, total in zip(loss_sums, sums)})
+        self.statistics.clear()
+        self.checked_update = self.updates
 
     def log_progress(self, loss_means: dict[str, float]) -> None:
         """Log the update statistics' means and the steps per second at this step, and show

@@ -59,6 +59,7 @@ from plasticity_bench.budget import updates_after
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
+from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training.run import EvalEpisode, Trainer, one_line
 
 STACKABLE_OPTIMIZERS = (torch.optim.Adam, torch.optim.AdamW)
@@ -240,8 +241,7 @@ class SeedStack:
                 self.replay_fields.append(stack_tensors(tensors, False))
                 self.replay_views += [(tensor, tensor.data_ptr()) for tensor in tensors]
         self.seed_index = torch.arange(len(trainers), device=replays[0].device).unsqueeze(1)
-        self.sums: dict[str, torch.Tensor] = {}
-        self.counts: dict[str, int] = {}
+        self.statistics = StatisticSums()  # every seed's, along the seed axis, since the last hand-out
 
     def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
                         ) -> SeedwiseOptimizer:
@@ -304,10 +304,7 @@ class SeedStack:
         index = torch.stack([torch.randint(0, replay.size, (batch_size,), device=replay.device,
                                            generator=generators.for_device) for generators in self.generators])
         batch = Batch(*(field[self.seed_index, index] for field in self.replay_fields))
-        for name, value in self.agent.update(batch).items():
-            value, total = value.detach().double(), self.sums.get(name)
-            self.sums[name] = value if total is None else total + value
-            self.counts[name] = self.counts.get(name, 0) + 1
+        self.statistics.add(self.agent.update(batch))
         for trainer in self.trainers:
             trainer.updates += 1
             trainer.agent.updates = self.agent.updates
@@ -319,11 +316,8 @@ class SeedStack:
     def hand_out(self) -> None:
         """Give each seed its share of the summed statistics (before it checks them)."""
         for index, trainer in enumerate(self.trainers):
-            for name, total in self.sums.items():
-                mine = total[index]
-                trainer.loss_sums[name] = mine if name not in trainer.loss_sums else trainer.loss_sums[name] + mine
-                trainer.loss_counts[name] = trainer.loss_counts.get(name, 0) + self.counts[name]
-        self.sums, self.counts = {}, {}
+            trainer.statistics.add_share(self.statistics, index)
+        self.statistics.clear()
 
 
 class SeedGroup:
