@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -59,6 +60,21 @@ def metric_tag(row: dict[str, Any]) -> str:
     return f"metrics/{row['metric']}/{row['network']}{layer}"
 
 
+def start_after_earlier_attempts(folder: Path) -> None:
+    """Wait, if needed, until the clock's second is past every event file in ``folder``.
+    TensorBoard reads a folder's event files in name order, and a file's name starts with
+    the second its writer opened, then host, pid and a per-process counter: two attempts
+    opened within one second could be read in the wrong order (the counter's "10" sorts
+    before "9"; another process's pid may sort first), and the later attempt's purge of
+    the earlier one's orphaned points would be applied before those points are read."""
+    stamps = [int(match[1]) for path in folder.glob("events.out.tfevents.*")
+              if (match := re.match(r"events\.out\.tfevents\.(\d+)\.", path.name))]
+    if stamps:
+        wait = max(stamps) + 1 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+
+
 class TrainingLog:
     """The run's training scalars (``rows``, for train.parquet) and the live views of them:
     TensorBoard event files when ``tensorboard``, a W&B run when ``track``."""
@@ -76,6 +92,7 @@ class TrainingLog:
         if self.tensorboard:
             from torch.utils.tensorboard import SummaryWriter  # imports tensorboard: only when used
 
+            start_after_earlier_attempts(self.run_dir / results.TENSORBOARD)
             self.writer = SummaryWriter(str(self.run_dir / results.TENSORBOARD), purge_step=resumed_at + 1)
         if self.track:
             check_tracking_available()

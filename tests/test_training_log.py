@@ -4,6 +4,7 @@ rows unique after an interrupted run resumes, and --track without wandb refused.
 
 import os
 import subprocess
+import time
 import sys
 from pathlib import Path
 
@@ -224,3 +225,17 @@ def test_track_logs_the_same_points_to_an_offline_wandb_run(cli, tmp_path, monke
     for tag in ("charts/episodic_return", "charts/SPS", "losses/td_loss", "losses/q_values", "charts/eval_return",
                 "metrics/dormant_ratio@0.1/q"):
         assert tag.encode() in data, tag
+
+
+def test_a_new_attempt_opens_its_event_file_in_a_later_second(tmp_path):
+    """TensorBoard reads event files in name order, whose first field is the second the file
+    was opened: an attempt opened within the second of an earlier one waits for the next."""
+    from plasticity_bench.training_log import start_after_earlier_attempts
+
+    folder = tmp_path / "tensorboard"
+    folder.mkdir()
+    start_after_earlier_attempts(folder)  # no earlier attempt: no wait
+    now = int(time.time())
+    (folder / f"events.out.tfevents.{now:010d}.host.123.9").write_bytes(b"")
+    start_after_earlier_attempts(folder)
+    assert int(time.time()) > now
