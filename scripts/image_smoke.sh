@@ -137,7 +137,7 @@ say "image $TAG: size $size, build time ${build_s} s"
 torch_wheels=$(grep -oE "Downloading (torch|nvidia[a-z0-9_-]*|triton)-[^ ]+ \([0-9.]+ [kMG]B\)" "$work/build.log" \
     | sed -E 's/.*\(([0-9.]+) ([kMG])B\)/\1 \2/' \
     | awk '{ total += $1 * ($2 == "G" ? 1000 : $2 == "M" ? 1 : 0.001) } END { printf "%.0f", total }')
-[ "$torch_wheels" = 0 ] || say "downloaded torch, nvidia-* and triton wheels: $torch_wheels MB"
+[ "$torch_wheels" = 0 ] || say "torch, nvidia-* and triton wheels fetched by the build: $torch_wheels MB"
 
 container=$(buildah from --quiet "$TAG")
 # The image's user writes through a folder chowned to uid 10001; another uid (as with
