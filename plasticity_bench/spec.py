@@ -63,7 +63,13 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "probe_batch_size": 128,
     "hidden_sizes": (256, 256),
     "activation": "ReLU",
+    # "on": the update (losses, backward, optimizer step, target update) runs through
+    # torch.compile (inductor; training/compiled.py). Its numbers differ from eager's in the
+    # last bits, so "on" is part of the run id; "off", the default, is left out of it (run ids
+    # from before the option existed stay valid).
+    "compile": "off",
 }
+COMPILE_CHOICES = ("off", "on")
 
 # Hyperparameters of one architecture only: runs of other architectures neither carry nor
 # accept them. Each maps onto a NetworkConfig field (ARCH_CONFIG_FIELDS).
@@ -169,7 +175,8 @@ class RunSpec:
         data = dataclasses.asdict(self)
         data["methods"] = list(self.methods)
         data["method"] = self.method
-        data["hyperparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparams.items()}
+        data["hyperparams"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.hyperparams.items()
+                               if not (k == "compile" and v == "off")}
         return data
 
     def agent_hyperparams(self) -> dict[str, Any]:
@@ -240,6 +247,8 @@ def _coerce(key: str, raw: str, default: Any) -> Any:
         value = yaml.safe_load(raw)
     except yaml.YAMLError as error:
         raise SpecError(f"cannot parse value {raw!r} for {key}: {error}".splitlines()[0]) from None
+    if key == "compile" and isinstance(value, bool):  # YAML reads on/off as booleans
+        value = "on" if value else "off"
     if isinstance(default, bool):
         ok = isinstance(value, bool)
     elif isinstance(default, int):
@@ -461,6 +470,8 @@ def _check_values(hyperparams: dict[str, Any]) -> None:
         raise SpecError(f"unknown activation {hyperparams['activation']!r}; valid: {', '.join(ACTIVATIONS)}")
     if not hyperparams["hidden_sizes"]:
         raise SpecError("hidden_sizes must list at least one layer width")
+    if hyperparams.get("compile", "off") not in COMPILE_CHOICES:
+        raise SpecError(f"compile={hyperparams['compile']!r} is not a choice; valid: {', '.join(COMPILE_CHOICES)}")
     if hyperparams.get("denoiser_activation", "Mish") not in ACTIVATIONS:
         raise SpecError(f"unknown denoiser_activation {hyperparams['denoiser_activation']!r}; "
                         f"valid: {', '.join(ACTIVATIONS)}")

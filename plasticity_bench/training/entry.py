@@ -10,7 +10,8 @@ Layout of the package (calls go down the list):
 - ``training/supervised.py``: the continual supervised run (algorithm ``sl``) and its loop;
 - ``run.py``: ``Trainer``, one seed's state and steps (env step, update, monitor, probe,
   evaluation, records, checkpoint, manifest), without a loop of its own;
-- ``health.py``: update statistics summed on the device between health checks.
+- ``health.py``: update statistics summed on the device between health checks;
+- ``compiled.py``: the update through torch.compile (hyperparameter ``compile: on``).
 """
 
 from __future__ import annotations

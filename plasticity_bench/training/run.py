@@ -40,6 +40,7 @@ from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 from plasticity_bench.status import time_left
+from plasticity_bench.training.compiled import compile_update
 from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training_log import TrainingLog, metric_tag
 
@@ -147,6 +148,10 @@ class Trainer:
             network = method.network_config(network)
         self.network_config = network
         self.agent = make_agent(network, TrainingHooks(self.methods))
+        # The update a seed training alone runs (a stack compiles its own: training/stack.py).
+        self.agent_update = self.agent.update
+        if self.hp.get("compile", "off") == "on":
+            self.agent_update = compile_update(self.agent.update, self.run_dir.parent)
         for method in self.methods:  # before any restore: a method may restructure networks
             method.setup(self.agent.roles)
         # theta0 for the weight-drift metric: the parameters at the start of training (kept in
@@ -288,7 +293,7 @@ class Trainer:
     def one_update(self) -> None:
         """One gradient update on this seed's own networks, then what follows it."""
         self.measure_at_initialisation()
-        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
+        self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
         self.updates += 1
         self.after_update()
 

@@ -128,7 +128,7 @@ class SupervisedTrainer(Trainer):
             relabel(self.replay, task_labels(self.spec.seed, self.task_index, self.hp["samples"]))
             self.labelled_task = self.task_index
         self.measure_at_initialisation()
-        self.accumulate(self.agent.update(self.replay.sample(self.hp["batch_size"])))
+        self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
         self.env_steps += 1
         self.updates += 1
         if self.updates % self.hp["monitor_every_updates"] == 0:
