@@ -7,8 +7,9 @@
    (MuJoCo HalfCheetah, 256 wide), under eager execution (every S), torch.compile (inductor)
    and torch.compile's CUDA-graph mode ("reduce-overhead"; on a CPU it would be inductor
    alone, so it is skipped there), the compiled modes at --compile-seeds only.
-3. End-to-end throughput: env steps per second per seed of `train_seeds` (eager) for each S,
-   the whole loop (acting, env steps, updates, evaluation, records).
+3. End-to-end throughput: env steps per second per seed of `train_seeds` for each S, the
+   whole loop (acting, env steps, updates, evaluation, records), eager and, at
+   --compile-seeds, with the engine's `compile: on`.
 4. The projected device-hours of a config (default workflow/config/paper.yaml): every
    training job's seeds x steps at the measured end-to-end rate of the nearest S measured.
 
@@ -92,15 +93,17 @@ def updates_per_second(case, count: int, mode: str, updates: int, device: torch.
         return updates / (time.perf_counter() - start), first
 
 
-def env_steps_per_second(case, count: int, scale: float, device: torch.device) -> float:
-    """Env steps per second per seed of ``count`` seeds trained together by train_seeds."""
+def env_steps_per_second(case, count: int, scale: float, device: torch.device, compiled: bool = False) -> float:
+    """Env steps per second per seed of ``count`` seeds trained together by train_seeds
+    (with ``compiled``, the engine's compile: on, compilation included)."""
     from plasticity_bench.training import train_seeds
 
     algo, task, warmup, steps, extra = case
     steps = max(int(steps * scale), 2)
     start_learning = min(warmup, steps // 2)
     settings = [*extra, f"learning_starts={start_learning}", "eval_episodes=1", f"eval_every_steps={steps}",
-                f"checkpoint_every_steps={steps}", "monitor_every_updates=1000000", "probe_every_updates=0"]
+                f"checkpoint_every_steps={steps}", "monitor_every_updates=1000000", "probe_every_updates=0",
+                f"compile={'on' if compiled else 'off'}"]
     specs = [build_spec(algo, "mlp", "none", task, seed, steps, settings) for seed in range(count)]
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
@@ -166,6 +169,11 @@ def main() -> int:
         rates[name] = {count: env_steps_per_second(case, count, args.steps_scale, device) for count in args.seeds}
         print(f"{name} {case[1]} env steps/s per seed end to end (eager): " + "; ".join(
             f"S={count} {rate:.0f}" for count, rate in rates[name].items()), flush=True)
+        if "compiled" in modes:
+            compiled = {count: env_steps_per_second(case, count, args.steps_scale, device, compiled=True)
+                        for count in args.seeds if count in args.compile_seeds}
+            print(f"{name} {case[1]} env steps/s per seed end to end (compile: on, compilation included): "
+                  + "; ".join(f"S={count} {rate:.0f}" for count, rate in compiled.items()), flush=True)
     hours, jobs, unmeasured = projected_hours(args.config, rates)
     note = f" (not counted: {', '.join(unmeasured)}, no rate measured)" if unmeasured else ""
     print(f"projected {args.config.name}: {jobs} training jobs, {hours:.0f} device-hours one job at a time at the "

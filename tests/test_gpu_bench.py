@@ -43,4 +43,6 @@ def test_gpu_bench_runs_its_cpu_sized_form():
         assert "S=1 " in eager and "S=2 " in eager and "failed" not in eager
         compiled = next(line for line in out.splitlines() if line.startswith(f"{name} ") and ", compiled:" in line)
         assert "S=1 " in compiled and "failed" not in compiled and "S=2" not in compiled
+    assert any(line.startswith("sac ") and "end to end (compile: on" in line and "S=1 " in line
+               for line in out.splitlines())
     assert "projected paper.yaml: " in out and "device-hours" in out and "not counted" not in out
