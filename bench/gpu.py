@@ -35,17 +35,16 @@ import yaml
 
 from plasticity_bench.matrix import expand, train_jobs
 from plasticity_bench.spec import build_spec
-from plasticity_bench.training.stack import SeedStack, ready
-from plasticity_bench.training.run import Trainer
-from seed_batch import device_check
+from plasticity_bench.training.stack import SeedStack
+from seed_batch import device_check, warmed_trainers
 
 ROOT = Path(__file__).resolve().parents[1]
 # (algo, task, warm-up env steps, end-to-end env steps, overrides): the update shapes of the
 # paper config's DQN and SAC cells.
 CASES = {
-    "dqn": ("dqn", "minatar:breakout", 1000, 20000, ["learning_starts=1000"]),
-    "sac": ("sac", "mujoco:HalfCheetah-v5", 1000, 4000, ["learning_starts=1000"]),
-    "td3": ("td3", "mujoco:HalfCheetah-v5", 1000, 4000, ["learning_starts=1000"]),
+    "dqn": ("dqn", "minatar:breakout", 1000, 20000, []),
+    "sac": ("sac", "mujoco:HalfCheetah-v5", 1000, 4000, []),
+    "td3": ("td3", "mujoco:HalfCheetah-v5", 1000, 4000, []),
 }
 MODES = ("eager", "compiled", "graphs")
 
@@ -56,20 +55,8 @@ def sync(device: torch.device) -> None:
 
 
 def warmed_stack(case, count: int, device: torch.device, tmp: str) -> SeedStack:
-    """A stack of ``count`` seeds on ``device`` whose replay buffers hold ``warmup`` random steps."""
-    algo, task, warmup, _, extra = case
-    trainers = []
-    for seed in range(count):
-        spec = build_spec(algo, "mlp", "none", task, seed, warmup + 100,
-                          [*extra, "eval_episodes=1", f"eval_every_steps={warmup + 100}", "monitor_every_updates=1000000"])
-        trainer = Trainer(spec, Path(tmp) / spec.run_id, 1, device, False)
-        ready(trainer)
-        trainer.start_episode()
-        for _ in range(warmup):
-            if trainer.collect_step():
-                trainer.start_episode()
-        trainers.append(trainer)
-    return SeedStack(trainers)
+    """A stack of ``count`` seeds on ``device`` whose replay buffers hold random steps."""
+    return SeedStack(warmed_trainers(case, count, tmp, device))
 
 
 def updates_per_second(case, count: int, mode: str, updates: int, device: torch.device) -> tuple[float, float]:

@@ -75,12 +75,13 @@ def throughput(case, seed_counts: list[int]) -> None:
                   f"{rate / unbatched:.2f}x one process per seed", flush=True)
 
 
-def warmed_trainers(case, count: int, tmp: str) -> list[Trainer]:
+def warmed_trainers(case, count: int, tmp: str, device: torch.device = torch.device("cpu")) -> list[Trainer]:
+    """``count`` seeds' trainers on ``device`` whose replay buffers hold ``warmup`` random steps."""
     algo, task, warmup, _, _ = case
     trainers = []
     for seed in range(count):
         spec = build_spec(algo, "mlp", "none", task, seed, warmup + 100, overrides(case))
-        trainer = Trainer(spec, Path(tmp) / spec.run_id, 1, torch.device("cpu"), False)
+        trainer = Trainer(spec, Path(tmp) / spec.run_id, 1, device, False)
         ready(trainer)
         trainer.start_episode()
         for _ in range(warmup):
