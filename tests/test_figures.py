@@ -42,6 +42,7 @@ def test_builtin_display_names():
     assert names.metric("grama_inactive_ratio@0.025") == "GraMa-inactive ratio (τ = 0.025)"
     assert names.metric("some_new_metric") == "Some new metric"
     assert names.scope(("dmc_easy", "sac", "mlp")) == "DMC easy / SAC / MLP"
+    assert names.scope(("continual_classic", "sac", "mlp")) == "Continual classic control / SAC / MLP"
     assert names.scope(("all", "all", "all")) == "Overall (every suite / algo / arch)"
     assert names.network("critic") == "Critic (Q1, Q2)" and names.network("q") == "Q-network"
     assert names.task("gym:CartPole-v1") == "CartPole-v1" and names.task("dmc:cheetah-run") == "Cheetah run"

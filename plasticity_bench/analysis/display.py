@@ -48,6 +48,8 @@ METRICS = {
 SUITES = {
     "classic_control": "Classic control", "classic_control_continuous": "Classic control (continuous)",
     "dmc": "DMC", "dmc_easy": "DMC easy", "minatar": "MinAtar", "mujoco": "MuJoCo", "supervised": "Supervised",
+    "continual_classic": "Continual classic control", "continual_classic_discrete": "Continual classic control "
+    "(discrete)", "continual_dmc": "Continual DMC", "continual_minatar": "Continual MinAtar",
 }
 ALGOS = {"sac": "SAC", "td3": "TD3", "dqn": "DQN", "sl": "Supervised"}
 ARCHS = {"mlp": "MLP", "residual": "Residual", "diffusion": "Diffusion"}
