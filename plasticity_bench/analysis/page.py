@@ -46,6 +46,9 @@ STYLE = (
     ".claims figure{margin:0;flex:0 0 auto;width:min-content}.claims img{max-width:none}"
     ".claims td.text{min-width:9em}"
     ".claims td.text:nth-child(2){min-width:16em}"
+    # the detail column holds a claim's group sizes and notes: wide, so a long note does
+    # not make its row many lines tall
+    ".claims td.text:last-child{min-width:24em}"
     "details{margin:2em 0}summary{font-size:1.3em;font-weight:bold;cursor:pointer}"
     ".warning{background:#fff4e5;border-left:4px solid #D55E00;padding:0.4em 0.8em}"
     "table[data-sortable] th{cursor:pointer;user-select:none;background:#f4f4f4}"
