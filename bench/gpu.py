@@ -106,8 +106,8 @@ def env_steps_per_second(case, count: int, scale: float, device: torch.device, c
 def projected_hours(config_path: Path, rates: dict[str, dict[int, float]]) -> tuple[float, int, list[str]]:
     """(device-hours, jobs, algorithms without a measured rate) of the config's training jobs,
     one job after another, each at the end-to-end rate of its algorithm at the nearest S."""
-    runs, _ = expand(yaml.safe_load(config_path.read_text()))
     config = yaml.safe_load(config_path.read_text())
+    runs, _ = expand(config)
     hours, unmeasured = 0.0, set()
     jobs = train_jobs(runs, config.get("seeds_per_job"))
     for job in jobs:

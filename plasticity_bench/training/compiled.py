@@ -43,6 +43,13 @@ def use_cache_beside(runs_folder: Path) -> None:
         os.environ[CACHE_VARIABLE] = str(Path(runs_folder).resolve() / CACHE_FOLDER)
 
 
+def chosen_update(update: Callable, hyperparams: dict, runs_folder: Path) -> Callable:
+    """The update a run's ``compile`` setting asks for: ``update`` itself, or compiled."""
+    if hyperparams.get("compile", "off") == "on":
+        return compile_update(update, runs_folder)
+    return update
+
+
 def compile_update(update: Callable, runs_folder: Path) -> Callable:
     """``update`` compiled, its caches beside the run folders; the first call's seconds
     (compilation) are printed."""

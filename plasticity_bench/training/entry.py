@@ -102,7 +102,6 @@ def _manifest_or_none(run_dir: Path) -> dict | None:
         return None
 
 
-
 def run_to_end(trainer: Trainer) -> dict:
     """Train one opened seed to the end (an RL seed as a stack of one, stack.py; a supervised
     run in its own loop); return its final manifest, or raise RunFailedError after recording
@@ -123,7 +122,7 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
     """Train the runs ``specs`` (one cell, seeds differing) into ``run_dirs``; return every
     run's final manifest, a failed seed's included (status failed, its reason in ``error``).
 
-    Raises, before anything is trained, what ``train.train`` raises before it trains
+    Raises, before anything is trained, what ``train`` raises before it trains
     (ShortBudgetError, RunConflictError, RunLockedError, CorruptRecordError).
     """
     cells = {json.dumps({key: value for key, value in spec.to_dict().items() if key != "seed"}, sort_keys=True)

@@ -40,7 +40,7 @@ from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
 from plasticity_bench.status import time_left
-from plasticity_bench.training.compiled import compile_update
+from plasticity_bench.training.compiled import chosen_update
 from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training_log import TrainingLog, metric_tag
 
@@ -86,7 +86,6 @@ def one_line(error: BaseException) -> str:
     """``Type: first line of the message`` (torch's messages run over several lines)."""
     lines = str(error).strip().splitlines()
     return f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
-
 
 
 @dataclass
@@ -149,9 +148,7 @@ class Trainer:
         self.network_config = network
         self.agent = make_agent(network, TrainingHooks(self.methods))
         # The update a seed training alone runs (a stack compiles its own: training/stack.py).
-        self.agent_update = self.agent.update
-        if self.hp.get("compile", "off") == "on":
-            self.agent_update = compile_update(self.agent.update, self.run_dir.parent)
+        self.agent_update = chosen_update(self.agent.update, self.hp, self.run_dir.parent)
         for method in self.methods:  # before any restore: a method may restructure networks
             method.setup(self.agent.roles)
         # theta0 for the weight-drift metric: the parameters at the start of training (kept in

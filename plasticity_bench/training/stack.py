@@ -59,7 +59,7 @@ from plasticity_bench.budget import updates_after
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
-from plasticity_bench.training.compiled import compile_update
+from plasticity_bench.training.compiled import chosen_update
 from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training.run import EvalEpisode, Trainer, one_line
 
@@ -231,9 +231,7 @@ class SeedStack:
         agent.draw_normal = self.draw_normal
         agent.roles = agent.make_roles()
         self.agent = agent
-        self.agent_update = agent.update
-        if trainers[0].hp.get("compile", "off") == "on":
-            self.agent_update = compile_update(agent.update, trainers[0].run_dir.parent)
+        self.agent_update = chosen_update(agent.update, trainers[0].hp, trainers[0].run_dir.parent)
 
         replays = [trainer.replay for trainer in trainers]
         if previous is not None and previous.trainers == trainers and previous.replay_intact():
