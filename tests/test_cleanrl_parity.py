@@ -13,6 +13,7 @@ from plasticity_bench.agents.sac import SAC
 from plasticity_bench.networks import NetworkConfig
 from plasticity_bench.spec import agent_hyperparams, build_spec, default_hyperparams
 from plasticity_bench.training.run import Trainer
+from plasticity_bench.training.stack import SeedGroup, ready
 
 
 def make_trainer(tmp_path, algo, task, steps, overrides=()):
@@ -39,7 +40,7 @@ def greedy(agent: DQN, obs: torch.Tensor) -> int:
 def make_sac(**overrides) -> SAC:
     torch.manual_seed(0)
     hp = {**default_hyperparams("sac"), **overrides}
-    return SAC(3, 2, hp, NetworkConfig(hidden_sizes=(8,)), 100, np.random.default_rng(0), torch.device("cpu"))
+    return SAC(3, 2, hp, NetworkConfig(hidden_sizes=(8,)), 100, torch.device("cpu"))
 
 
 def test_sac_autotune_starts_at_alpha_one():
@@ -61,7 +62,7 @@ def test_sac_without_autotune_keeps_the_fixed_alpha():
 
 def test_dqn_epsilon_at_10k_of_the_default_50k_budget_is_cleanrls():
     spec = build_spec("dqn", "mlp", "none", "gym:CartPole-v1", seed=0, steps=50_000)
-    agent = DQN(4, 2, spec.agent_hyperparams(), spec.network_config(), spec.steps, np.random.default_rng(0), torch.device("cpu"))
+    agent = DQN(4, 2, spec.agent_hyperparams(), spec.network_config(), spec.steps, torch.device("cpu"))
     # CleanRL: 1.0 + (0.05 - 1.0) / (0.5 * 50_000) * 10_000 = 0.62; ε reaches end_e at 25k.
     assert agent.epsilon(10_000) == pytest.approx(0.62)
     assert agent.epsilon(25_000) == pytest.approx(0.05) and agent.epsilon(40_000) == pytest.approx(0.05)
@@ -93,14 +94,12 @@ def test_dqn_is_epsilon_greedy_before_learning_starts(tmp_path):
 def test_dqn_evaluation_is_epsilon_greedy_on_the_given_generator():
     hp = {**default_hyperparams("dqn"), "eval_epsilon": 0.3}
     torch.manual_seed(0)
-    agent = DQN(4, 3, agent_hyperparams("dqn", hp), NetworkConfig(hidden_sizes=(8,)), 1000, np.random.default_rng(0), torch.device("cpu"))
-    training_state = agent.rng.bit_generator.state
+    agent = DQN(4, 3, agent_hyperparams("dqn", hp), NetworkConfig(hidden_sizes=(8,)), 1000, torch.device("cpu"))
     observations = torch.randn(200, 4)
     rng, replica = np.random.default_rng(7), np.random.default_rng(7)
-    actions = [agent.act(obs.numpy(), 999, explore=False, rng=rng) for obs in observations]
+    actions = [agent.act(obs.numpy()[None], 999, [rng], explore=False)[0] for obs in observations]
     expected = [int(replica.integers(3)) if replica.random() < 0.3 else greedy(agent, obs) for obs in observations]
     assert actions == expected
-    assert agent.rng.bit_generator.state == training_state  # the trainer's generator is untouched
     assert 0 < sum(a != greedy(agent, o) for a, o in zip(actions, observations)) < 100
 
 
@@ -112,11 +111,21 @@ def test_evaluation_repeats_exactly_and_leaves_training_rngs_alone(tmp_path):
     overrides = ["eval_episodes=2", "eval_epsilon=0.5"]
     first = make_trainer(tmp_path / "a", "dqn", "gym:CartPole-v1", steps=400, overrides=overrides)
     second = make_trainer(tmp_path / "b", "dqn", "gym:CartPole-v1", steps=400, overrides=overrides)
-    numpy_state, torch_state = first.rng.bit_generator.state, torch.get_rng_state()
-    first.evaluate()
-    assert first.rng.bit_generator.state == numpy_state and torch.equal(torch.get_rng_state(), torch_state)
-    second.evaluate()
+    for trainer in (first, second):
+        ready(trainer)
+    numpy_state, torch_state = first.rng.bit_generator.state, first.generators.host.get_state()
+    evaluate(first)
+    assert first.rng.bit_generator.state == numpy_state and torch.equal(first.generators.host.get_state(), torch_state)
+    evaluate(second)
     assert first.eval_rows == second.eval_rows
+
+
+def evaluate(trainer: Trainer) -> None:
+    """An evaluation as training makes it: played by the seed's stack (a group of one)."""
+    group = SeedGroup([trainer], progress=False)
+    group.restack()
+    trainer.evaluate(group.play_evaluations()[id(trainer)])
+    group.drop_stack()
 
 
 # ---- SAC / TD3 warm-up --------------------------------------------------------------------

@@ -310,14 +310,14 @@ def test_sac_builds_the_diffusion_actor_by_arch():
     from plasticity_bench.spec import default_hyperparams
 
     network = NetworkConfig(arch="diffusion", diffusion_steps=2, denoiser_hidden_sizes=(8,), hidden_sizes=(8,))
-    agent = SAC(OBS_DIM, ACTION_DIM, default_hyperparams("sac", "diffusion"), network, 100, np.random.default_rng(0), torch.device("cpu"))
+    agent = SAC(OBS_DIM, ACTION_DIM, default_hyperparams("sac", "diffusion"), network, 100, torch.device("cpu"))
     assert isinstance(agent.actor, DiffusionActor)
     batch = make_batch(8)
     batch = batch._replace(actions=torch.rand(8, ACTION_DIM) * 2 - 1, rewards=torch.randn(8), terminations=torch.zeros(8))
     for _ in range(2):
         stats = agent.update(batch)
     assert all(torch.isfinite(v) for v in stats.values())
-    assert agent.act(np.zeros(OBS_DIM, dtype=np.float32), 0, explore=True).shape == (ACTION_DIM,)
+    assert agent.act(np.zeros((1, OBS_DIM), dtype=np.float32), 0, [np.random.default_rng(0)], explore=True)[0].shape == (ACTION_DIM,)
 
 
 def test_td3_builds_the_diffusion_actor_by_arch():
@@ -327,7 +327,7 @@ def test_td3_builds_the_diffusion_actor_by_arch():
     from plasticity_bench.spec import default_hyperparams
 
     network = NetworkConfig(arch="diffusion", diffusion_steps=2, denoiser_hidden_sizes=(8,), hidden_sizes=(8,))
-    agent = TD3(OBS_DIM, ACTION_DIM, default_hyperparams("td3", "diffusion"), network, 100, np.random.default_rng(0), torch.device("cpu"))
+    agent = TD3(OBS_DIM, ACTION_DIM, default_hyperparams("td3", "diffusion"), network, 100, torch.device("cpu"))
     assert isinstance(agent.actor, DiffusionActor) and isinstance(agent.actor_target, DiffusionActor)
     batch = make_batch(8)._replace(actions=torch.rand(8, ACTION_DIM) * 2 - 1, rewards=torch.randn(8))
     before = [p.detach().clone() for p in agent.actor.denoiser.parameters()]
@@ -336,7 +336,7 @@ def test_td3_builds_the_diffusion_actor_by_arch():
     assert all(torch.isfinite(v) for v in stats.values()) and "actor_loss" in stats
     assert any(not torch.equal(p, b) for p, b in zip(agent.actor.denoiser.parameters(), before))
     state = torch.get_rng_state()
-    evaluation = agent.act(np.zeros(OBS_DIM, dtype=np.float32), 0, explore=False)
+    evaluation = agent.act(np.zeros((1, OBS_DIM), dtype=np.float32), 0, [np.random.default_rng(0)], explore=False)[0]
     assert np.abs(evaluation).max() <= 1.0
     assert torch.equal(torch.get_rng_state(), state)  # evaluation leaves training's noise alone
 

@@ -569,7 +569,7 @@ def test_agents_build_optimizers_and_losses_through_the_hooks():
     network = NetworkConfig(hidden_sizes=(8, 8))
     hooks = TrainingHooks([WeightDecay(weight_decay=0.05)])
     for cls, algo in ((SAC, "sac"), (TD3, "td3")):
-        agent = cls(3, 1, default_hyperparams(algo), network, 1000, np.random.default_rng(0), torch.device("cpu"),
+        agent = cls(3, 1, default_hyperparams(algo), network, 1000, torch.device("cpu"),
                     hooks=hooks)
         assert {name: type(role.optimizer) for name, role in agent.roles.items()} == {
             "actor": torch.optim.AdamW, "critic": torch.optim.AdamW}
@@ -578,7 +578,7 @@ def test_agents_build_optimizers_and_losses_through_the_hooks():
 
     torch.manual_seed(0)
     l2 = L2Init(coefficient=0.5)
-    dqn = DQN(4, 2, agent_hyperparams("dqn", default_hyperparams("dqn")), network, 1000, np.random.default_rng(0), torch.device("cpu"),
+    dqn = DQN(4, 2, agent_hyperparams("dqn", default_hyperparams("dqn")), network, 1000, torch.device("cpu"),
               hooks=TrainingHooks([l2]))
     assert type(dqn.optimizer) is torch.optim.Adam and dqn.roles["q"].targets == (dqn.target_network,)
     l2.setup(dqn.roles)

@@ -272,6 +272,15 @@ def test_probe_and_hessian_rows_match_too(tmp_path):
         assert_same_run(tmp_path / "alone" / spec.run_id, tmp_path / "together" / spec.run_id)
 
 
+def played_alone(trainer: Trainer) -> list[float]:
+    """The seed's evaluation returns played in a group of its own (a stack of one)."""
+    group = SeedGroup([trainer], progress=False)
+    group.restack()
+    played = group.play_evaluations()[id(trainer)]
+    group.drop_stack()
+    return played
+
+
 def built_trainers(tmp_path: Path, specs) -> list[Trainer]:
     trainers = []
     for spec in specs:
@@ -300,7 +309,7 @@ def test_evaluation_played_in_lockstep_is_each_seeds_own(tmp_path, algo):
     for trainer, (numpy_state, torch_state) in zip(trainers, before):
         assert trainer.rng.bit_generator.state == numpy_state
         assert torch.equal(trainer.generators.for_device.get_state(), torch_state)
-        alone = trainer.play_evaluation()
+        alone = played_alone(trainer)
         assert len(played[id(trainer)]) == len(alone)
         assert played[id(trainer)] == pytest.approx(alone, rel=1e-4)
     if algo == "dqn":  # the seeds' episodes differ, so lockstep had seeds waiting
@@ -312,7 +321,7 @@ def test_a_seed_whose_evaluation_env_fails_fails_alone(tmp_path):
     the other seeds' evaluations complete with their own returns."""
     specs = specs_of("dqn", "mlp", "none", seeds=(0, 1, 2), extra=["eval_episodes=2"])
     trainers = built_trainers(tmp_path, specs)
-    expected = {trainer.spec.seed: trainer.play_evaluation() for trainer in trainers}
+    expected = {trainer.spec.seed: played_alone(trainer) for trainer in trainers}
     broken = trainers[1].eval_env
     real_step, calls = broken.step, []
 

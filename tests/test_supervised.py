@@ -84,7 +84,8 @@ def test_one_gradient_step_is_adam_on_cross_entropy_of_a_uniform_minibatch(tmp_p
     expected = copy.deepcopy(network)
     optimizer = torch.optim.Adam(expected.parameters(), lr=2e-2)
     rng_state = torch.get_rng_state()
-    trainer.gradient_step()
+    trainer.collect_step()  # task 0's labels
+    trainer.train_on_replay()  # one gradient step
 
     torch.set_rng_state(rng_state)
     # (the monitor's batch at update 0 comes from a generator of its own: the global one is untouched)

@@ -26,7 +26,7 @@ def make_agent(seed: int = 0, **overrides) -> TD3:
     torch.manual_seed(seed)
     hp = {**default_hyperparams("td3"), **overrides}
     return TD3(OBS_DIM, ACTION_DIM, hp, NetworkConfig(hidden_sizes=(16, 16)), total_steps=1000,
-               rng=np.random.default_rng(seed), device=torch.device("cpu"))
+               device=torch.device("cpu"))
 
 
 def make_batch(n: int = 5, seed: int = 0) -> Batch:
@@ -138,23 +138,24 @@ def test_actor_step_leaves_the_critic_gradients_alone():
         torch.testing.assert_close(param.grad, grad)
 
 
-def test_exploration_noise_comes_from_the_trainer_generator():
+def test_exploration_noise_comes_from_the_given_generator():
     agent = make_agent()
     obs = np.array([0.3, -1.0, 2.0], dtype=np.float32)
     with torch.no_grad():
         greedy = torch.tanh(agent.actor.trunk(torch.as_tensor(obs)[None]))[0].numpy()
-    np.testing.assert_array_equal(agent.act(obs, 0, explore=False), greedy)
+    rng = np.random.default_rng(3)
+    np.testing.assert_array_equal(agent.act(obs[None], 0, [rng], explore=False)[0], greedy)
 
     replica = np.random.default_rng()
-    replica.bit_generator.state = agent.rng.bit_generator.state
+    replica.bit_generator.state = rng.bit_generator.state
     torch_state = torch.get_rng_state()
-    explored = agent.act(obs, 0, explore=True)
+    explored = agent.act(obs[None], 0, [rng], explore=True)[0]
     assert torch.equal(torch.get_rng_state(), torch_state)  # no unsaved or torch draw
     expected = np.clip(greedy + replica.normal(0.0, 0.1, size=ACTION_DIM), -1.0, 1.0)
     np.testing.assert_allclose(explored, expected, rtol=1e-6)
     assert explored.dtype == np.float32 and explored.shape == (ACTION_DIM,)
     agent.hp = {**agent.hp, "exploration_noise": 50.0}
-    wild = np.stack([agent.act(obs, 0, explore=True) for _ in range(20)])
+    wild = np.stack([agent.act(obs[None], 0, [rng], explore=True)[0] for _ in range(20)])
     assert wild.min() == -1.0 and wild.max() == 1.0  # clipped to the action bounds
 
 

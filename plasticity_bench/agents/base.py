@@ -120,20 +120,24 @@ class Agent:
         role.optimizer.step()
         return loss.detach()
 
-    def act(self, obs: np.ndarray, env_step: int, explore: bool,
-            rng: np.random.Generator | None = None) -> np.ndarray | int:
-        """The behaviour policy's action when ``explore``, else the evaluation policy's.
-        Host-side random draws come from ``rng`` when given (evaluation passes a generator
-        of its own), else from the trainer's generator that the agent was built with."""
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list:
+        """One action per row of ``obs`` (one row per seed: a stack's seeds, or the one seed of
+        an agent training alone), from one forward pass: the behaviour policy's when
+        ``explore``, else the evaluation policy's. Each seed's host-side draws come from its
+        generator in ``rngs`` (training passes the trainer's, which checkpoints hold;
+        evaluation one of its episode's own); its torch draws from ``draw_normal`` on a
+        stack, from torch's global generator alone (training/stack.py sets it to the seed's)."""
         raise NotImplementedError
 
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
-                  explore: bool = True) -> list:
-        """On a stack's agent: every seed's action for its row of ``obs`` (one forward pass),
-        the behaviour policy's when ``explore``, else the evaluation policy's; each seed's
-        host-side draws from its generator in ``rngs`` and its torch draws from
-        ``draw_normal``, in the order ``act`` makes them."""
-        raise NotImplementedError
+    def policy_input(self, obs: np.ndarray) -> torch.Tensor:
+        """Rows of observations as the policy's input: [1, obs] (a batch of one) alone,
+        [seeds, 1, obs] (a batch of one per seed) on a stack."""
+        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device)
+        return obs_t if self.seeds is None else obs_t.unsqueeze(1)
+
+    def per_seed_rows(self, output: torch.Tensor) -> torch.Tensor:
+        """The policy's output for ``policy_input``'s rows as one row per seed."""
+        return output if self.seeds is None else output.squeeze(1)
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         """One gradient update; returns detached 0-dim tensors, never synced here: first each

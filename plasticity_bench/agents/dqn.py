@@ -37,9 +37,9 @@ class DQN(Agent):
     stacked_optimizers = ("optimizer",)
 
     def __init__(self, obs_dim: int, num_actions: int, hp: dict[str, Any], network: NetworkConfig,
-                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 total_steps: int, device: torch.device,
                  hooks: TrainingHooks | None = None):
-        self.hp, self.device, self.rng = hp, device, rng
+        self.hp, self.device = hp, device
         self.hooks = hooks or TrainingHooks()
         self.num_actions = num_actions
         self.total_steps = total_steps
@@ -81,24 +81,13 @@ class DQN(Agent):
         return linear_schedule(self.hp["start_e"], self.hp["end_e"], duration, env_step)
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> int:
-        rng = self.rng if rng is None else rng
-        epsilon = self.epsilon(env_step) if explore else self.hp["eval_epsilon"]
-        if rng.random() < epsilon:
-            return int(rng.integers(self.num_actions))
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        return int(self.q_network(obs_t).argmax(dim=1).item())
-
-    @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
-                  explore: bool = True) -> list[int]:
-        """A stack's actions, [seeds, ...] observations: each seed's ε draws as in ``act``,
-        the greedy ones from one forward pass of every seed's network."""
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list[int]:
+        """ε-greedy: each seed's ε draws from its generator, the greedy actions from one
+        forward pass, made only when some seed acts greedily."""
         epsilon = self.epsilon(env_step) if explore else self.hp["eval_epsilon"]
         actions = [int(rng.integers(self.num_actions)) if rng.random() < epsilon else None for rng in rngs]
         if any(action is None for action in actions):
-            obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
-            greedy = self.q_network(obs_t).argmax(dim=-1).squeeze(1).tolist()
+            greedy = self.per_seed_rows(self.q_network(self.policy_input(obs)).argmax(dim=-1)).tolist()
             actions = [choice if action is None else action for action, choice in zip(actions, greedy)]
         return actions
 

@@ -31,7 +31,7 @@ class SAC(Agent):
     stacked_optimizers = ("actor_optimizer", "critic_optimizer", "alpha_optimizer")
 
     def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
-                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 total_steps: int, device: torch.device,
                  hooks: TrainingHooks | None = None):
         self.hp, self.device = hp, device
         self.hooks = hooks or TrainingHooks()
@@ -117,20 +117,12 @@ class SAC(Agent):
         return stats
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        # Exploration samples from the policy with torch's generator, which checkpoints hold.
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        action = self.actor.sample(obs_t)[0] if explore else self.actor.deterministic(obs_t)
-        return action.squeeze(0).cpu().numpy()
-
-    @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
-                  explore: bool = True) -> list[np.ndarray]:
-        """A stack's actions, [seeds, ...] observations, one forward pass; when exploring,
-        each seed's noise from its own generator, as ``act`` draws it."""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list[np.ndarray]:
+        """Exploration samples the policy with torch's generators (each seed's own on a
+        stack), which checkpoints hold; evaluation takes the deterministic policy."""
+        obs_t = self.policy_input(obs)
         action = self.actor.sample(obs_t, self.draw_normal)[0] if explore else self.actor.deterministic(obs_t)
-        return list(action.squeeze(1).cpu().numpy())
+        return list(self.per_seed_rows(action).cpu().numpy())
 
     def modules_to_save(self) -> dict[str, Any]:
         return {

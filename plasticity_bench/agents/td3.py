@@ -34,9 +34,9 @@ class TD3(Agent):
     stacked_networks = ("actor", "actor_target", "critic", "critic_target")
     stacked_optimizers = ("actor_optimizer", "critic_optimizer")
     def __init__(self, obs_dim: int, action_dim: int, hp: dict[str, Any], network: NetworkConfig,
-                 total_steps: int, rng: np.random.Generator, device: torch.device,
+                 total_steps: int, device: torch.device,
                  hooks: TrainingHooks | None = None):
-        self.hp, self.device, self.rng = hp, device, rng
+        self.hp, self.device = hp, device
         self.hooks = hooks or TrainingHooks()
         self.action_dim = action_dim
         self.actor = make_actor(obs_dim, action_dim, network, deterministic=True).to(device)
@@ -101,26 +101,12 @@ class TD3(Agent):
         return stats
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, env_step: int, explore: bool, rng: np.random.Generator | None = None) -> np.ndarray:
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(0)
-        # A stochastic actor (the diffusion policy) evaluates with its `deterministic` policy.
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list[np.ndarray]:
+        """The actor's actions, one forward pass; when exploring, each seed's Gaussian noise
+        from its numpy generator, on the host (a CUDA generator would not be checkpointed).
+        A stochastic actor (the diffusion policy) evaluates with its ``deterministic`` policy."""
         policy = self.actor if explore else getattr(self.actor, "deterministic", self.actor)
-        action = policy(obs_t).squeeze(0).cpu().numpy()
-        if explore:
-            # Drawn from the trainer's numpy generator, which checkpoints hold, on the host
-            # (a CUDA generator would not be saved).
-            noise = (self.rng if rng is None else rng).normal(0.0, self.hp["exploration_noise"], size=action.shape)
-            action = np.clip(action + noise, -1.0, 1.0).astype(np.float32)
-        return action
-
-    @torch.no_grad()
-    def act_seeds(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator],
-                  explore: bool = True) -> list[np.ndarray]:
-        """A stack's actions, [seeds, ...] observations, one forward pass; when exploring,
-        each seed's noise from its numpy generator, as ``act`` draws it. (The diffusion
-        actor, whose evaluation policy differs, never stacks.)"""
-        obs_t = torch.as_tensor(obs, dtype=torch.float32, device=self.device).unsqueeze(1)
-        actions = self.actor(obs_t).squeeze(1).cpu().numpy()
+        actions = self.per_seed_rows(policy(self.policy_input(obs))).cpu().numpy()
         if not explore:
             return list(actions)
         return [np.clip(action + rng.normal(0.0, self.hp["exploration_noise"], size=action.shape), -1.0, 1.0)

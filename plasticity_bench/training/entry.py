@@ -1,13 +1,13 @@
 """The entry points of training: ``train`` (one run) and ``train_seeds`` (the seeds of one
 cell in one process), which the CLI, the workflow, the benches and the tests call. Each opens
 its runs (the lock, a completed run's manifest, a restart, a build that fails recorded as a
-failed run), then hands the opened seeds to the loop: ``stack.SeedGroup`` for RL seeds (one
-seed being a group of one), ``SupervisedTrainer.run`` for supervised ones.
+failed run), then hands the opened seeds to the loop, ``stack.SeedGroup`` (one seed being a
+group of one), for RL and supervised runs alike.
 
 Layout of the package (calls go down the list):
 - ``entry.py`` (this module): open runs, pick the loop;
 - ``stack.py``: the loop of RL seeds, their networks stacked along a seed axis;
-- ``training/supervised.py``: the continual supervised run (algorithm ``sl``) and its loop;
+- ``training/supervised.py``: the continual supervised run (algorithm ``sl``): its data and task-end hook;
 - ``run.py``: ``Trainer``, one seed's state and steps (env step, update, monitor, probe,
   evaluation, records, checkpoint, manifest), without a loop of its own;
 - ``health.py``: update statistics summed on the device between health checks;
@@ -103,11 +103,8 @@ def _manifest_or_none(run_dir: Path) -> dict | None:
 
 
 def run_to_end(trainer: Trainer) -> dict:
-    """Train one opened seed to the end (an RL seed as a stack of one, stack.py; a supervised
-    run in its own loop); return its final manifest, or raise RunFailedError after recording
-    why it failed."""
-    if isinstance(trainer, SupervisedTrainer):
-        return trainer.run()
+    """Train one opened seed to the end (a group of one, stack.py); return its final
+    manifest, or raise RunFailedError after recording why it failed."""
     ready(trainer)
     group = SeedGroup([trainer], trainer.progress)
     manifest = group.run()[0]
@@ -133,9 +130,6 @@ def train_seeds(specs: list[RunSpec], run_dirs: list[Path], threads: int = 1, de
         for spec in specs:
             check_budget(spec)
     device = device if isinstance(device, torch.device) else resolve_device(device)
-    if specs[0].algo == "sl":  # the supervised trainer has its own loop: one seed after another
-        return [_train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track)
-                for spec, run_dir in zip(specs, run_dirs)]
     with ExitStack() as locks:
         manifests: dict[int, dict] = {}
         trainers: list[Trainer] = []
@@ -174,11 +168,3 @@ def damaged_records(run_dir: Path) -> bool:
     except results.CorruptRecordError:
         return True
     return False
-
-
-def _train_alone(spec, run_dir, threads, device, progress, restart, tensorboard, track) -> dict:
-    try:
-        return train(spec, run_dir, threads=threads, device=device, progress=progress, restart=restart,
-                     allow_short_budget=True, tensorboard=tensorboard, track=track)
-    except RunFailedError:
-        return results.read_manifest(Path(run_dir))

@@ -134,7 +134,7 @@ class Trainer:
         action_shape = () if self.discrete else (action_dim,)
         agent_class = registry.lookup("algorithm", registry.ALGOS, spec.algo)
         self.build_agent(lambda network, hooks: agent_class(obs_dim, action_dim, spec.agent_hyperparams(), network,
-                                                            spec.steps, self.rng, self.device, hooks=hooks))
+                                                            spec.steps, self.device, hooks=hooks))
         self.replay = ReplayBuffer(min(self.hp["buffer_size"], spec.steps), (obs_dim,), action_shape, self.discrete,
                                    self.device)
 
@@ -208,13 +208,23 @@ class Trainer:
         self.clock = now
 
     def collect_step(self, action=None) -> bool:
-        """One env step into the replay buffer, with ``action`` when given (a seed stack's
-        policy acted for every seed at once); True when the episode ended."""
+        """One env step into the replay buffer with ``action``, the seed's stack's choice
+        (training/stack.py); without one, a random action in the warm-up, else the seed's own
+        policy's (for benches and tests that drive a trainer by hand). True when the
+        episode ended."""
         self.obs, episode_over = self.env_step(self.obs, action)
         return episode_over
 
+    def policy_acts(self) -> bool:
+        """Whether this step's action comes from the agent's policy (past the random warm-up)."""
+        return not self.in_random_warmup()
+
     def in_random_warmup(self) -> bool:
         return self.agent.random_warmup and self.env_steps < self.hp["learning_starts"]
+
+    def updates_due(self) -> int:
+        """The updates the replay ratio asks for after this step's collection."""
+        return updates_after(self.hp, self.env_steps) - self.updates
 
     def evaluation_due(self) -> bool:
         return self.env_steps % self.hp["eval_every_steps"] == 0 or self.env_steps == self.spec.steps
@@ -265,7 +275,7 @@ class Trainer:
         elif self.in_random_warmup():
             action = self.random_action()
         else:
-            action = self.agent.act(obs, self.env_steps, explore=True)
+            action = self.agent.act(obs[None], self.env_steps, [self.rng], explore=True)[0]
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(obs, action, reward, next_obs, terminated)
         self.env_steps += 1
@@ -284,15 +294,13 @@ class Trainer:
         return self.rng.uniform(-1.0, 1.0, size=self.env.action_space.shape).astype(np.float32)
 
     def train_on_replay(self) -> None:
-        while self.updates < updates_after(self.hp, self.env_steps):
-            self.one_update()
-
-    def one_update(self) -> None:
-        """One gradient update on this seed's own networks, then what follows it."""
-        self.measure_at_initialisation()
-        self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
-        self.updates += 1
-        self.after_update()
+        """The updates due, one after another on this seed's own networks, for benches and
+        tests that drive a trainer by hand (training runs go through training/stack.py)."""
+        for _ in range(self.updates_due()):
+            self.measure_at_initialisation()
+            self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
+            self.updates += 1
+            self.after_update()
 
     def measure_at_initialisation(self) -> None:
         """Before the first update: the monitor's and the probe's row at update 0, so that
@@ -310,11 +318,17 @@ class Trainer:
         """What follows each update: the monitor and the probe when due, then the methods.
         Measure before the methods act, so metrics show the trained network, not the state
         just after a reset that happens on the same update."""
+        self.measure_when_due()
+        self.let_methods_act()
+
+    def measure_when_due(self) -> None:
         if self.updates % self.hp["monitor_every_updates"] == 0:
             self.check_finite()  # the monitor syncs anyway; a diverged run stops here
             self.monitor()
         if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
             self.probe_plasticity()
+
+    def let_methods_act(self) -> None:
         for method in self.methods:
             self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
 
@@ -433,21 +447,9 @@ class Trainer:
         policy_rng = np.random.default_rng(derived_seed(self.spec.seed, EVAL_POLICY_STREAM, evaluation, episode))
         return EvalEpisode(self.eval_env, obs, policy_rng)
 
-    @torch.no_grad()
-    def play_evaluation(self) -> list[float]:
-        """The returns of ``eval_episodes`` episodes of the evaluation policy, one after another."""
-        returns = []
-        for episode in range(self.hp["eval_episodes"]):
-            playing = self.eval_episode(episode)
-            while not playing.done:
-                playing.step(self.agent.act(playing.obs, self.env_steps, explore=False, rng=playing.rng))
-            returns.append(playing.total)
-        return returns
-
-    def evaluate(self, returns: list[float] | None = None) -> None:
-        """Record an evaluation: ``returns`` when a seed stack played its episodes
-        (training/stack.py), else played here. A non-finite return fails the run, recorded."""
-        returns = self.play_evaluation() if returns is None else returns
+    def evaluate(self, returns: list[float]) -> None:
+        """Record an evaluation whose episodes the seed's stack played (training/stack.py).
+        A non-finite return fails the run, recorded."""
         self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
         if self.continual:  # the segment the evaluation played
             self.eval_rows[-1].update(segment=self.eval_env.segment, segment_task=self.eval_env.segment_task)

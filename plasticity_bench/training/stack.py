@@ -30,11 +30,12 @@ reach the stack through the views; a replaced tensor or dropped optimizer state,
 requires_grad or optimizer setting make the stack rebuild (``SeedStack.intact``), and seeds
 that then differ train apart, each as a stack of one (its one-seed run).
 
-What does not stack trains seed by seed in the same process, with the same records (a
-``NotStackableError`` says why): supervised runs, networks with modules other than
-Linear/LayerNorm holding parameters (the diffusion actor), optimizers other than Adam/AdamW
-(TRAC), and methods that act inside the update (loss terms, training-forward hooks, a
-mid-run change of network structure): ``Method.batches_across_seeds``.
+What does not stack trains in an ``UnsharedStack``: a stack of one seed that acts and updates
+through the seed's own modules, in the same loop with the same records (a
+``NotStackableError`` says why): supervised runs (the classifier), networks with modules
+other than Linear/LayerNorm holding parameters (the diffusion actor), optimizers other than
+Adam/AdamW (TRAC), and methods that act inside the update (loss terms, training-forward
+hooks, a mid-run change of network structure): ``Method.batches_across_seeds``.
 
 Failures and resumption. A seed whose loss or parameters turn non-finite fails alone at its
 next health check; the stack is rebuilt without it. Every seed checkpoints as a one-seed run
@@ -180,6 +181,8 @@ class SeedStack:
             if inside:
                 raise NotStackableError(f"method {inside[0]} acts inside the update")
         agents: list[Agent] = [trainer.agent for trainer in trainers]
+        if not type(agents[0]).stacked_networks:
+            raise NotStackableError(f"{type(agents[0]).__name__}'s networks do not stack")
         for name in type(agents[0]).stacked_networks:
             for network in (getattr(agent, name) for agent in agents):
                 check_stackable(network)
@@ -282,6 +285,15 @@ class SeedStack:
         return torch.stack([torch.empty(shape[1:], device=device).normal_(generator=generators.for_device)
                             for generators in self.generators])
 
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list:
+        """Every seed's action for its row of ``obs``, one forward pass of the stack."""
+        return self.agent.act(obs, env_step, rngs, explore)
+
+    @property
+    def shared_by(self) -> list[int] | None:
+        """The seeds that share this stack's kernels (what a manifest's ``trained_with`` records)."""
+        return [trainer.spec.seed for trainer in self.trainers]
+
     def replay_intact(self) -> bool:
         return all(tensor.data_ptr() == address for tensor, address in self.replay_views)
 
@@ -322,6 +334,37 @@ class SeedStack:
         self.statistics.clear()
 
 
+class UnsharedStack:
+    """A stack of one seed whose networks cannot share kernels with other seeds' (a diffusion
+    actor, TRAC, a method inside the update: ``NotStackableError`` says why): it acts and
+    updates through the seed's own modules, with torch's global generator at the seed's
+    state, which is its one-seed run. The group treats it as any stack."""
+
+    def __init__(self, trainer: Trainer):
+        self.trainers = [trainer]
+        self.shared_by = None  # a manifest's trained_with records it as unstacked
+
+    def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list:
+        trainer = self.trainers[0]
+        with seed_rng(trainer.generators):
+            return trainer.agent.act(obs, env_step, rngs, explore)
+
+    def update(self) -> None:
+        trainer = self.trainers[0]
+        with seed_rng(trainer.generators):
+            trainer.accumulate(trainer.agent_update(trainer.replay.sample(trainer.hp["batch_size"])))
+        trainer.updates += 1
+
+    def intact(self) -> bool:
+        return True  # nothing is shared that a method could break
+
+    def hand_out(self) -> None:
+        pass  # the seed's statistics are summed on the seed itself
+
+    def release(self) -> None:
+        pass
+
+
 class SeedGroup:
     """The seeds' trainers in step: collect, update (stacked when they stack), then each
     seed's own monitor, methods, evaluation and checkpoints.
@@ -330,7 +373,12 @@ class SeedGroup:
     seed's learning rate, step counts or frozen layers, so the seeds now differ), each seed
     goes on as a stack of one, which is what its one-seed run is, so its numbers stay those
     of its one-seed run; a seed whose stack of one is refused too (a diffusion actor, TRAC, a
-    method inside the update) trains unstacked, as its one-seed run does."""
+    method inside the update, the classifier) trains in an UnsharedStack, on its own modules.
+
+    The loop, for RL and supervised runs alike (``step``): collect (the stacks act for their
+    seeds, each seed steps its environment, or relabels its data) → the updates due, each
+    followed by the seed's after-update (monitor, probe, methods; a supervised task's score)
+    → the evaluation when due (lockstep play per stack) → the end of the step (checkpoints)."""
 
     def __init__(self, trainers: list[Trainer], progress: bool):
         self.live = list(trainers)
@@ -338,7 +386,7 @@ class SeedGroup:
         self.errors: dict[int, Exception] = {}  # id(trainer) → what failed the seed
         self.progress = progress
         self.stacks: list[SeedStack] = []
-        self.apart: set[int] = set()  # id(trainer) of seeds that train unstacked from now on
+        self.unshared: set[int] = set()  # id(trainer) of seeds that train on their own modules from now on
         self.split = False  # the seeds differ: each trains as a stack of one from now on
         self.said: set[str] = set()  # reasons already printed
 
@@ -391,21 +439,13 @@ class SeedGroup:
             self.said.add(line)
             print(f"plasticity-bench: {line}", flush=True)
 
-    def stacked(self) -> list[Trainer]:
-        return [trainer for stack in self.stacks for trainer in stack.trainers]
-
-    def unstacked(self) -> list[Trainer]:
-        """Live seeds that train without a stack (their stack of one was refused)."""
-        return [trainer for trainer in self.live if id(trainer) in self.apart]
-
     def needs_stack(self) -> bool:
-        held = {id(trainer) for trainer in self.stacked()} | self.apart
+        held = {id(trainer) for stack in self.stacks for trainer in stack.trainers}
         return any(id(trainer) not in held for trainer in self.live)
 
-    def note(self, trainer: Trainer, stack: list[Trainer] | None) -> None:
-        """Record in the seed's manifest the stack it trains in from now on (its seeds; None:
-        unstacked), when that changes."""
-        seeds = None if stack is None else [other.spec.seed for other in stack]
+    def note(self, trainer: Trainer, seeds: list[int] | None) -> None:
+        """Record in the seed's manifest the seeds it shares a stack with from now on (None:
+        its own modules, unshared), when that changes."""
         if not trainer.trained_with or trainer.trained_with[-1]["stack"] != seeds:
             trainer.trained_with.append({"from_step": trainer.env_steps, "from_update": trainer.updates, "stack": seeds})
 
@@ -417,49 +457,52 @@ class SeedGroup:
         for stack in previous:
             self.stacks.remove(stack)
             stack.release()
-        trainers = [trainer for trainer in trainers if id(trainer) not in self.apart]
-        if not trainers:
-            return
         count = len(self.stacks)
         try:
             self.stack_anew(trainers, previous)
         finally:
             for stack in self.stacks[count:]:
                 for trainer in stack.trainers:
-                    self.note(trainer, stack.trainers)
-            for trainer in trainers:
-                if id(trainer) in self.apart:
-                    self.note(trainer, None)
+                    self.note(trainer, stack.shared_by)
 
-    def stack_anew(self, trainers: list[Trainer], previous: list[SeedStack]) -> None:
-        """One stack of ``trainers``, or (the seeds differ) a stack of one each, or none."""
+    def stack_anew(self, trainers: list[Trainer], previous: list) -> None:
+        """One stack of ``trainers``, or (the seeds differ) a stack of one each; a seed whose
+        networks cannot share kernels gets an unshared stack, from then on."""
 
         def earlier(seeds: list[Trainer]) -> SeedStack | None:
-            return next((stack for stack in previous if stack.trainers == seeds), None)
+            return next((stack for stack in previous if isinstance(stack, SeedStack) and stack.trainers == seeds), None)
 
+        self.stacks += [UnsharedStack(trainer) for trainer in trainers if id(trainer) in self.unshared]
+        trainers = [trainer for trainer in trainers if id(trainer) not in self.unshared]
+        if not trainers:
+            return
         if not self.split:
             try:
                 self.stacks.append(SeedStack(trainers, earlier(trainers)))
                 return
             except NotStackableError as reason:
                 if len(trainers) == 1:
-                    self.apart.add(id(trainers[0]))
-                    self.say(f"seeds train one by one in this process: {reason}")
+                    self.unshare(trainers[0], reason)
                     return
                 refused = str(reason)
             self.split = True
-            alone = []
         else:
-            refused, alone = None, []
+            refused = None
+        alone = []
         for trainer in trainers:
             try:
                 alone.append(SeedStack([trainer], earlier([trainer])))
             except NotStackableError as reason:
-                self.apart.add(id(trainer))
-                self.say(f"seeds train one by one in this process: {reason}")
+                self.unshare(trainer, reason)
         self.stacks += alone
         if refused is not None and alone:
             self.say(f"seeds train apart in this process, each as its one-seed run: {refused}")
+
+    def unshare(self, trainer: Trainer, reason: NotStackableError) -> None:
+        """From now on the seed trains on its own modules (UnsharedStack)."""
+        self.unshared.add(id(trainer))
+        self.stacks.append(UnsharedStack(trainer))
+        self.say(f"seeds train one by one in this process: {reason}")
 
     def run(self) -> list[dict]:
         """Train every seed to the end; their final manifests (a failed seed's included)."""
@@ -511,45 +554,41 @@ class SeedGroup:
                 self.errors.update(alone.errors)
 
     def step(self) -> None:
-        """One env step of every seed, the updates it makes due, evaluation and checkpoints."""
+        """One step of every seed: collect (an env step into its replay), the updates it makes
+        due and what follows each, the evaluation when due, the end of the step (checkpoints)."""
         episode_ends: dict[int, bool] = {}
-        first = self.live[0]
-        chosen: dict[int, np.ndarray] = {}
-        if not first.in_random_warmup():
+        chosen: dict[int, object] = {}  # no action: the seed's random warm-up (or its data) decides
+        if self.live[0].policy_acts():
             for stack in list(self.stacks):
                 try:
-                    actions = stack.agent.act_seeds(np.stack([trainer.obs for trainer in stack.trainers]),
-                                                    first.env_steps, [trainer.rng for trainer in stack.trainers])
+                    actions = stack.act(np.stack([trainer.obs for trainer in stack.trainers]),
+                                        self.live[0].env_steps, [trainer.rng for trainer in stack.trainers], True)
                 except Exception as error:  # not one seed's: every seed of the stack fails with it
                     self.fail_all(error, list(stack.trainers))
                     continue
                 chosen.update((id(trainer), action) for trainer, action in zip(stack.trainers, actions))
         # an env step and a replay write draw nothing from torch
-        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen[id(trainer)])),
-                  [trainer for trainer in self.live if id(trainer) in chosen], global_rng=False)
-        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step()),
-                  [trainer for trainer in self.live if id(trainer) not in chosen])
+        self.each(lambda trainer: episode_ends.__setitem__(id(trainer), trainer.collect_step(chosen.get(id(trainer)))),
+                  global_rng=False)
         if not self.live:
             return
         first = self.live[0]  # again: the first seed may have failed in its env step
-        due = updates_after(first.hp, first.env_steps) - first.updates
-        for _ in range(due):
+        for _ in range(first.updates_due()):
             if self.needs_stack():
                 self.restack()
             if first.updates == 0:
-                self.each(lambda trainer: trainer.measure_at_initialisation(), self.stacked())
+                self.each(lambda trainer: trainer.measure_at_initialisation())
             for stack in list(self.stacks):
                 try:
                     stack.update()
                 except Exception as error:  # not one seed's: every seed in the stack fails with it
                     self.fail_all(error, list(stack.trainers))
-            self.each(lambda trainer: trainer.one_update(), self.unstacked())  # as one-seed runs
             if not self.live:
                 return
             if first.updates % first.hp["monitor_every_updates"] == 0:
                 for stack in self.stacks:
                     stack.hand_out()
-            self.each(lambda trainer: trainer.after_update(), self.stacked())
+            self.each(lambda trainer: trainer.after_update())
             for stack in [stack for stack in self.stacks if not stack.intact()]:
                 self.restack(list(stack.trainers))
             if not self.live:
@@ -561,28 +600,29 @@ class SeedGroup:
         if evaluation_due:
             self.each(lambda trainer: trainer.check_finite())  # never evaluate a diverged network
             played: dict[int, list[float]] = {}
-            for stack in list(self.stacks):
-                if stack in self.stacks:  # not rebuilt by a failure in another stack's evaluation
-                    played.update(self.play_evaluations(stack))
-            self.each(lambda trainer: trainer.evaluate(played.get(id(trainer))))
+            while waiting := [stack for stack in self.stacks if any(id(t) not in played for t in stack.trainers)]:
+                # one stack at a time: a seed failing in one rebuilds its stack, whose
+                # survivors then play in the rebuilt one (an evaluation replays exactly)
+                played.update(self.play_evaluations(waiting[0]))
+            self.each(lambda trainer: trainer.evaluate(played[id(trainer)]))
         self.each(lambda trainer: trainer.end_step(episode_ends[id(trainer)]))
 
     @torch.no_grad()
-    def play_evaluations(self, stack: SeedStack | None = None) -> dict[int, list[float]]:
-        """The stacked seeds' evaluation returns (by id of trainer), their episodes played in
-        lockstep: episode k of every seed at once, one forward pass of the stack per step.
+    def play_evaluations(self, stack: SeedStack | UnsharedStack | None = None) -> dict[int, list[float]]:
+        """The evaluation returns of a stack's seeds (by id of trainer), their episodes played
+        in lockstep: episode k of every seed at once, one forward pass of the stack per step.
         A seed whose episode has ended waits; its row is computed and not used, and its
         extra policy draws come from that episode's own generator, which is then dropped.
         So each seed plays what a stack of one plays: the same resets, draws and actions.
-        A seed that fails in its environment fails alone; a seed left without all its
-        returns (its stack gone) plays its evaluation alone afterwards. ``stack``: the
-        group's only stack unless given."""
+        A seed that fails in its environment fails alone; seeds left without all their
+        returns (their stack rebuilt otherwise) are left out, to play in their new stack.
+        ``stack``: the group's only stack unless given."""
         stack = stack or self.stacks[0]
         trainers = stack.trainers
         episodes, env_step = trainers[0].hp["eval_episodes"], trainers[0].env_steps
         returns: dict[int, list[float]] = {id(trainer): [] for trainer in trainers}
 
-        def current(seeds: list[Trainer]) -> SeedStack | None:
+        def current(seeds: list[Trainer]) -> SeedStack | UnsharedStack | None:
             """The stack that holds the surviving seeds after a failure rebuilt theirs."""
             survivors = [trainer for trainer in seeds if trainer in self.live]
             return next((other for other in self.stacks if other.trainers == survivors), None)
@@ -596,8 +636,8 @@ class SeedGroup:
                 trainers = stack.trainers
                 episodes_now = [playing[id(trainer)] for trainer in trainers]
                 try:
-                    actions = stack.agent.act_seeds(np.stack([one.obs for one in episodes_now]), env_step,
-                                                    [one.rng for one in episodes_now], explore=False)
+                    actions = stack.act(np.stack([one.obs for one in episodes_now]), env_step,
+                                        [one.rng for one in episodes_now], False)
                 except Exception as error:  # not one seed's
                     self.fail_all(error, list(trainers))
                     return {}

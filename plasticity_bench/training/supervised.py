@@ -9,12 +9,15 @@ cross entropy on minibatches of ``batch_size`` samples drawn uniformly with repl
 Between tasks the network and its Adam state carry over unchanged: that carry-over is what
 loses plasticity, and what a method has to repair.
 
-A run is the RL ``Trainer`` with an exchanged loop: its "replay buffer" holds the current
-task's labelled samples (``Batch.obs`` = pixels, ``Batch.actions`` = labels; ``rewards`` and
-``terminations`` are 0 and ``next_obs`` repeats ``obs``, transitions being meaningless
-here), so the methods' ``sample_batch``, the monitor (``monitor_roles``), the plasticity
-probe, the checkpoints, the health checks and the manifest are the RL trainer's own.
-Every step is one gradient step: ``env_steps`` and ``updates`` both count them.
+A run is the RL ``Trainer`` with another data source, trained by the same loop
+(training/stack.py): its "replay buffer" holds the current task's labelled samples
+(``Batch.obs`` = pixels, ``Batch.actions`` = labels; ``rewards`` and ``terminations`` are 0
+and ``next_obs`` repeats ``obs``, transitions being meaningless here), and a step's
+collection relabels them when a new task starts. So the methods' ``sample_batch``, the
+monitor (``monitor_roles``), the plasticity probe, the checkpoints, the health checks and
+the manifest are the RL trainer's own. Every step is one gradient step: ``env_steps`` and
+``updates`` both count them. The classifier's network does not stack (its seeds train on
+their own modules in one process).
 
 Records (one folder per run, as for RL):
 - ``eval.parquet``: one row per task, at its last step: ``return`` = the task's final
@@ -36,19 +39,14 @@ next task afresh without erasing the score of this one.
 
 from __future__ import annotations
 
-import time
-
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
-from plasticity_bench import results
 from plasticity_bench.agents.classifier import ROLE, Classifier
 from plasticity_bench.environments import split_task
 from plasticity_bench.environments.supervised import CLASSES, task_inputs, task_labels
-from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.replay import ReplayBuffer
-from plasticity_bench.training.run import RunFailedError, Trainer, one_line
+from plasticity_bench.training.run import Trainer
 
 SUPERVISED_PACKAGES = ("plasticity-bench", "torch", "numpy", "scikit-learn", "pandas")
 
@@ -84,81 +82,50 @@ class SupervisedTrainer(Trainer):
         """The task that the next gradient step trains on."""
         return self.env_steps // self.hp["task_steps"]
 
-    # ---- the loop -------------------------------------------------------------------
-    def run(self) -> dict:
-        self.resume()
-        start = time.perf_counter()
-        bar = tqdm(total=self.spec.steps, initial=self.env_steps, disable=not self.progress,
-                   desc=self.spec.run_id, unit="step", dynamic_ncols=True, mininterval=1.0)
-        try:
-            with stop_at_step_boundaries():
-                while self.env_steps < self.spec.steps:
-                    self.gradient_step()
-                    if self.env_steps % 100 == 0:
-                        bar.update(self.env_steps - bar.n)
-                    if self.env_steps % self.hp["checkpoint_every_steps"] == 0 and self.env_steps < self.spec.steps:
-                        self.wall_time += time.perf_counter() - start
-                        start = time.perf_counter()
-                        self.save_checkpoint()
-                    stop_if_requested()
-                self.wall_time += time.perf_counter() - start
-                start = time.perf_counter()
-                self.save_checkpoint()  # checks the final state first
-        except KeyboardInterrupt:  # status stays running: the next start resumes
-            self.wall_time += time.perf_counter() - start
-            raise
-        except Exception as error:
-            self.wall_time += time.perf_counter() - start
-            self.record_failure(error)
-        finally:
-            bar.close()
-            self.log.close()
-        return self.write_manifest("completed")
+    # ---- a step of the loop (training/stack.py) -------------------------------------
+    def start_episode(self) -> None:
+        self.obs = None  # no environment: the data is the buffer
 
-    def record_failure(self, error: Exception) -> None:
-        if results.is_resource_error(error):  # a full disk or memory: the machine's, not the run's
-            raise results.ResourceExhaustedError(f"{self.spec.run_id}: {one_line(error)}") from error
-        reason = self.failure_reason(error)
-        self.write_records()
-        self.write_manifest("failed", error=reason)
-        raise RunFailedError(reason) from error
+    def policy_acts(self) -> bool:
+        return False  # a step takes no action
 
-    def gradient_step(self) -> None:
+    def collect_step(self, action=None) -> bool:
+        """The step's data: the buffer relabelled when a new task starts. Every step is a
+        boundary where a checkpoint may be taken (returns True)."""
         if self.labelled_task != self.task_index:
             relabel(self.replay, task_labels(self.spec.seed, self.task_index, self.hp["samples"]))
             self.labelled_task = self.task_index
-        self.measure_at_initialisation()
-        self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
-        self.env_steps += 1
-        self.updates += 1
-        if self.updates % self.hp["monitor_every_updates"] == 0:
-            self.check_finite()  # the monitor syncs anyway; a diverged run stops here
-            self.monitor()
-        if self.hp["probe_every_updates"] and self.updates % self.hp["probe_every_updates"] == 0:
-            self.probe_plasticity()
-        if self.env_steps % self.hp["task_steps"] == 0:  # the task's last step: score it before the methods act
-            self.check_finite()
-            self.evaluate()
-            self.check_eval_return()
-        for method in self.methods:
-            self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+        return True
+
+    def updates_due(self) -> int:
+        return 1  # a step is one gradient step
+
+    def evaluation_due(self) -> bool:
+        return False  # a task is scored in after_update, before the methods act
+
+    def after_update(self) -> None:
+        """The step's count, the monitor and the probe when due, the task's score at its last
+        step, then the methods: a method that resets on that step (``reset`` with
+        ``period = task_steps``) starts the next task afresh without erasing this one's score."""
+        self.env_steps = self.updates
+        self.measure_when_due()
+        if self.env_steps % self.hp["task_steps"] == 0:
+            self.score_task()
+        self.let_methods_act()
 
     @torch.no_grad()
-    def evaluate(self) -> None:
+    def score_task(self) -> None:
         """The finished task's trainability: loss and accuracy on all its samples."""
+        self.check_finite()
         network = self.agent.roles[ROLE].network
         logits = network(self.replay.obs)
         labels = self.replay.actions
         loss, accuracy = torch.stack([F.cross_entropy(logits, labels),
                                       (logits.argmax(dim=1) == labels).float().mean()]).tolist()  # one host sync
-        self.eval_rows.append({"step": self.env_steps, "return": accuracy, "episodes": 1})
         for metric, value in (("task_final_accuracy", accuracy), ("task_final_loss", loss)):
             self.metric_rows.append({"step": self.env_steps, "network": ROLE, "layer": "all", "metric": metric,
                                      "value": value})
-        self.write_records()
-        self.show_records()
-        self.write_progress()
-        self.log_evaluation()
+        self.evaluate([accuracy])
 
     def restore(self, state: dict) -> None:
         super().restore(state)
