@@ -63,6 +63,28 @@ def test_the_static_sampler_draws_the_rows_replay_sample_draws(tmp_path):
                 assert got[index].dtype == want.dtype and torch.equal(got[index], want), (index, field)
 
 
+@pytest.mark.parametrize("algo", ["sac", "dqn"])
+def test_a_stack_fed_by_the_static_sampler_trains_as_the_eager_stack(tmp_path, algo):
+    """The graphed path without the capture (a CPU cannot capture): SeedStack.update through
+    its ``graphed`` branch on static batches equals the eager stack, parameters and the
+    statistics' device sums, bit for bit."""
+    def trained(folder: Path, static: bool) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        stack = SeedStack(trainers(folder, algo))
+        if static:
+            replay = stack.trainers[0].replay
+            sampler = StackSampler(stack.replay_fields, [generators.for_device for generators in stack.generators], 8)
+            stack.graphed = lambda: stack.agent.update(sampler.draw(replay.size))
+        for _ in range(6):
+            stack.update()
+        params = [param.detach().clone() for name in type(stack.agent).stacked_networks
+                  for param in getattr(stack.agent, name).parameters()]
+        return params, stack.statistics.sums
+
+    (eager, eager_sums), (static, static_sums) = trained(tmp_path / "eager", False), trained(tmp_path / "static", True)
+    assert all(torch.equal(a, b) for a, b in zip(eager, static))
+    assert eager_sums.keys() == static_sums.keys() and all(torch.equal(eager_sums[k], static_sums[k]) for k in eager_sums)
+
+
 SYNCS = {"_local_scalar_dense", "item", "is_nonzero", "nonzero", "equal", "allclose", "masked_select",
          "_unique", "_unique2", "unique_dim", "unique_consecutive", "repeat_interleave"}
 

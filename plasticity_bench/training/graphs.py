@@ -161,20 +161,27 @@ class GraphedUpdate:
 
 def graphed_update(stack) -> Callable[[], dict[str, torch.Tensor]] | None:
     """For a SeedStack whose run says ``compile: graphs``: its update as
-    ``() -> statistics``, sampling included; None for any other setting, or (said once by the
-    seeds' group) when the stack's update cannot be captured."""
+    ``() -> statistics``, sampling included (``graph_stack``); None for any other setting,
+    or (said on the console) when the stack's update cannot be captured."""
     first = stack.trainers[0]
     if first.hp.get("compile", "off") != "graphs":
         return None
     check_device(first.hp, first.replay.device)
+    try:
+        return graph_stack(stack)
+    except NotCapturable as reason:
+        print(f"plasticity-bench: compile: graphs: this stack's update runs eager: {reason}", flush=True)
+        return None
+
+
+def graph_stack(stack) -> Callable[[], dict[str, torch.Tensor]]:
+    """A SeedStack's update through a GraphedUpdate on static batches of its replay fields,
+    whatever its run's setting (bench/gpu.py times it); raises NotCapturable."""
+    first = stack.trainers[0]
     agent, replay = stack.agent, first.replay
     sampler = StackSampler(stack.replay_fields, [generators.for_device for generators in stack.generators],
                            first.hp["batch_size"])
     optimizers = [getattr(agent, name).inner for name in type(agent).stacked_optimizers]
-    try:
-        graphed = GraphedUpdate(agent, optimizers, sampler, [generators.device for generators in stack.generators],
-                                replay.device)
-    except NotCapturable as reason:
-        print(f"plasticity-bench: compile: graphs: this stack's update runs eager: {reason}", flush=True)
-        return None
+    graphed = GraphedUpdate(agent, optimizers, sampler, [generators.device for generators in stack.generators],
+                            replay.device)
     return lambda: graphed(replay.size)
