@@ -159,16 +159,18 @@ def test_capturable_changes_no_number_of_the_fused_optimizer_and_a_host_step_is_
             param.grad = grad.clone()
             optimizer.step()
     assert torch.equal(params[0], params[1]) and not torch.equal(params[0], start)
-    with pytest.raises(NotCapturable, match="Adam is not fused"):
-        mark_capturable(torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=1e-2))
+    fused = torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=1e-2, fused=True)
+    with pytest.raises(NotCapturable, match="Adam is not fused"):  # a host step count
+        mark_capturable(fused, torch.optim.Adam([torch.zeros(2, requires_grad=True)], lr=1e-2))
+    assert not fused.param_groups[0]["capturable"]  # none marked
 
 
 def test_a_stack_steps_alike_with_its_optimizers_marked_capturable(tmp_path):
     def trained(folder: Path, mark: bool) -> list[torch.Tensor]:
         stack = SeedStack(trainers(folder, "sac"))
         if mark:
-            for name in type(stack.agent).stacked_optimizers:
-                mark_capturable(getattr(stack.agent, name).inner)  # on CPU the stack's Adam is fused too
+            # on CPU the stack's Adam is fused too
+            mark_capturable(*(getattr(stack.agent, name).inner for name in type(stack.agent).stacked_optimizers))
         for _ in range(4):
             stack.update()
         return [param.detach().clone() for param in stack.agent.actor.parameters()]

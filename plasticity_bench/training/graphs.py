@@ -72,15 +72,17 @@ class NotCapturable(Exception):
     """Why a stack's update cannot be captured (it then runs eager)."""
 
 
-def mark_capturable(optimizer: torch.optim.Optimizer) -> None:
-    """Set ``capturable`` on every parameter group of a fused Adam/AdamW (the stack's inner
-    optimizer). The fused kernel keeps its step on the device and ignores the flag, so this
-    changes no number; a non-fused optimizer would keep its step count on the host and read it
-    there: refused."""
-    if not all(group.get("fused") for group in optimizer.param_groups):
-        raise NotCapturable(f"its {type(optimizer).__name__} is not fused")
-    for group in optimizer.param_groups:
-        group["capturable"] = True
+def mark_capturable(*optimizers: torch.optim.Optimizer) -> None:
+    """Set ``capturable`` on every parameter group of fused Adam/AdamW optimizers (a stack's
+    inner ones). The fused kernel keeps its step on the device and ignores the flag, so this
+    changes no number; a non-fused optimizer keeps its step count on the host and reads it
+    there: refused, and then none is marked."""
+    for optimizer in optimizers:
+        if not all(group.get("fused") for group in optimizer.param_groups):
+            raise NotCapturable(f"its {type(optimizer).__name__} is not fused")
+    for optimizer in optimizers:
+        for group in optimizer.param_groups:
+            group["capturable"] = True
 
 
 class StackSampler:
@@ -121,8 +123,7 @@ class GraphedUpdate:
             agent.update_branches(agent.updates + 1)
         except NotImplementedError:
             raise NotCapturable(f"{type(agent).__name__} does not declare its update's branches") from None
-        for optimizer in optimizers:
-            mark_capturable(optimizer)
+        mark_capturable(*optimizers)
         self.agent, self.sampler, self.generators, self.device = agent, sampler, generators, device
         self.graphs: dict[tuple[bool, ...], tuple[torch.cuda.CUDAGraph, dict[str, torch.Tensor]]] = {}
         self.warmed: Counter = Counter()
@@ -131,6 +132,10 @@ class GraphedUpdate:
     def __call__(self, size: int) -> dict[str, torch.Tensor]:
         """One update of every seed on a fresh batch from the buffers' first ``size`` rows; its
         statistics (for a replay, the graph's outputs: copy them before the next call)."""
+        with torch.cuda.device(self.device):  # a capture and a replay use the current device's streams
+            return self.update(size)
+
+    def update(self, size: int) -> dict[str, torch.Tensor]:
         batch = self.sampler.draw(size)
         key = self.agent.update_branches(self.agent.updates + 1)
         held = self.graphs.get(key)
@@ -152,7 +157,7 @@ class GraphedUpdate:
         graph = torch.cuda.CUDAGraph()
         for generator in self.generators:
             graph.register_generator_state(generator)
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=self.side):  # the warm-up's stream, on this device
             stats = self.agent.update(batch)  # records the kernels (and counts the update on the host)
         graph.replay()  # runs them
         self.graphs[key] = (graph, stats)
