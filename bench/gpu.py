@@ -78,6 +78,7 @@ def set_mode(stack: SeedStack, mode: str) -> SeedStack:
     if mode == "graphs":
         stack.graphed = graph_stack(stack)
     elif mode != "eager":
+        torch._dynamo.reset()  # each stack compiles afresh (else earlier stacks' code counts against the recompile limit)
         stack.agent_update = torch.compile(stack.agent.update,
                                            mode="reduce-overhead" if mode == "reduce-overhead" else None)
     return stack
@@ -127,6 +128,7 @@ def env_steps_per_second(case, count: int, scale: float, device: torch.device, c
                 f"checkpoint_every_steps={steps}", "monitor_every_updates=1000000", "probe_every_updates=0",
                 f"compile={compiled}"]
     specs = [build_spec(algo, "mlp", "none", task, seed, steps, settings) for seed in range(count)]
+    torch._dynamo.reset()  # as a job of its own would start
     with tempfile.TemporaryDirectory() as tmp:
         start = time.perf_counter()
         manifests = train_seeds(specs, [Path(tmp) / spec.run_id for spec in specs], device=device, progress=False,
@@ -168,6 +170,7 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=ROOT / "workflow/config/paper.yaml")
     parser.add_argument("--skip-exactness", action="store_true")
     args = parser.parse_args()
+    began = time.perf_counter()
     device = torch.device(args.device)
     torch.set_num_threads(1)
     print(f"device {device}" + (f": {torch.cuda.get_device_name(device)}" if device.type == "cuda" else ""), flush=True)
@@ -217,6 +220,7 @@ def main() -> int:
     note = f" (not counted: {', '.join(unmeasured)}, no rate measured)" if unmeasured else ""
     print(f"projected {args.config.name}: {jobs} training jobs, {hours:.0f} device-hours one job at a time at the "
           f"eager end-to-end rates above{note}", flush=True)
+    print(f"bench/gpu.py: {time.perf_counter() - began:.0f} s in all (the sizing above is checked against this)", flush=True)
     return 0 if all(math.isfinite(rate) for by_count in rates.values() for rate in by_count.values()) else 1
 
 
