@@ -4,7 +4,7 @@ Why: on a GPU the stacked update of the suite's small networks is a few hundred 
 whose launches, not their arithmetic, bound its speed. A CUDA graph replays all of them with
 one launch. What is captured is the agent's whole update (losses, backward, the optimizer
 step, the target update), as torch's "whole-network capture" does it (torch.cuda notes, CUDA
-Graphs): static inputs, warm-up on a side stream, capture once, then replay.
+Graphs): static inputs, warm-up on a side stream, capture once (on that stream), then replay.
 
 How an update runs (``GraphedUpdate.__call__``):
 - Sampling stays outside the graph, eager, on the device: each seed's replay indices are drawn
@@ -24,7 +24,8 @@ How an update runs (``GraphedUpdate.__call__``):
   which only lets torch's capture check pass, so it changes no number (tested on CPU).
 - The update's statistics are the graph's static output tensors: every replay overwrites them,
   and ``StatisticSums.add`` copies them into its device sums at once. No host sync per update
-  (tests/test_graphs.py records none in the eager SAC and DQN stack updates).
+  (tests/test_graphs.py records none in the sampler and the eager SAC and DQN stack updates,
+  and, on a GPU, runs replays under torch's sync debug mode set to error).
 
 When a capture becomes invalid: a graph replays fixed addresses, the stack's parameters,
 optimizer state and replay fields. Whenever one of them could have moved (a method replaced a
@@ -37,14 +38,18 @@ Memory: each graph keeps a private pool holding one update's intermediates (acti
 gradients, the static batch is outside it): about one eager update's working set per decision
 pattern (2 for DQN and TD3, up to 4 for SAC), freed with the stack.
 
-Exactness: a replay runs the captured kernels, so a graphed run is expected to equal the eager
-run of the same spec on the same device; this is not measured yet (no GPU here: bench/gpu.py
-prints it on its first device run). Like ``compile: on``, ``graphs`` is part of the run id.
+Exactness: everything but the capture is the eager update on the same numbers (on CPU a stack
+fed by the static sampler trains bit for bit as the eager stack, tests/test_graphs.py), and a
+replay runs the captured kernels, so a graphed run is expected to equal the eager run of the
+same spec on the same device. That is not measured yet (no GPU where this was written): the
+CUDA-only test in tests/test_graphs.py and bench/gpu.py check it on a device. Like
+``compile: on``, ``graphs`` is part of the run id.
 
-What is not captured runs eager, said once: seeds that train unstacked (a method acting inside
-the update, TRAC, the diffusion actor) and stacks whose optimizer is not fused or whose agent
-does not declare its update's branches. A capture that fails (an operation CUDA graphs refuse)
-fails the stack's seeds with the error; ``compile: off`` or ``on`` trains them.
+What is not captured runs eager: seeds that train unstacked (a method acting inside the
+update, TRAC, the diffusion actor; the seed group says why they do not stack) and stacks whose
+optimizer is not fused or whose agent does not declare its update's branches (printed when
+such a stack is built). A capture that fails (an operation CUDA graphs refuse) fails the
+stack's seeds with the error; ``compile: off`` or ``on`` trains them.
 """
 
 from __future__ import annotations
