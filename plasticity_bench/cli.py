@@ -142,10 +142,12 @@ def train(
     from plasticity_bench.training import train_seeds
     from plasticity_bench.training.run import RunConflictError, RunFailedError
     from plasticity_bench.training import train as run_training
+    from plasticity_bench.training.graphs import check_device as check_graphs_device
 
     folder_option = f"--out {out}" if out is not None else f"--runs-dir {runs_dir}"
     try:  # one GPU slot for the process, whatever the number of seeds
         torch_device, slot = select_training_device(device, gpu_slots)
+        check_graphs_device(specs[0].hyperparams, torch_device)  # compile: graphs on a CPU: refused here
     except DeviceError as error:
         fail(str(error))
     try:

@@ -66,10 +66,11 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     # "on": the update (losses, backward, optimizer step, target update) runs through
     # torch.compile (inductor; training/compiled.py). Its numbers differ from eager's in the
     # last bits, so "on" is part of the run id; "off", the default, is left out of it (run ids
-    # from before the option existed stay valid).
+    # from before the option existed stay valid). "graphs": a seed stack's update captured
+    # once into CUDA graphs and replayed (training/graphs.py; CUDA only), in the run id like "on".
     "compile": "off",
 }
-COMPILE_CHOICES = ("off", "on")
+COMPILE_CHOICES = ("off", "on", "graphs")
 
 # Hyperparameters of one architecture only: runs of other architectures neither carry nor
 # accept them. Each maps onto a NetworkConfig field (ARCH_CONFIG_FIELDS).

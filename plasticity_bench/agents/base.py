@@ -147,6 +147,13 @@ class Agent:
         ``losses/<name>`` (training_log.py)."""
         raise NotImplementedError
 
+    def update_branches(self, update: int) -> tuple[bool, ...]:
+        """Which optional steps (a delayed actor step, a target update) update number
+        ``update`` makes: the only decisions ``update``'s Python code takes, so updates with
+        the same answer run the same kernels. A CUDA-graph update (training/graphs.py)
+        captures one graph per answer; an agent that does not answer is not captured."""
+        raise NotImplementedError
+
     def modules_to_save(self) -> dict[str, Any]:
         """Everything with a state_dict that a checkpoint must hold (nets, targets, optims)."""
         raise NotImplementedError

@@ -68,13 +68,17 @@ class DQN(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
+        (target_due,) = self.update_branches(self.updates)
         loss = self.training_loss("q", self.q_network, batch)  # the methods' seam: their terms
         self.optimizer.zero_grad()
         backward(loss)
         self.optimizer.step()
-        if self.updates % self.target_period == 0:
+        if target_due:
             soft_update(self.target_network, self.q_network, self.hp["tau"])
         return {"q_loss": loss.detach(), **self.diagnostics}
+
+    def update_branches(self, update: int) -> tuple[bool, ...]:
+        return (update % self.target_period == 0,)
 
     def epsilon(self, env_step: int) -> float:
         duration = self.hp["exploration_fraction"] * self.total_steps

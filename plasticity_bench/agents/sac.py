@@ -88,6 +88,7 @@ class SAC(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
+        policy_due, target_due = self.update_branches(self.updates)
         critic_loss = self.training_loss("critic", self.critic, batch)  # the methods' seam: their terms
         self.critic_optimizer.zero_grad()
         backward(critic_loss)
@@ -95,7 +96,7 @@ class SAC(Agent):
         stats = {"critic_loss": critic_loss.detach(), **self.critic_diagnostics}
 
         # TD3-style delayed policy updates, compensated by doing `policy_frequency` of them.
-        if self.updates % self.hp["policy_frequency"] == 0:
+        if policy_due:
             for _ in range(self.hp["policy_frequency"]):
                 with frozen(self.critic):  # it only scores the actions: no weight gradients
                     actor_loss = self.training_loss("actor", self.actor, batch)
@@ -112,9 +113,12 @@ class SAC(Agent):
             stats["entropy"] = self.entropy
         stats["alpha"] = self.alpha
 
-        if self.updates % self.hp["target_network_frequency"] == 0:
+        if target_due:
             soft_update(self.critic_target, self.critic, self.hp["tau"])
         return stats
+
+    def update_branches(self, update: int) -> tuple[bool, ...]:
+        return update % self.hp["policy_frequency"] == 0, update % self.hp["target_network_frequency"] == 0
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list[np.ndarray]:

@@ -82,6 +82,7 @@ class TD3(Agent):
 
     def update(self, batch: Batch) -> dict[str, torch.Tensor]:
         self.updates += 1
+        (policy_due,) = self.update_branches(self.updates)
         critic_loss = self.training_loss("critic", self.critic, batch)  # the methods' seam: their terms
         self.critic_optimizer.zero_grad()
         backward(critic_loss)
@@ -89,7 +90,7 @@ class TD3(Agent):
         stats = {"critic_loss": critic_loss.detach(), **self.critic_diagnostics}
 
         # Delayed policy updates: the actor and all targets move every policy_frequency updates.
-        if self.updates % self.hp["policy_frequency"] == 0:
+        if policy_due:
             with frozen(self.critic):  # it only scores the actions: no weight gradients
                 actor_loss = self.training_loss("actor", self.actor, batch)
                 self.actor_optimizer.zero_grad()
@@ -99,6 +100,9 @@ class TD3(Agent):
             soft_update(self.actor_target, self.actor, self.hp["tau"])
             soft_update(self.critic_target, self.critic, self.hp["tau"])
         return stats
+
+    def update_branches(self, update: int) -> tuple[bool, ...]:
+        return (update % self.hp["policy_frequency"] == 0,)
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, env_step: int, rngs: list[np.random.Generator], explore: bool) -> list[np.ndarray]:

@@ -44,7 +44,9 @@ def use_cache_beside(runs_folder: Path) -> None:
 
 
 def chosen_update(update: Callable, hyperparams: dict, runs_folder: Path) -> Callable:
-    """The update a run's ``compile`` setting asks for: ``update`` itself, or compiled."""
+    """The update a run's ``compile`` setting asks for: ``update`` itself, or compiled.
+    (``graphs`` is captured by the seed stack, training/graphs.py; a seed that trains
+    unstacked runs ``update`` itself.)"""
     if hyperparams.get("compile", "off") == "on":
         return compile_update(update, runs_folder)
     return update

@@ -11,7 +11,8 @@ Layout of the package (calls go down the list):
 - ``run.py``: ``Trainer``, one seed's state and steps (env step, update, monitor, probe,
   evaluation, records, checkpoint, manifest), without a loop of its own;
 - ``health.py``: update statistics summed on the device between health checks;
-- ``compiled.py``: the update through torch.compile (hyperparameter ``compile: on``).
+- ``compiled.py``: the update through torch.compile (hyperparameter ``compile: on``);
+- ``graphs.py``: a stack's update captured into CUDA graphs and replayed (``compile: graphs``).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ class StatisticSums:
 
     def add(self, stats: dict[str, torch.Tensor]) -> None:
         """Add one update's statistics (0-dim tensors, or [seeds] on a stack; Agent.update)."""
-        for name, value in stats.items():
-            self._add(name, value.detach().double(), 1)
+        for name, value in stats.items():  # a copy: a CUDA graph's outputs are overwritten by its next replay
+            self._add(name, value.detach().to(torch.float64, copy=True), 1)
 
     def add_share(self, stack: StatisticSums, index: int) -> None:
         """Add seed ``index``'s share of a stack's sums (over as many updates as the stack made)."""

@@ -61,6 +61,7 @@ from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_request
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors
 from plasticity_bench.training.compiled import chosen_update
+from plasticity_bench.training.graphs import graphed_update
 from plasticity_bench.training.health import StatisticSums
 from plasticity_bench.training.run import EvalEpisode, Trainer, one_line
 
@@ -247,6 +248,7 @@ class SeedStack:
                 self.replay_views += [(tensor, tensor.data_ptr()) for tensor in tensors]
         self.seed_index = torch.arange(len(trainers), device=replays[0].device).unsqueeze(1)
         self.statistics = StatisticSums()  # every seed's, along the seed axis, since the last hand-out
+        self.graphed = graphed_update(self)  # compile: graphs, sampling included; else None
 
     def stack_optimizer(self, optimizers: list[torch.optim.Optimizer], counterpart: dict[int, torch.Tensor]
                         ) -> SeedwiseOptimizer:
@@ -315,10 +317,13 @@ class SeedStack:
         """One gradient update of every seed; its statistics are summed on the device."""
         trainer = self.trainers[0]
         batch_size, replay = trainer.hp["batch_size"], trainer.replay
-        index = torch.stack([torch.randint(0, replay.size, (batch_size,), device=replay.device,
-                                           generator=generators.for_device) for generators in self.generators])
-        batch = Batch(*(field[self.seed_index, index] for field in self.replay_fields))
-        self.statistics.add(self.agent_update(batch))
+        if self.graphed is not None:
+            self.statistics.add(self.graphed())
+        else:
+            index = torch.stack([torch.randint(0, replay.size, (batch_size,), device=replay.device,
+                                               generator=generators.for_device) for generators in self.generators])
+            batch = Batch(*(field[self.seed_index, index] for field in self.replay_fields))
+            self.statistics.add(self.agent_update(batch))
         for trainer in self.trainers:
             trainer.updates += 1
             trainer.agent.updates = self.agent.updates
