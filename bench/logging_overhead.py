@@ -31,6 +31,7 @@ import torch
 
 from plasticity_bench.devices import resolve_device
 from plasticity_bench.spec import build_spec
+from plasticity_bench.training.records import RunRecords
 from plasticity_bench.training.run import Trainer
 from plasticity_bench.training_log import TrainingLog
 
@@ -42,7 +43,16 @@ class UnloggedTrainer(Trainer):
         # The roles' own losses (q_loss, critic_loss, ...), as the health check summed them.
         super().accumulate({name: value for name, value in stats.items() if name.removesuffix("_loss") in self.agent.roles})
 
-    def log_progress(self, loss_means: dict[str, float]) -> None:
+    def start_counters(self, log: TrainingLog | None) -> None:
+        super().start_counters(log)
+        records = self.records
+        self.records = UnloggedRecords(self.spec, self.run_dir, records.log, records.about, self.continual, False)
+
+
+class UnloggedRecords(RunRecords):
+    """No log points: no means, no steps/s, no event-file writes."""
+
+    def log_progress(self, env_steps: int, updates: int, loss_means: dict[str, float]) -> None:
         pass
 
 
@@ -77,7 +87,8 @@ def logging_cost_per_update(trainer: Trainer, episodes_per_update: float, check_
     episode = seconds_per_call(lambda: trainer.log.record(trainer.env_steps, {"charts/episodic_return": 1.0,
                                                                             "charts/episodic_length": 1}), 500, device)
     means = {f"losses/{name}": 1.0 for name in stats}
-    point = seconds_per_call(lambda: trainer.log_progress(means), 200, device)
+    point = seconds_per_call(lambda: trainer.records.log_progress(trainer.env_steps, trainer.updates, means),
+                            200, device)
     return summing - summing_roles + episodes_per_update * episode + point / check_every
 
 

@@ -117,7 +117,7 @@ def test_evaluation_repeats_exactly_and_leaves_training_rngs_alone(tmp_path):
     evaluate(first)
     assert first.rng.bit_generator.state == numpy_state and torch.equal(first.generators.host.get_state(), torch_state)
     evaluate(second)
-    assert first.eval_rows == second.eval_rows
+    assert first.records.eval_rows == second.records.eval_rows
 
 
 def evaluate(trainer: Trainer) -> None:

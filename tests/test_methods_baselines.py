@@ -552,15 +552,13 @@ def test_trainer_resume_with_stateful_methods_equals_uninterrupted(tmp_path, met
         assert list(role.network.state_dict()) == list(ours.network.state_dict())
         for key, value in role.network.state_dict().items():
             assert torch.equal(value, ours.network.state_dict()[key]), (name, key)
-    assert reference.metric_rows == resumed.metric_rows
+    assert reference.records.metric_rows == resumed.records.metric_rows
 
 
 # --- the agents go through the hooks ---------------------------------------------------
 
 
 def test_agents_build_optimizers_and_losses_through_the_hooks():
-    import numpy as np
-
     from plasticity_bench.agents.dqn import DQN
     from plasticity_bench.agents.sac import SAC
     from plasticity_bench.agents.td3 import TD3

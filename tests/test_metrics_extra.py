@@ -303,7 +303,7 @@ def test_trainer_keeps_initial_parameters_in_its_checkpoint(tmp_path):
         obs, over = trainer.env_step(obs)
         trainer.train_on_replay()
         obs = trainer.start_episode() if over else obs
-    drift = [r for r in trainer.metric_rows if r["metric"] == "weight_drift"]
+    drift = [r for r in trainer.records.metric_rows if r["metric"] == "weight_drift"]
     # a row at update 0 (drift 0), then every 50 updates
     assert len(drift) == 3 and drift[0]["value"] == 0 < drift[1]["value"] < drift[2]["value"]
     # The checkpoint carries theta0 itself (marked here so that a rebuilt init cannot pass).

@@ -5,11 +5,13 @@ failed run), then hands the opened seeds to the loop, ``stack.SeedGroup`` (one s
 group of one), for RL and supervised runs alike.
 
 Layout of the package (calls go down the list):
-- ``entry.py`` (this module): open runs, pick the loop;
-- ``stack.py``: the loop of RL seeds, their networks stacked along a seed axis;
+- ``entry.py`` (this module): open runs, hand them to the loop;
+- ``stack.py``: the one loop (RL and supervised seeds), over seed stacks;
 - ``training/supervised.py``: the continual supervised run (algorithm ``sl``): its data and task-end hook;
 - ``run.py``: ``Trainer``, one seed's state and steps (env step, update, monitor, probe,
-  evaluation, records, checkpoint, manifest), without a loop of its own;
+  health check, the state a checkpoint holds), without a loop of its own;
+- ``records.py``: every write into a run folder (rows, training log, progress, manifest,
+  checkpoint);
 - ``health.py``: update statistics summed on the device between health checks;
 - ``compiled.py``: the update through torch.compile (hyperparameter ``compile: on``);
 - ``graphs.py``: a stack's update captured into CUDA graphs and replayed (``compile: graphs``).

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,6 @@ from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
-import pandas as pd
 import torch
 
 from plasticity_bench import registry, results
@@ -39,10 +37,10 @@ from plasticity_bench.networks import NetworkConfig
 from plasticity_bench.provenance import package_versions, run_code
 from plasticity_bench.replay import ReplayBuffer
 from plasticity_bench.spec import RunSpec
-from plasticity_bench.status import time_left
 from plasticity_bench.training.compiled import chosen_update
 from plasticity_bench.training.health import StatisticSums
-from plasticity_bench.training_log import TrainingLog, metric_tag
+from plasticity_bench.training.records import RunRecords
+from plasticity_bench.training_log import TrainingLog
 
 
 class RunFailedError(RuntimeError):
@@ -160,29 +158,28 @@ class Trainer:
         self.env_steps = 0
         self.episodes = 0
         self.updates = 0
-        self.eval_rows: list[dict] = []
-        self.metric_rows: list[dict] = []
         self.wall_time = 0.0
         self.resumes = 0
         # The seed stacks this run trained in, from which step (training/stack.py): a seed's
         # numbers depend in the last bits on its stack's size (docs/robustness.md).
         self.trained_with: list[dict] = []
         self.episode_return, self.episode_length = 0.0, 0
-        self.start_training_log(log)
+        self.statistics = StatisticSums()  # since the last health check (training/health.py)
+        self.checked_update = 0
         self.next_checkpoint = self.hp["checkpoint_every_steps"]
         self.started = datetime.now(timezone.utc).isoformat()
         code = run_code(self.spec.methods)  # package fingerprint, git state, user modules' source hashes
-        self.provenance = {"git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
-                           "versions": package_versions(self.packages)}
+        config = self.network_config
+        about = {"network": {"hidden_sizes": list(config.hidden_sizes), "activation": config.activation,
+                             "layer_norm": config.layer_norm},
+                 "git": {"sha": code["git_sha"], "dirty": code["git_dirty"]}, "code": code,
+                 "versions": package_versions(self.packages), "device": str(self.device), "threads": self.threads}
+        self.records = RunRecords(self.spec, self.run_dir, log or TrainingLog(self.run_dir), about, self.continual,
+                                  self.progress)
 
-    def start_training_log(self, log: TrainingLog | None) -> None:
-        """The update statistics' device sums and where their means go (training_log.py)."""
-        self.log = log or TrainingLog(self.run_dir)
-        self.statistics = StatisticSums()  # since the last health check (training/health.py)
-        self.checked_update = 0
-        self.shown_evals = self.shown_metrics = 0  # eval and metric rows already in the live views
-        self.rate_mark = (0, time.perf_counter())  # (env steps, time) of the last steps/s point
-        self.attempt_mark = self.rate_mark  # (env steps, time) when this process started training
+    @property
+    def log(self) -> TrainingLog:
+        return self.records.log
 
     # ---- the loop -------------------------------------------------------------------
     def resume(self) -> None:
@@ -195,8 +192,7 @@ class Trainer:
             except (KeyError, TypeError, ValueError, RuntimeError) as error:  # another layout or another run's shapes
                 raise results.CorruptRecordError(f"{checkpoint} does not fit this run: {one_line(error)}") from None
         self.write_manifest("running")
-        self.log.open(self.env_steps, self.spec.run_id, self.spec.to_dict())
-        self.rate_mark = self.attempt_mark = (self.env_steps, time.perf_counter())
+        self.records.open(self.env_steps)
 
     def start_clock(self) -> None:
         self.clock = time.perf_counter()
@@ -249,7 +245,7 @@ class Trainer:
         that the caller can go on with other runs."""
         self.tick_clock()
         reason = self.failure_reason(error)
-        self.write_records()
+        self.records.write_tables()
         self.write_manifest("failed", error=reason)
         return RunFailedError(reason)
 
@@ -330,7 +326,8 @@ class Trainer:
 
     def let_methods_act(self) -> None:
         for method in self.methods:
-            self.record_method_stats(method.after_update(self.agent.roles, self.updates, self.sample_batch))
+            self.records.add_method_stats(self.env_steps, method.after_update(self.agent.roles, self.updates,
+                                                                              self.sample_batch))
 
     def sample_batch(self, batch_size: int | None = None):
         return self.replay.sample(batch_size or self.hp["monitor_batch_size"])
@@ -357,58 +354,13 @@ class Trainer:
         if bad:
             more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
             raise NonFiniteError(f"non-finite {bad[0]}{more} at env step {self.env_steps} (update {self.updates})")
-        self.log_progress({f"losses/{name}": total / loss_counts[name] for name, total in zip(loss_sums, sums)})
+        self.records.log_progress(self.env_steps, self.updates,
+                                  {f"losses/{name}": total / loss_counts[name] for name, total in zip(loss_sums, sums)})
         self.statistics.clear()
         self.checked_update = self.updates
 
-    def log_progress(self, loss_means: dict[str, float]) -> None:
-        """Log the update statistics' means and the steps per second at this step, and show
-        the eval and metric rows added since the last call."""
-        steps, since = self.rate_mark
-        now = time.perf_counter()
-        scalars = dict(loss_means)
-        if self.env_steps > steps:
-            scalars["charts/SPS"] = (self.env_steps - steps) / max(now - since, 1e-9)
-            self.rate_mark = (self.env_steps, now)
-        if scalars:
-            self.log.record(self.env_steps, scalars)
-        self.show_records()
-        self.write_progress()
-
-    def steps_per_second(self) -> float:
-        """Env steps per second of this process's training so far (updates, evaluations and
-        monitoring included): what the time left is estimated from."""
-        steps, since = self.attempt_mark
-        return (self.env_steps - steps) / max(time.perf_counter() - since, 1e-9)
-
-    def write_progress(self) -> None:
-        """progress.json, for `plasticity-bench status` (one small atomic write per health check)."""
-        results.write_json(self.run_dir / results.PROGRESS, {
-            "step": self.env_steps, "steps": self.spec.steps, "updates": self.updates,
-            "steps_per_second": round(self.steps_per_second(), 2),
-            "last_eval_return": self.eval_rows[-1]["return"] if self.eval_rows else None,
-            "eval_step": self.eval_rows[-1]["step"] if self.eval_rows else None,
-            "updated": datetime.now(timezone.utc).isoformat()})
-
-    def log_evaluation(self) -> None:
-        """Without a progress bar (workflow jobs), one line per evaluation in the job's log."""
-        if self.progress:
-            return
-        rate = self.steps_per_second()
-        print(f"{self.spec.run_id}: step {self.env_steps}/{self.spec.steps} "
-              f"({100 * self.env_steps / self.spec.steps:.0f}%), eval return {self.eval_rows[-1]['return']:.4g}, "
-              f"{rate:.0f} steps/s, {time_left(self.spec.steps - self.env_steps, rate)} left",
-              file=sys.stderr, flush=True)
-
-    def show_records(self) -> None:
-        """Eval and metric rows not yet in the live views (they are in their own parquet files)."""
-        evals = [(row["step"], {"charts/eval_return": row["return"]}) for row in self.eval_rows[self.shown_evals:]]
-        metrics = [(row["step"], {metric_tag(row): row["value"]}) for row in self.metric_rows[self.shown_metrics:]]
-        self.log.show(evals + metrics)
-        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)
-
     def check_eval_return(self) -> None:
-        value = self.eval_rows[-1]["return"]
+        value = self.records.last_return()
         if not math.isfinite(value):
             raise NonFiniteError(f"evaluation return is {value} at env step {self.env_steps}")
 
@@ -418,29 +370,20 @@ class Trainer:
         generator = torch.Generator(self.replay.device).manual_seed(
             derived_seed(self.spec.seed, MONITOR_STREAM, self.updates))
         batch = self.replay.sample(self.hp["monitor_batch_size"], generator=generator)
-        rows = monitor_roles(self.agent.roles, batch, self.initial_params, hessian=self.hp["monitor_hessian"],
-                             hessian_iterations=self.hp["hessian_iterations"])
-        for row in rows:
-            self.metric_rows.append({"step": self.env_steps, **row})
+        self.records.add_metrics(self.env_steps, monitor_roles(
+            self.agent.roles, batch, self.initial_params, hessian=self.hp["monitor_hessian"],
+            hessian_iterations=self.hp["hessian_iterations"]))
 
     def probe_plasticity(self) -> None:
         """Lyle et al.'s probe on copies of the networks; its own RNG, so training is unchanged."""
         seed = derived_seed(self.spec.seed, PROBE_STREAM, self.updates // self.hp["probe_every_updates"])
         rows = probe_roles(self.agent.roles, self.replay, steps=self.hp["probe_steps"], lr=self.hp["probe_lr"] or None,
                            batch_size=self.hp["probe_batch_size"], targets=self.hp["probe_targets"], seed=seed)
-        self.metric_rows += [{"step": self.env_steps, **row} for row in rows]
-
-    def record_method_stats(self, stats: dict[str, float]) -> None:
-        """Keys are ``metric``, ``metric/network`` or ``metric/network/layer``."""
-        for key, value in stats.items():
-            metric, _, where = key.partition("/")
-            network, _, layer = where.partition("/")
-            self.metric_rows.append({"step": self.env_steps, "network": network or "all", "layer": layer or "all",
-                                     "metric": metric, "value": float(value)})
+        self.records.add_metrics(self.env_steps, rows)
 
     def eval_episode(self, episode: int) -> EvalEpisode:
         """Episode ``episode`` of the next evaluation, its environment reset."""
-        evaluation = len(self.eval_rows)
+        evaluation = len(self.records.eval_rows)
         obs, _ = self.eval_env.reset(seed=derived_seed(self.spec.seed, EVAL_STREAM, evaluation, episode))
         # The policy's own draws come from a generator of this episode, so evaluating
         # never moves the training RNGs and every evaluation is reproducible.
@@ -450,25 +393,20 @@ class Trainer:
     def evaluate(self, returns: list[float]) -> None:
         """Record an evaluation whose episodes the seed's stack played (training/stack.py).
         A non-finite return fails the run, recorded."""
-        self.eval_rows.append({"step": self.env_steps, "return": float(np.mean(returns)), "episodes": len(returns)})
-        if self.continual:  # the segment the evaluation played
-            self.eval_rows[-1].update(segment=self.eval_env.segment, segment_task=self.eval_env.segment_task)
-        self.write_records()
-        self.show_records()
-        self.write_progress()
-        self.log_evaluation()
+        segment = ({"segment": self.eval_env.segment, "segment_task": self.eval_env.segment_task}
+                   if self.continual else None)  # the segment the evaluation played
+        self.records.add_evaluation(self.env_steps, returns, segment)
+        self.records.record_evaluation(self.env_steps, self.updates)
         self.check_eval_return()
 
-    # ---- persistence ----------------------------------------------------------------
-    def write_records(self) -> None:
-        eval_columns = results.EVAL_COLUMNS + (results.SEGMENT_COLUMNS if self.continual else [])
-        results.write_parquet(self.run_dir / results.EVAL, pd.DataFrame(self.eval_rows, columns=eval_columns))
-        results.write_parquet(self.run_dir / results.METRICS, pd.DataFrame(self.metric_rows, columns=results.METRIC_COLUMNS))
-        results.write_parquet(self.run_dir / results.TRAIN, self.log.frame())
+    # ---- checkpoint and manifest (written by records.py) ---------------------------
+    def counters(self) -> dict:
+        return {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
+                "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
+                "resumes": self.resumes, "started": self.started, "trained_with": self.trained_with}
 
     def save_checkpoint(self) -> None:
         self.check_finite()  # a checkpoint never holds a diverged state
-        self.log.flush()  # the event files hold everything up to the checkpoint
         self.next_checkpoint = (self.env_steps // self.hp["checkpoint_every_steps"] + 1) * self.hp["checkpoint_every_steps"]
         state = {
             "run_id": self.spec.run_id,
@@ -478,18 +416,12 @@ class Trainer:
             "rng": {"python": random.getstate(), "numpy": self.rng.bit_generator.state, "torch": torch.get_rng_state(),
                     # replay sampling on a GPU draws from that device's generator
                     "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None},
-            "counters": {"env_steps": self.env_steps, "episodes": self.episodes, "updates": self.updates,
-                         "next_checkpoint": self.next_checkpoint, "wall_time": self.wall_time,
-                         "resumes": self.resumes, "started": self.started, "trained_with": self.trained_with},
-            "eval_rows": self.eval_rows,
-            "metric_rows": self.metric_rows,
-            "train_rows": self.log.rows,
+            "counters": self.counters(),
             "initial_params": own_storage(self.initial_params),
         }
         if self.continual:  # its step count and segment; the rest derives from the spec
             state["continual_env"] = self.env.state_dict()
-        self.write_records()
-        results.save_checkpoint(self.run_dir / results.CHECKPOINT, state)
+        self.records.write_checkpoint(state)
         self.write_manifest("running")
 
     def restore(self, state: dict) -> None:
@@ -516,33 +448,7 @@ class Trainer:
         self.started = counters["started"]
         self.resumes = counters["resumes"] + 1
         self.trained_with = [entry for entry in counters.get("trained_with", []) if entry["from_step"] <= self.env_steps]
-        # Records written after the checkpoint belong to the lost future: rewrite them. A
-        # checkpoint from before training-time logging has no train rows: the run goes on.
-        self.eval_rows, self.metric_rows = state["eval_rows"], state["metric_rows"]
-        self.log.rows = state.get("train_rows", [])
-        self.shown_evals, self.shown_metrics = len(self.eval_rows), len(self.metric_rows)  # shown before the checkpoint
-        self.write_records()
+        self.records.restore(state)
 
     def write_manifest(self, status: str, error: str | None = None) -> dict:
-        manifest = {
-            "run_id": self.spec.run_id,
-            "spec": self.spec.to_dict(),
-            "seed": self.spec.seed,
-            "status": status,
-            "error": error,
-            "step": self.env_steps,
-            "updates": self.updates,
-            "network": {"hidden_sizes": list(self.network_config.hidden_sizes),
-                        "activation": self.network_config.activation,
-                        "layer_norm": self.network_config.layer_norm},
-            **self.provenance,
-            "device": str(self.device),
-            "threads": self.threads,
-            "wall_time_s": round(self.wall_time, 3),
-            "resumes": self.resumes,
-            "trained_with": self.trained_with,
-            "started": self.started,
-            "updated": datetime.now(timezone.utc).isoformat(),
-        }
-        results.write_json(self.run_dir / results.MANIFEST, manifest)
-        return manifest
+        return self.records.write_manifest(status, self.counters(), error)

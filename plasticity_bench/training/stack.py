@@ -56,7 +56,6 @@ from tqdm import tqdm
 from plasticity_bench import results
 from plasticity_bench.agents.base import Agent, TrainingHooks
 from plasticity_bench.roles import Batch
-from plasticity_bench.budget import updates_after
 from plasticity_bench.interrupts import stop_at_step_boundaries, stop_if_requested
 from plasticity_bench.methods.base import Method
 from plasticity_bench.networks.stacked import NotStackableError, check_stackable, stack_networks, stack_tensors

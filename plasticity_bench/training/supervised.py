@@ -122,9 +122,9 @@ class SupervisedTrainer(Trainer):
         labels = self.replay.actions
         loss, accuracy = torch.stack([F.cross_entropy(logits, labels),
                                       (logits.argmax(dim=1) == labels).float().mean()]).tolist()  # one host sync
-        for metric, value in (("task_final_accuracy", accuracy), ("task_final_loss", loss)):
-            self.metric_rows.append({"step": self.env_steps, "network": ROLE, "layer": "all", "metric": metric,
-                                     "value": value})
+        self.records.add_metrics(self.env_steps, [{"network": ROLE, "layer": "all", "metric": metric, "value": value}
+                                                  for metric, value in (("task_final_accuracy", accuracy),
+                                                                        ("task_final_loss", loss))])
         self.evaluate([accuracy])
 
     def restore(self, state: dict) -> None:
