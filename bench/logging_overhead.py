@@ -56,16 +56,16 @@ class UnloggedRecords(RunRecords):
         pass
 
 
-def train_block(trainer: Trainer, obs, updates: int, check_every: int):
+def train_block(trainer: Trainer, updates: int, check_every: int) -> None:
     """Train ``updates`` more updates (env steps included), checking health on cadence."""
     target = trainer.updates + updates
     while trainer.updates < target:
-        obs, over = trainer.env_step(obs)
+        over = trainer.collect_step()
         trainer.train_on_replay()
         if trainer.updates - trainer.checked_update >= check_every:
             trainer.check_finite()
-        obs = trainer.start_episode() if over else obs
-    return obs
+        if over:
+            trainer.start_episode()
 
 
 def seconds_per_call(call, repeats: int, device: torch.device) -> float:
@@ -118,13 +118,13 @@ def main() -> None:
             trainer.log.open(0, spec.run_id, spec.to_dict())
             trainers[label] = [trainer, trainer.start_episode(), []]
         for state in trainers.values():  # warm-up: fill past learning_starts, first updates
-            state[1] = train_block(state[0], state[1], 100, args.check_every)
+            train_block(state[0], 100, args.check_every)
         for block in range(args.blocks):
             order = list(trainers.values()) if block % 2 == 0 else list(trainers.values())[::-1]
             for state in order:
                 synchronize(device)
                 start = time.perf_counter()
-                state[1] = train_block(state[0], state[1], args.updates, args.check_every)
+                train_block(state[0], args.updates, args.check_every)
                 synchronize(device)
                 state[2].append(time.perf_counter() - start)
         logged = trainers["on"][0]

@@ -57,10 +57,11 @@ def measure(algo: str, task: str, args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads=args.threads, device=device, progress=False)
         hp = trainer.hp
-        obs = trainer.start_episode()
+        trainer.start_episode()
         while trainer.env_steps < warmup:
-            obs, over = trainer.env_step(obs)
-            obs = trainer.start_episode() if over else obs
+            over = trainer.collect_step()
+            if over:
+                trainer.start_episode()
         agent, roles = trainer.agent, trainer.agent.roles
 
         def updates() -> None:

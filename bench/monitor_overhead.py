@@ -33,16 +33,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads=1, device=torch.device("cpu"), progress=False)
         trainer.hp = {**trainer.hp, "monitor_every_updates": 10**12}  # time training without monitoring
-        obs = trainer.start_episode()
+        trainer.start_episode()
         while trainer.updates < 50:
-            obs, over = trainer.env_step(obs)
+            over = trainer.collect_step()
             trainer.train_on_replay()
-            obs = trainer.start_episode() if over else obs
+            if over:
+                trainer.start_episode()
         first_update, start = trainer.updates, time.perf_counter()
         while trainer.updates < first_update + args.updates:
-            obs, over = trainer.env_step(obs)
+            over = trainer.collect_step()
             trainer.train_on_replay()
-            obs = trainer.start_episode() if over else obs
+            if over:
+                trainer.start_episode()
         train_time_per_update = (time.perf_counter() - start) / args.updates
 
         start = time.perf_counter()

@@ -31,11 +31,12 @@ def follow_recycled_units(task: str, seed: int, reset_optimizer: bool, period: i
         trainer = Trainer(spec, tmp, threads=1, device=torch.device("cpu"), progress=False)
         redo, critic = trainer.methods[0], trainer.agent.roles["critic"].network.q1
         recycled = batch = None
-        obs = trainer.start_episode()
+        trainer.start_episode()
         while trainer.updates < 2 * period:
-            obs, over = trainer.env_step(obs)
+            over = trainer.collect_step()
             trainer.train_on_replay()
-            obs = trainer.start_episode() if over else obs
+            if over:
+                trainer.start_episode()
             since = trainer.updates - period
             if since == 0 and recycled is None:
                 recycled = redo.previous["critic"]["q1.layers.3"].nonzero().flatten()

@@ -45,14 +45,14 @@ def training_steps_per_second(algo: str, task: str, steps: int, threads: int) ->
                       overrides=[f"learning_starts={warmup}", f"eval_every_steps={10 * (warmup + steps)}"])
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads, device=__import__("torch").device("cpu"), progress=False)
-        obs = trainer.start_episode()
+        trainer.start_episode()
         for phase_steps in (warmup, steps):
             start = time.perf_counter()
             for _ in range(phase_steps):
-                obs, over = trainer.env_step(obs)
+                over = trainer.collect_step()
                 trainer.train_on_replay()
                 if over:
-                    obs = trainer.start_episode()
+                    trainer.start_episode()
         return steps / (time.perf_counter() - start)
 
 

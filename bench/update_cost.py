@@ -24,10 +24,11 @@ def seconds_per_update(algo: str, arch: str, updates: int) -> float:
     spec = build_spec(algo, arch, "none", TASKS[algo], seed=0, steps=10**6, overrides=["learning_starts=1000000"])
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(spec, tmp, threads=1, device=torch.device("cpu"), progress=False)
-        obs = trainer.start_episode()
+        trainer.start_episode()
         for _ in range(2000):
-            obs, over = trainer.env_step(obs)
-            obs = trainer.start_episode() if over else obs
+            over = trainer.collect_step()
+            if over:
+                trainer.start_episode()
         batch_size = trainer.hp["batch_size"]
         for _ in range(10):  # warm-up
             trainer.agent.update(trainer.replay.sample(batch_size))

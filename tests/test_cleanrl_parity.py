@@ -22,11 +22,11 @@ def make_trainer(tmp_path, algo, task, steps, overrides=()):
 
 
 def run_env_steps(trainer: Trainer, count: int) -> None:
-    obs = trainer.start_episode()
+    trainer.start_episode()
     for _ in range(count):
-        obs, over = trainer.env_step(obs)
+        over = trainer.collect_step()
         if over:
-            obs = trainer.start_episode()
+            trainer.start_episode()
 
 
 def greedy(agent: DQN, obs: torch.Tensor) -> int:

@@ -298,11 +298,12 @@ def test_trainer_keeps_initial_parameters_in_its_checkpoint(tmp_path):
     trainer = Trainer(spec, tmp_path, threads=1, device=torch.device("cpu"), progress=False)
     net = trainer.agent.roles["q"].network
     assert all(torch.equal(p, q) for p, q in zip(net.parameters(), trainer.initial_params["q"]))
-    obs = trainer.start_episode()
+    trainer.start_episode()
     while trainer.updates < 100:
-        obs, over = trainer.env_step(obs)
+        over = trainer.collect_step()
         trainer.train_on_replay()
-        obs = trainer.start_episode() if over else obs
+        if over:
+            trainer.start_episode()
     drift = [r for r in trainer.records.metric_rows if r["metric"] == "weight_drift"]
     # a row at update 0 (drift 0), then every 50 updates
     assert len(drift) == 3 and drift[0]["value"] == 0 < drift[1]["value"] < drift[2]["value"]

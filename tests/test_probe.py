@@ -131,11 +131,12 @@ def test_probe_runs_on_every_role_and_leaves_training_state_alone(tmp_path, algo
     overrides = ["hidden_sizes=[16]", "learning_starts=64"] + (["denoiser_hidden_sizes=[16]"] if arch == "diffusion" else [])
     spec = build_spec(algo, arch, "none", task, seed=0, steps=1000, overrides=overrides)
     trainer = Trainer(spec, tmp_path, threads=1, device=torch.device("cpu"), progress=False)
-    obs = trainer.start_episode()
+    trainer.start_episode()
     for _ in range(80):  # a few updates, so the optimizers hold state
-        obs, over = trainer.env_step(obs)
+        over = trainer.collect_step()
         trainer.train_on_replay()
-        obs = trainer.start_episode() if over else obs
+        if over:
+            trainer.start_episode()
     state = copy.deepcopy(trainer.agent.state_dict())
     replay = (trainer.replay.position, trainer.replay.size)
     rng = torch.get_rng_state()

@@ -20,12 +20,12 @@ def make_trainer(tmp_path, algo, task, steps=400, overrides=()):
 
 def test_time_limit_truncation_is_stored_as_non_terminal_with_the_true_next_obs(tmp_path):
     trainer = make_trainer(tmp_path, "sac", "gym:Pendulum-v1")  # 200-step time limit, never terminates
-    obs = trainer.start_episode()
+    trainer.start_episode()
     for _ in range(250):
-        obs, over = trainer.env_step(obs)
+        over = trainer.collect_step()
         if over:
             final_next_obs = trainer.replay.next_obs[trainer.replay.size - 1].clone()
-            obs = trainer.start_episode()
+            trainer.start_episode()
     assert trainer.episodes == 1
     assert trainer.replay.terminations[:250].sum() == 0
     # The stored next observation of the truncated step is the episode's last, not the reset one.

@@ -203,14 +203,6 @@ class Trainer:
         self.wall_time += now - self.clock
         self.clock = now
 
-    def collect_step(self, action=None) -> bool:
-        """One env step into the replay buffer with ``action``, the seed's stack's choice
-        (training/stack.py); without one, a random action in the warm-up, else the seed's own
-        policy's (for benches and tests that drive a trainer by hand). True when the
-        episode ended."""
-        self.obs, episode_over = self.env_step(self.obs, action)
-        return episode_over
-
     def policy_acts(self) -> bool:
         """Whether this step's action comes from the agent's policy (past the random warm-up)."""
         return not self.in_random_warmup()
@@ -265,15 +257,20 @@ class Trainer:
         self.obs, _ = self.env.reset(seed=derived_seed(self.spec.seed, TRAIN_STREAM, self.episodes))
         return self.obs
 
-    def env_step(self, obs: np.ndarray, action=None) -> tuple[np.ndarray, bool]:
+    def collect_step(self, action=None) -> bool:
+        """One env step into the replay buffer with ``action``, the seed's stack's choice
+        (training/stack.py); without one, a random action in the warm-up, else the seed's own
+        policy's (for benches and tests that drive a trainer by hand). True when the
+        episode ended."""
         if action is not None:
             pass
         elif self.in_random_warmup():
             action = self.random_action()
         else:
-            action = self.agent.act(obs[None], self.env_steps, [self.rng], explore=True)[0]
+            action = self.agent.act(self.obs[None], self.env_steps, [self.rng], explore=True)[0]
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
-        self.replay.add(obs, action, reward, next_obs, terminated)
+        self.replay.add(self.obs, action, reward, next_obs, terminated)
+        self.obs = next_obs
         self.env_steps += 1
         self.episode_return += float(reward)
         self.episode_length += 1
@@ -282,7 +279,7 @@ class Trainer:
             self.log.record(self.env_steps, {"charts/episodic_return": self.episode_return,
                                              "charts/episodic_length": self.episode_length})
             self.episode_return, self.episode_length = 0.0, 0
-        return next_obs, terminated or truncated
+        return terminated or truncated
 
     def random_action(self):
         if self.discrete:
