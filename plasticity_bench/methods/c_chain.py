@@ -43,7 +43,7 @@ from torch.func import functional_call
 
 from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import chosen_roles, non_negative, positive_int, role_names
+from plasticity_bench.methods.options import chosen_roles, non_negative, positive_int, role_names
 
 HISTORY = 3  # snapshots theta_{t-2}, theta_{t-1}, theta_t
 

@@ -37,7 +37,8 @@ import torch
 
 from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import chosen_roles, non_negative, recycle_neurons, role_names
+from plasticity_bench.methods.options import chosen_roles, non_negative, role_names
+from plasticity_bench.methods.recycling import recycle_neurons
 from plasticity_bench.networks.layers import NeuronLayer, neuron_layers
 
 

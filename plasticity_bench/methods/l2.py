@@ -19,7 +19,7 @@ from torch import nn
 
 from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import chosen_roles, non_negative, role_names
+from plasticity_bench.methods.options import chosen_roles, non_negative, role_names
 
 DEFAULT_COEFFICIENT = 5e-4
 

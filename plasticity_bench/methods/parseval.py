@@ -26,7 +26,7 @@ from torch import nn
 
 from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import chosen_roles, non_negative, positive_int, role_names
+from plasticity_bench.methods.options import chosen_roles, non_negative, positive_int, role_names
 from plasticity_bench.networks import neuron_layers
 
 

@@ -14,13 +14,12 @@ both outgoing columns i and i + width. Per-output scores (the metrics score each
 2 * width outputs) are folded to one score per unit by their maximum: a unit is only as
 dormant as its livelier half, since re-drawing the row resets both halves.
 
-The module also holds the helpers that whole-layer interventions share (``forget_parameters``,
-``sync_targets``, ``chosen_roles``; fresh copies are networks/reinit.py).
+``NeuronRecycler`` is the schedule ReDo and ReGraMa share: score, select, recycle, log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -28,6 +27,7 @@ from torch import nn
 
 from plasticity_bench.roles import Batch, Role
 from plasticity_bench.methods.base import Method
+from plasticity_bench.methods.options import chosen_roles, non_negative, positive_int, role_names
 from plasticity_bench.networks.layers import NeuronLayer, neuron_layers
 
 # Selects entries of a parameter-shaped tensor: rows (dim 0) or columns (dim 1).
@@ -125,86 +125,6 @@ def _reinitialise_incoming(layer: NeuronLayer, index: torch.Tensor) -> list[tupl
     return touched
 
 
-# --- the schedule shared by score-driven recyclers ---------------------------------------
-
-
-def _positive_int(option: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"{option} must be a positive integer, got {value!r}")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ValueError(f"{option} must be a positive integer, got {value!r}") from None
-    if number != int(number) or number < 1:
-        raise ValueError(f"{option} must be a positive integer, got {value!r}")
-    return int(number)
-
-
-def _threshold(option: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{option} must be a number >= 0, got {value!r}") from None
-    if not number >= 0:  # also rejects nan
-        raise ValueError(f"{option} must be a number >= 0, got {value!r}")
-    return number
-
-
-# ``roles="critics"`` selects an agent's value networks: SAC's and TD3's critic, DQN's Q-network.
-CRITICS = "critics"
-VALUE_ROLES = ("critic", "q")
-
-
-def _role_names(value: Any) -> tuple[str, ...] | str | None:
-    """None (every role), "critics" (the value networks), a list of names, or one string of
-    comma-separated names."""
-    if value is None or value == CRITICS:
-        return value
-    if isinstance(value, str):
-        value = [part.strip() for part in value.split(",") if part.strip()]
-    if not isinstance(value, (list, tuple)) or not value or not all(isinstance(v, str) for v in value):
-        raise ValueError(f"roles must be None or a non-empty list of role names, got {value!r}")
-    return tuple(value)
-
-
-def chosen_roles(method: str, roles: Mapping[str, Role], names: tuple[str, ...] | str | None) -> list[str]:
-    """The role names a method acts on (None = every role; "critics" = the value networks,
-    or every role of a learner that has none, such as a supervised one); an unknown name raises."""
-    if names == CRITICS:
-        return [name for name in roles if name in VALUE_ROLES] or list(roles)
-    chosen = list(roles) if names is None else list(names)
-    missing = [name for name in chosen if name not in roles]
-    if missing:
-        raise ValueError(f"method {method!r}: no role {missing}; valid: {', '.join(roles)}")
-    return chosen
-
-
-# --- whole-module re-initialisation (reset, shrink & perturb) ----------------------------
-
-
-def forget_parameters(optimizer: torch.optim.Optimizer, params: Iterable[nn.Parameter]) -> None:
-    """Delete the optimizer state (moments and step count) of ``params``: the next step
-    treats them as new (Adam's first step, with bias correction from step 1)."""
-    for param in params:
-        optimizer.state.pop(param, None)
-
-
-@torch.no_grad()
-def sync_targets(role: Role, params: Iterable[nn.Parameter] | None = None) -> None:
-    """Copy ``params`` of ``role.network`` (default: all parameters and buffers) into the
-    same-named entries of each of ``role.targets``."""
-    wanted = None if params is None else {id(p) for p in params}
-    for target in role.targets:
-        target_params = dict(target.named_parameters())
-        for name, param in role.network.named_parameters():
-            if wanted is None or id(param) in wanted:
-                target_params[name].copy_(param)
-        if wanted is None:
-            target_buffers = dict(target.named_buffers())
-            for name, buffer in role.network.named_buffers():
-                target_buffers[name].copy_(buffer)
-
-
 def concatenate_batches(sample_batch: Callable[[], Batch], size: int) -> Batch:
     """Exactly ``size`` samples, drawn with as many ``sample_batch()`` calls as needed."""
     parts: list[Batch] = []
@@ -217,31 +137,6 @@ def concatenate_batches(sample_batch: Callable[[], Batch], size: int) -> Batch:
         drawn += part.obs.shape[0]
     joined = parts[0] if len(parts) == 1 else Batch(*(torch.cat(fields) for fields in zip(*parts)))
     return Batch(*(field[:size] for field in joined))
-
-
-class PeriodicRoleMethod(Method):
-    """Acts on each chosen role every ``period`` gradient updates (``act``) and logs what
-    ``act`` returns; subclasses set ``period`` and ``roles`` in their constructor."""
-
-    owns_reset_schedule = True
-    period: int
-    roles: tuple[str, ...] | None
-
-    def act(self, role_name: str, role: Role) -> dict[str, float]:
-        raise NotImplementedError
-
-    def first_action_updates(self) -> dict[str, int]:
-        return {"period": self.period}
-
-    def after_update(
-        self, roles: dict[str, Role], update_step: int, sample_batch: Callable[[], Batch]
-    ) -> dict[str, float]:
-        if update_step % self.period != 0:
-            return {}
-        stats: dict[str, float] = {}
-        for role_name in chosen_roles(self.name, roles, self.roles):
-            stats.update(self.act(role_name, roles[role_name]))
-        return stats
 
 
 class NeuronRecycler(Method):
@@ -257,10 +152,10 @@ class NeuronRecycler(Method):
     owns_reset_schedule = True
 
     def __init__(self, tau: float, period: int, batch_size: int, roles: Any):
-        self.tau = _threshold("tau", tau)
-        self.period = _positive_int("period", period)
-        self.batch_size = _positive_int("batch_size", batch_size)
-        self.roles = _role_names(roles)
+        self.tau = non_negative("tau", tau)
+        self.period = positive_int("period", period)
+        self.batch_size = positive_int("batch_size", batch_size)
+        self.roles = role_names(roles)
         # role → layer → bool mask of the units recycled at the previous event
         self.previous: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -317,9 +212,3 @@ class NeuronRecycler(Method):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.previous = state["previous"]
-
-
-# Option parsers shared by every method file.
-positive_int = _positive_int
-non_negative = _threshold
-role_names = _role_names

@@ -24,7 +24,8 @@ from typing import Any
 from torch import nn
 
 from plasticity_bench.roles import Role
-from plasticity_bench.methods.recycling import PeriodicRoleMethod, forget_parameters, positive_int, role_names, sync_targets
+from plasticity_bench.methods.options import positive_int, role_names
+from plasticity_bench.methods.periodic import PeriodicRoleMethod, forget_parameters, sync_targets
 from plasticity_bench.networks.reinit import reinitialise
 
 

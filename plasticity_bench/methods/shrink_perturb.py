@@ -32,7 +32,8 @@ import torch
 from torch import nn
 
 from plasticity_bench.roles import Role
-from plasticity_bench.methods.recycling import PeriodicRoleMethod, positive_int, role_names
+from plasticity_bench.methods.options import positive_int, role_names
+from plasticity_bench.methods.periodic import PeriodicRoleMethod
 from plasticity_bench.networks.reinit import fresh_copy
 
 FORMS = ("noise", "fresh")

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import role_names
+from plasticity_bench.methods.options import role_names
 from plasticity_bench.optim.trac import TRACAdam
 
 

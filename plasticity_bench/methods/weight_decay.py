@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from plasticity_bench.methods.base import Method
-from plasticity_bench.methods.recycling import non_negative, role_names
+from plasticity_bench.methods.options import non_negative, role_names
 from plasticity_bench.optim import adam
 
 
