@@ -84,6 +84,8 @@ class Agent:
     stacked_networks: ClassVar[tuple[str, ...]] = ()
     stacked_tensors: ClassVar[tuple[str, ...]] = ()
     stacked_optimizers: ClassVar[tuple[str, ...]] = ()
+    # None: a seed's own modules, which keep no seed axis because metrics and methods read
+    # them as ordinary networks; on a stack's agent, the number of seeds along the leading axis.
     seeds: int | None = None
     draw_normal: NoiseDraw | None = None
     # Whether the trainer acts uniformly at random before `learning_starts` (CleanRL's SAC
