@@ -262,12 +262,9 @@ class Trainer:
         (training/stack.py); without one, a random action in the warm-up, else the seed's own
         policy's (for benches and tests that drive a trainer by hand). True when the
         episode ended."""
-        if action is not None:
-            pass
-        elif self.in_random_warmup():
-            action = self.random_action()
-        else:
-            action = self.agent.act(self.obs[None], self.env_steps, [self.rng], explore=True)[0]
+        if action is None:
+            action = (self.random_action() if self.in_random_warmup()
+                      else self.agent.act(self.obs[None], self.env_steps, [self.rng], explore=True)[0])
         next_obs, reward, terminated, truncated, _ = self.env.step(action)
         self.replay.add(self.obs, action, reward, next_obs, terminated)
         self.obs = next_obs
@@ -291,9 +288,14 @@ class Trainer:
         tests that drive a trainer by hand (training runs go through training/stack.py)."""
         for _ in range(self.updates_due()):
             self.measure_at_initialisation()
-            self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
-            self.updates += 1
+            self.update_own_networks()
             self.after_update()
+
+    def update_own_networks(self) -> None:
+        """One gradient update of this seed's own networks on a batch of its replay (a seed
+        stack updates its seeds in one call instead: training/stack.py)."""
+        self.accumulate(self.agent_update(self.replay.sample(self.hp["batch_size"])))
+        self.updates += 1
 
     def measure_at_initialisation(self) -> None:
         """Before the first update: the monitor's and the probe's row at update 0, so that

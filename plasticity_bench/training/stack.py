@@ -356,8 +356,7 @@ class UnsharedStack:
     def update(self) -> None:
         trainer = self.trainers[0]
         with seed_rng(trainer.generators):
-            trainer.accumulate(trainer.agent_update(trainer.replay.sample(trainer.hp["batch_size"])))
-        trainer.updates += 1
+            trainer.update_own_networks()
 
     def intact(self) -> bool:
         return True  # nothing is shared that a method could break
@@ -389,7 +388,7 @@ class SeedGroup:
         self.manifests: dict[int, dict] = {}
         self.errors: dict[int, Exception] = {}  # id(trainer) → what failed the seed
         self.progress = progress
-        self.stacks: list[SeedStack] = []
+        self.stacks: list[SeedStack | UnsharedStack] = []
         self.unshared: set[int] = set()  # id(trainer) of seeds that train on their own modules from now on
         self.split = False  # the seeds differ: each trains as a stack of one from now on
         self.said: set[str] = set()  # reasons already printed
